@@ -1,0 +1,31 @@
+/* cmd/cmd.h - the dfm subcommands and the helpers they share.
+ *
+ * Each subcommand lives in cmd/<name>.c as `int cmd_<name>(int argc, char **argv)` where argv[0]
+ * is the subcommand name. It returns an exit status: 0 success, 2 usage or input error (bad flag,
+ * invalid job spec), 1 any other failure. Errors raised below cmd/ are printed once, here, by
+ * cmd_report().
+ */
+#ifndef DFM_CMD_CMD_H
+#define DFM_CMD_CMD_H
+
+#include <stdio.h>
+
+typedef struct {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} CmdEntry;
+
+/* Print the current core/err.h error ("dfm: error: ...", hint, and the trace when DFM_LOG=debug)
+ * and return its exit status. */
+int cmd_report(int rc);
+
+/* Print "dfm: <fmt>" and "run 'dfm <sub> --help' for usage" (sub may be NULL); returns 2. */
+int cmd_usage_error(const char *sub, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* True when s is "-h" or "--help". */
+int cmd_is_help(const char *s);
+
+int cmd_validate(int argc, char **argv);
+
+#endif

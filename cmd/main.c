@@ -1,0 +1,110 @@
+/* cmd/main.c - the dfm command line: dispatch to subcommands, version, help. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "dist/dist.h"
+
+static int cmd_help(int argc, char **argv);
+
+static const CmdEntry g_cmds[] = {
+    {"help", "show this help, or a subcommand's help", cmd_help},
+    {"validate", "check a job spec and print it fully resolved", cmd_validate},
+};
+#define NCMDS (sizeof g_cmds / sizeof g_cmds[0])
+
+static void usage(FILE *f)
+{
+    fprintf(f, "usage: dfm <command> [options]\n"
+               "       dfm --version\n\n"
+               "dfm trains diffusion (DDPM/DDIM) and flow-matching models on a U-Net or MLP,\n"
+               "data-parallel across MPI ranks.\n\ncommands:\n");
+    for (size_t i = 0; i < NCMDS; i++) fprintf(f, "  %-10s %s\n", g_cmds[i].name, g_cmds[i].summary);
+    fprintf(f, "\nRun 'dfm <command> --help' for a command's options.\n"
+               "Job spec reference: jobs/README.md\n");
+}
+
+int cmd_is_help(const char *s) { return !strcmp(s, "-h") || !strcmp(s, "--help"); }
+
+int cmd_report(int rc)
+{
+    if (rc == ERR_OK) return 0;
+    fprintf(stderr, "dfm: %serror: %s\n", log_rank_prefix(),
+            err_message()[0] ? err_message() : err_code_name(rc));
+    if (err_hint_text()[0]) fprintf(stderr, "dfm: hint: %s\n", err_hint_text());
+    if (log_level() >= LOG_DEBUG) {
+        fprintf(stderr, "dfm: raised at %s (%s)\n", err_origin(), err_code_name(rc));
+        for (size_t i = 0; i < err_trace_len(); i++)
+            fprintf(stderr, "dfm:   from %s\n", err_trace_at(i));
+    }
+    return err_exit_status(rc);
+}
+
+int cmd_usage_error(const char *sub, const char *fmt, ...)
+{
+    va_list ap;
+    fprintf(stderr, "dfm: ");
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    if (sub)
+        fprintf(stderr, "\nrun 'dfm %s --help' for usage\n", sub);
+    else
+        fprintf(stderr, "\nrun 'dfm --help' for usage\n");
+    return 2;
+}
+
+static void version(void)
+{
+    printf("dfm %s (commit %s)\n", DFM_VERSION, DFM_GIT_COMMIT);
+#if defined(__clang__)
+    printf("compiler: clang %s\n", __clang_version__);
+#elif defined(__GNUC__)
+    printf("compiler: gcc %d.%d.%d\n", __GNUC__, __GNUC_MINOR__, __GNUC_PATCHLEVEL__);
+#endif
+    printf("mpi: %s\n", dist_mpi_library_version());
+}
+
+static int cmd_help(int argc, char **argv)
+{
+    if (argc >= 2 && cmd_is_help(argv[1])) {
+        printf("usage: dfm help [command]\n\nShow the list of commands, or one command's help.\n");
+        return 0;
+    }
+    if (argc == 1) {
+        usage(stdout);
+        return 0;
+    }
+    if (argc > 2) return cmd_usage_error("help", "help takes at most one command name");
+    for (size_t i = 0; i < NCMDS; i++) {
+        if (!strcmp(g_cmds[i].name, argv[1])) {
+            char *sub[] = {argv[1], (char *)"--help", NULL};
+            return g_cmds[i].run(2, sub);
+        }
+    }
+    return cmd_usage_error(NULL, "unknown command '%s'", argv[1]);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (cmd_is_help(argv[1])) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "version")) {
+        version();
+        return 0;
+    }
+    for (size_t i = 0; i < NCMDS; i++)
+        if (!strcmp(g_cmds[i].name, argv[1])) return g_cmds[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "dfm: unknown command '%s'\n\n", argv[1]);
+    usage(stderr);
+    return 2;
+}
