@@ -1,0 +1,26 @@
+#!/bin/sh
+# Run every tests/cli/t_*.sh. Each script prints "ok - name" / "not ok - name" lines and exits
+# non-zero when any check failed. Needs DFM (path to bin/dfm) and DFM_BIN (the bin directory).
+set -u
+here=$(cd "$(dirname "$0")" && pwd)
+: "${DFM:?set DFM to the dfm binary}"
+pass=0
+fail=0
+for t in "$here"/t_*.sh; do
+    [ -f "$t" ] || continue
+    out=$(sh "$t" 2>&1)
+    rc=$?
+    printf '%s\n' "$out" | grep -E '^(not )?ok ' | grep '^not ok' || true
+    p=$(printf '%s\n' "$out" | grep -c '^ok ')
+    f=$(printf '%s\n' "$out" | grep -c '^not ok ')
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+        printf '%s\n' "$out" | tail -20
+        echo "not ok - $(basename "$t") exited $rc"
+        f=1
+    fi
+    echo "cli: $(basename "$t"): $p passed, $f failed"
+    pass=$((pass + p))
+    fail=$((fail + f))
+done
+echo "cli: $pass passed, $fail failed"
+[ "$fail" -eq 0 ]
