@@ -380,6 +380,15 @@ static void offset_to_mark(const char *text, size_t len, size_t off, int *line, 
     *col = c;
 }
 
+/* "while scanning a quoted scalar" -> "a quoted scalar" */
+static const char *strip_while(const char *ctx)
+{
+    static const char *const pre[] = {"while scanning ", "while parsing "};
+    for (size_t i = 0; i < 2; i++)
+        if (!strncmp(ctx, pre[i], strlen(pre[i]))) return ctx + strlen(pre[i]);
+    return ctx;
+}
+
 static int yaml_fail(const Ctx *c, yaml_parser_t *p, const char *text, size_t len)
 {
     int line, col;
@@ -397,7 +406,7 @@ static int yaml_fail(const Ctx *c, yaml_parser_t *p, const char *text, size_t le
     if (p->context && p->problem_mark.index >= len) {
         /* Ran off the end (unclosed quote or bracket): point at where the construct began. */
         return ctx_err(c, ERR_PARSE, (int)p->context_mark.line + 1, (int)p->context_mark.column + 1,
-                       "malformed YAML: %s that is never closed (%s)", p->context + 6 * !strncmp(p->context, "while ", 6),
+                       "malformed YAML: %s that is never closed (%s)", strip_while(p->context),
                        problem);
     }
     if (p->problem_mark.index < len && text[p->problem_mark.index] == '\t')
