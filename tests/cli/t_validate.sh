@@ -87,9 +87,9 @@ if [ $rc -eq 2 ] && grep -q '^usage: dfm' "$TMP/err"; then ok "unknown subcomman
 else notok "unknown subcommand exits 2 with usage" "exit $rc"; fi
 
 # ---- --set --------------------------------------------------------------------------------------
-"$DFM" validate jobs/quickstart.yaml --set train.lr=1e-4 --set=train.steps=7 \
+"$DFM" validate jobs/quickstart.yaml --set train.lr=1e-4 --set=train.steps=700 \
     --set model.unet.ch_mult=[1,2,3] --set run.name=renamed > "$TMP/out" 2> "$TMP/err"; rc=$?
-if [ $rc -eq 0 ] && grep -q '^  lr: 0.0001$' "$TMP/out" && grep -q '^  steps: 7$' "$TMP/out" \
+if [ $rc -eq 0 ] && grep -q '^  lr: 0.0001$' "$TMP/out" && grep -q '^  steps: 700$' "$TMP/out" \
    && grep -q '^    ch_mult: \[1, 2, 3\]$' "$TMP/out" && grep -q '^  out_dir: runs/renamed$' "$TMP/out" \
    && grep -q '^  dir: runs/renamed/ckpt$' "$TMP/out"
 then ok "--set overrides (both spellings, lists, derived paths follow)"
