@@ -906,6 +906,13 @@ static int walk_map(const Ctx *c, const YNode *map, const char *prefix)
                                pl ? "." : "", shown, o->line, o->col);
             }
         }
+        if (memchr(k->str, '.', k->len)) {
+            char shown[2 * KEY_SHOW_MAX + 16];
+            show(shown, sizeof shown, k->str, k->len);
+            return ctx_err(c, ERR_SPEC, k->line, k->col,
+                           "key '%s' contains '.'; dotted paths are for --set, in a file nest the "
+                           "key under its section", shown);
+        }
         if (pl + 1 + k->len >= sizeof full || strlen(k->str) != k->len) return unknown_key(c, prefix, k);
         if (pl) snprintf(full, sizeof full, "%s.%s", prefix, k->str);
         else snprintf(full, sizeof full, "%s", k->str);
@@ -1769,7 +1776,10 @@ int jobspec_emit(const JobSpec *js, FILE *out)
             emit_scalar(&e, buf, YAML_PLAIN_SCALAR_STYLE);
             break;
         case F_BOOL: emit_scalar(&e, *CVAL(js, f, bool) ? "true" : "false", YAML_PLAIN_SCALAR_STYLE); break;
-        case F_ENUM: emit_scalar(&e, f->names[*CVAL(js, f, int)], YAML_PLAIN_SCALAR_STYLE); break;
+        case F_ENUM:
+            ASSERT(*CVAL(js, f, int) >= 0 && *CVAL(js, f, int) < f->nnames);
+            emit_scalar(&e, f->names[*CVAL(js, f, int)], YAML_PLAIN_SCALAR_STYLE);
+            break;
         case F_INTLIST:
         case F_ENUMLIST:
             emit_seq_start(&e);
@@ -1779,6 +1789,7 @@ int jobspec_emit(const JobSpec *js, FILE *out)
                     snprintf(buf, sizeof buf, "%d", v);
                     emit_scalar(&e, buf, YAML_PLAIN_SCALAR_STYLE);
                 } else {
+                    ASSERT(v >= 0 && v < f->nnames);
                     emit_scalar(&e, f->names[v], YAML_PLAIN_SCALAR_STYLE);
                 }
             }
