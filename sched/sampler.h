@@ -1,0 +1,149 @@
+/* sched/sampler.h - samplers for diffusion and flow models, network-agnostic.
+ *
+ * The network is a callback; sched/ never sees a model. Samplers:
+ *   diffusion (Schedule family SCHED_DISCRETE, any of eps/x0/v prediction):
+ *     SAMPLER_DDPM      ancestral (Ho et al. 2020), sigma^2 = beta or beta~; on a sub-sequence
+ *                       tau it is respaced DDPM, beta'_i = 1 - abar[tau_i]/abar[tau_{i-1}].
+ *     SAMPLER_DDIM      generalised DDIM (Song et al. 2021, eq. 12/16) with eta;
+ *                       sigma_i = eta sqrt((1-abar')/(1-abar)) sqrt(1 - abar/abar').
+ *     SAMPLER_DPMPP_2M  DPM-Solver++(2M) (Lu et al. 2022), multistep, data prediction; the step
+ *                       into abar = 1 (the last one) is first order, i.e. returns x0-hat.
+ *   flow (SCHED_FLOW): SAMPLER_EULER, SAMPLER_MIDPOINT, SAMPLER_HEUN, SAMPLER_RK4 on
+ *     dx/dtau = v(x, tau), tau from 0 (noise) to 1 (data) in `steps` equal steps.
+ *
+ * Timesteps. Diffusion samplers use the sub-sequence from sched_timesteps(cfg->spacing, T,
+ * cfg->steps) (see schedule.h for the exact rules); steps = T with any spacing is the full chain.
+ * The network receives tau_i - 1 (0-based). The final step always lands on abar = 1.
+ *
+ * Noise. Sample j's initial noise is rng_fill_normal(seed, rng_stream(RNG_P_SAMPLE_INIT,
+ * sample_idx[j]), sub 0); the noise of loop iteration k (k = 0 is the first, noisiest step) is
+ * sub = k of rng_stream(RNG_P_SAMPLE_STEP, sample_idx[j]); the replacement noise for inpainting
+ * uses the same stream with sub = k | 2^31. So a sample depends on its index and the seed only,
+ * never on the batch it is computed in or on the rank.
+ *
+ * Guidance (classifier-free). One convention: out = c + (w - 1)(c - u) = u + w (c - u), where
+ * c = network(x, label) and u = network(x, -1): w = 1 is the plain conditional model (neutral),
+ * w = 0 the unconditional one. This is the "guidance scale" of Ho & Salimans' code, Stable
+ * Diffusion and the flow-matching literature; the paper's weight w' (eps = (1+w')c - w'u, w' = 0
+ * neutral) is w' = w - 1. It is applied to the raw network output; every parameterisation is
+ * affine in it at fixed x_t, so the same rule holds for eps, x0, v, score or velocity. Guided
+ * steps call the network once on a batch of 2B ([x; x] with [labels; -1]) and count 2 NFE.
+ * labels == NULL means an unconditional model and requires w = 1.
+ *
+ * Inpainting (replacement). mask (B, D) with 1 = known, 0 = generate (only 0/1 accepted) and
+ * known (B, D). After every step that lands on level (a, s), known entries are replaced by
+ * a * known + s * noise (a fresh draw of q(x | known)); the returned sample holds the known
+ * values exactly.
+ *
+ * NFE: model evaluations per sample (a guided evaluation counts 2). No global state: every
+ * function is re-entrant and safe on every rank and thread.
+ */
+#ifndef DFM_SCHED_SAMPLER_H
+#define DFM_SCHED_SAMPLER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sched/schedule.h"
+
+/* Network callback, float at the boundary. x (B, D); t (B): diffusion 0-based timestep k as a
+ * double, flow tau in [0, 1]; labels (B) or NULL, -1 = null class; out (B, D). Returns ERR_OK or
+ * an error code (after ERR()). */
+typedef int (*SchedNetFn)(void *ctx, const float *x, const double *t, const int *labels,
+                          size_t B, size_t D, float *out);
+/* The same in double, used by the internal double path and the exactness tests. */
+typedef int (*SchedNetFnD)(void *ctx, const double *x, const double *t, const int *labels,
+                           size_t B, size_t D, double *out);
+
+typedef enum {
+    SAMPLER_DDPM = 0,
+    SAMPLER_DDIM = 1,
+    SAMPLER_DPMPP_2M = 2,
+    SAMPLER_EULER = 3,
+    SAMPLER_MIDPOINT = 4,
+    SAMPLER_HEUN = 5,
+    SAMPLER_RK4 = 6
+} SamplerKind;
+
+typedef enum {
+    SCHED_VAR_BETA = 0,      /* sigma^2 = beta (reference "fixedlarge") */
+    SCHED_VAR_BETA_TILDE = 1 /* sigma^2 = beta~ (reference "fixedsmall") */
+} SchedVar;
+
+typedef struct {
+    SamplerKind kind;
+    int steps;            /* diffusion: sub-sequence length S (<= T); flow: number of steps */
+    SchedSpacing spacing; /* diffusion only */
+    double eta;           /* DDIM: 0 deterministic, 1 = DDPM posterior variance */
+    SchedVar var;         /* DDPM */
+    int clip_x0;          /* clamp the x0 estimate to [-clip, clip] (DDPM/DDIM/DPM++) */
+    double clip;          /* usually 1 */
+    double guidance;      /* w, 1 = neutral (see above) */
+    uint64_t seed;
+} SamplerConfig;
+
+typedef struct {
+    uint64_t nfe;       /* model evaluations per sample */
+    uint64_t net_calls; /* callback invocations */
+    int steps;          /* solver steps actually taken (after deduplication) */
+} SampleStats;
+
+/* Defaults: steps = 50 (diffusion) / 100 (flow), uniform spacing, eta 0, beta~, no clipping,
+ * guidance 1, seed 0. */
+void sampler_config_default(SamplerConfig *c, SamplerKind kind);
+const char *sampler_kind_name(SamplerKind k);
+int sampler_kind_parse(const char *name, SamplerKind *k); /* "ddpm", "ddim", "dpmpp-2m", "euler",
+                                                             "midpoint", "heun", "rk4" */
+/* Model evaluations per sample the sampler will spend (before guidance doubling). */
+int sampler_nfe(const SamplerConfig *c, const Schedule *s, uint64_t *nfe);
+
+/* Draw B samples: out (B, D). labels (B) or NULL; mask/known (B, D) or both NULL. stats may
+ * be NULL. */
+int sched_sample(const SamplerConfig *cfg, const Schedule *s, SchedNetFn net, void *ctx,
+                 const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
+                 const float *mask, const float *known, float *out, SampleStats *stats);
+/* The same with a double network and double output (all arithmetic is double either way). */
+int sched_sample_d(const SamplerConfig *cfg, const Schedule *s, SchedNetFnD net, void *ctx,
+                   const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
+                   const float *mask, const float *known, double *out, SampleStats *stats);
+
+/* Initial noise of the given samples, exactly as the samplers draw it: x (B, D). */
+void sched_initial_noise(uint64_t seed, const uint64_t *sample_idx, size_t B, size_t D, double *x);
+
+/* ---- lower level: explicit noise levels ----------------------------------------------------
+ * A diffusion trajectory is a list of levels i = 0..n, i = 0 the clean end: abar[i]
+ * decreasing in i, beta[i] the per-step beta of the move from level i to i-1 (for consecutive
+ * timesteps the schedule's beta_t, otherwise 1 - abar[i]/abar[i-1]); tnet[i] the network time
+ * input at level i (tnet[0] unused). Arrays are owned. */
+typedef struct {
+    size_t n;
+    double *abar, *beta, *tnet; /* n + 1 entries each */
+} SchedLevels;
+
+int sched_levels_from_schedule(const Schedule *s, SchedSpacing sp, int steps, SchedLevels *lv);
+/* Levels from arbitrary abar values abar[0..n] (decreasing), tnet[0..n]; copies. */
+int sched_levels_from_abar(const double *abar, const double *tnet, size_t n, SchedLevels *lv);
+void sched_levels_free(SchedLevels *lv);
+
+/* Run a diffusion sampler (cfg->kind DDPM, DDIM or DPMPP_2M) from level n to level 0.
+ * x (B, D): in = the state at level n, out = the sample. smin is unused for diffusion preds. */
+int sched_diffusion_run_d(const SamplerConfig *cfg, SchedPred pred, const SchedLevels *lv,
+                          SchedNetFnD net, void *ctx, const uint64_t *sample_idx, size_t B,
+                          size_t D, const int *labels, const float *mask, const float *known,
+                          double *x, SampleStats *stats);
+/* Deterministic DDIM inversion (encoding) x0 -> x at level n, eta = 0, with increasing levels:
+ * x_i = sqrt(abar_i) x0hat + sqrt(1 - abar_i) epshat, the estimates taken at level i-1. The first
+ * step (from the clean level 0, where the network is never evaluated) uses the model at the
+ * data point with level 1's time: epshat = model(x0, tnet[1]) read with level 1's
+ * coefficients. x (B, D): in = data, out = latent. */
+int sched_ddim_invert_d(const SamplerConfig *cfg, SchedPred pred, const SchedLevels *lv,
+                        SchedNetFnD net, void *ctx, size_t B, size_t D, const int *labels,
+                        double *x, SampleStats *stats);
+/* Integrate the flow ODE over the grid tau[0] < ... < tau[N] (cfg->kind EULER..RK4); the
+ * network time input is tau. x (B, D): in = state at tau[0], out = state at tau[N]. */
+int sched_flow_run_d(const SamplerConfig *cfg, double sigma_min, const double *tau, size_t N,
+                     SchedNetFnD net, void *ctx, const uint64_t *sample_idx, size_t B, size_t D,
+                     const int *labels, const float *mask, const float *known, double *x,
+                     SampleStats *stats);
+
+#endif
