@@ -1,0 +1,108 @@
+/* model/groupnorm.c - GroupNorm forward/backward, statistics in double. */
+#include "model/groupnorm.h"
+#include "model/ops.h"
+
+#include <math.h>
+
+void groupnorm_forward(float *out, float *act, float *mean, float *rstd, const float *inp,
+                       const float *gamma, const float *beta, size_t B, size_t C, size_t HW,
+                       size_t G)
+{
+    const size_t CG = C / G, n = CG * HW;
+#pragma omp parallel for schedule(static)
+    for (size_t bg = 0; bg < B * G; bg++) {
+        size_t b = bg / G, g = bg % G;
+        const float *x = inp + (b * C + g * CG) * HW;
+        double s = 0.0;
+        for (size_t i = 0; i < n; i++) s += (double)x[i];
+        double m = s / (double)n, v = 0.0;
+        for (size_t i = 0; i < n; i++) {
+            double d = (double)x[i] - m;
+            v += d * d;
+        }
+        v /= (double)n;
+        float mf = (float)m, rs = (float)(1.0 / sqrt(v + (double)GROUPNORM_EPS));
+        mean[bg] = mf;
+        rstd[bg] = rs;
+        for (size_t c = 0; c < CG; c++) {
+            size_t ch = g * CG + c;
+            float sc = rs * gamma[ch], sh = beta[ch] - mf * sc;
+            const float *xc = x + c * HW;
+            float *o = out + (b * C + ch) * HW;
+            for (size_t i = 0; i < HW; i++) o[i] = xc[i] * sc + sh;
+            if (act) {
+                float *a = act + (b * C + ch) * HW;
+                for (size_t i = 0; i < HW; i++) a[i] = silu_f(o[i]);
+            }
+        }
+    }
+}
+
+void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                        const float *inp, const float *gamma, const float *mean, const float *rstd,
+                        size_t B, size_t C, size_t HW, size_t G)
+{
+    const size_t CG = C / G, n = CG * HW;
+    if (dgamma || dbeta) {
+#pragma omp parallel for schedule(static)
+        for (size_t ch = 0; ch < C; ch++) {
+            size_t g = ch / CG;
+            double dg = 0.0, db = 0.0;
+            for (size_t b = 0; b < B; b++) {
+                const float *x = inp + (b * C + ch) * HW, *d = dout + (b * C + ch) * HW;
+                double m = (double)mean[b * G + g], rs = (double)rstd[b * G + g];
+                double sdx = 0.0, sd = 0.0;
+                for (size_t i = 0; i < HW; i++) {
+                    sdx += (double)d[i] * (double)x[i];
+                    sd += (double)d[i];
+                }
+                /* sum d * xhat = rs * (sum d*x - m * sum d) */
+                dg += rs * (sdx - m * sd);
+                db += sd;
+            }
+            if (dgamma) dgamma[ch] += (float)dg;
+            if (dbeta) dbeta[ch] += (float)db;
+        }
+    }
+    if (!dinp) return;
+#pragma omp parallel for schedule(static)
+    for (size_t bg = 0; bg < B * G; bg++) {
+        size_t b = bg / G, g = bg % G;
+        double m = (double)mean[bg], rs = (double)rstd[bg];
+        /* dxhat = dout * gamma; dx = rs * (dxhat - mean(dxhat) - xhat * mean(dxhat * xhat)) */
+        double s1 = 0.0, s2 = 0.0;
+        for (size_t c = 0; c < CG; c++) {
+            size_t ch = g * CG + c;
+            const float *x = inp + (b * C + ch) * HW, *d = dout + (b * C + ch) * HW;
+            double gm = (double)gamma[ch], a = 0.0, ax = 0.0;
+            for (size_t i = 0; i < HW; i++) {
+                a += (double)d[i];
+                ax += (double)d[i] * (double)x[i];
+            }
+            s1 += gm * a;
+            s2 += gm * rs * (ax - m * a);
+        }
+        s1 /= (double)n;
+        s2 /= (double)n;
+        for (size_t c = 0; c < CG; c++) {
+            size_t ch = g * CG + c;
+            const float *x = inp + (b * C + ch) * HW, *d = dout + (b * C + ch) * HW;
+            float *dx = dinp + (b * C + ch) * HW;
+            float k1 = (float)(rs * (double)gamma[ch]), k2 = (float)(rs * s2 * rs),
+                  k3 = (float)(rs * (m * rs * s2 - s1));
+            /* dx = rs*gamma*d - rs*s1 - rs*(x - m)*rs*s2 */
+            for (size_t i = 0; i < HW; i++) dx[i] += k1 * d[i] - k2 * x[i] + k3;
+        }
+    }
+}
+
+void groupnorm_silu_backward(float *dinp, float *dgamma, float *dbeta, const float *dact,
+                             const float *out, float *tmp, const float *inp, const float *gamma,
+                             const float *mean, const float *rstd, size_t B, size_t C, size_t HW,
+                             size_t G)
+{
+    size_t N = B * C * HW;
+#pragma omp parallel for schedule(static)
+    for (size_t i = 0; i < N; i++) tmp[i] = dact[i] * silu_grad_f(out[i]);
+    groupnorm_backward(dinp, dgamma, dbeta, tmp, inp, gamma, mean, rstd, B, C, HW, G);
+}

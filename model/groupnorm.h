@@ -1,0 +1,36 @@
+/* model/groupnorm.h - group normalisation (Wu & He 2018) over (B, C, HW), optional fused SiLU.
+ *
+ *   mean, var over the C/G channels x HW positions of each (sample, group), biased variance;
+ *   out = (inp - mean) * rstd * gamma[c] + beta[c],  rstd = 1 / sqrt(var + eps).
+ * Statistics are accumulated in double. With act != NULL the forward also writes
+ * act = silu(out) (GroupNorm + SiLU in one pass, as every ResBlock uses them).
+ *
+ * Backward accumulates (+=) into dinp, dgamma, dbeta. groupnorm_silu_backward takes the gradient
+ * with respect to act (the SiLU output) and recomputes what it needs from out.
+ * Parallel over (sample, group) for dinp and over channels for dgamma/dbeta (samples in order):
+ * thread-count independent.
+ */
+#ifndef DFM_MODEL_GROUPNORM_H
+#define DFM_MODEL_GROUPNORM_H
+
+#include <stddef.h>
+
+#define GROUPNORM_EPS 1e-6f
+
+/* out, act, inp: (B, C, HW); gamma, beta: (C); mean, rstd: (B, G) cached for backward;
+ * act may be NULL */
+void groupnorm_forward(float *out, float *act, float *mean, float *rstd, const float *inp,
+                       const float *gamma, const float *beta, size_t B, size_t C, size_t HW,
+                       size_t G);
+/* dout: gradient w.r.t. out */
+void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
+                        const float *inp, const float *gamma, const float *mean, const float *rstd,
+                        size_t B, size_t C, size_t HW, size_t G);
+/* dact: gradient w.r.t. act = silu(out); out: the cached GroupNorm output; tmp: (B, C, HW)
+ * scratch */
+void groupnorm_silu_backward(float *dinp, float *dgamma, float *dbeta, const float *dact,
+                             const float *out, float *tmp, const float *inp, const float *gamma,
+                             const float *mean, const float *rstd, size_t B, size_t C, size_t HW,
+                             size_t G);
+
+#endif

@@ -1,0 +1,84 @@
+/* tests/model/test_conv2d.c - convolution forward against a naive double loop, backward against
+ * central finite differences of that loop, for 3x3/1x1 kernels, stride 1 and 2, and padding. */
+#include <criterion/criterion.h>
+#include <omp.h>
+
+#include "model/conv2d.h"
+#include "core/mem.h"
+#include "ref.h"
+
+typedef struct {
+    Conv2dShape s;
+    size_t B;
+    double *x, *w, *b, *r, *out;
+} ConvCtx;
+
+static double conv_loss(void *p)
+{
+    ConvCtx *c = p;
+    size_t n = c->B * (size_t)c->s.OC * c->s.OH * c->s.OW;
+    ref_conv2d(c->out, c->x, c->w, c->b, &c->s, c->B);
+    double l = 0;
+    for (size_t i = 0; i < n; i++) l += c->r[i] * c->out[i];
+    return l;
+}
+
+static void check_conv(Conv2dShape s, size_t B)
+{
+    size_t nx = B * (size_t)s.IC * s.H * s.W, nw = (size_t)s.OC * s.IC * s.K * s.K;
+    size_t no = B * (size_t)s.OC * s.OH * s.OW;
+    float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc((size_t)s.OC * 4);
+    float *r = malloc(no * 4), *out = malloc(no * 4);
+    float *dx = calloc(nx, 4), *dw = calloc(nw, 4), *db = calloc((size_t)s.OC, 4);
+    fill_uniform(x, nx, 1.0f, 1);
+    fill_uniform(w, nw, 0.5f, 2);
+    fill_uniform(b, (size_t)s.OC, 0.5f, 3);
+    fill_uniform(r, no, 1.0f, 4);
+    float *ws = xalloc_aligned((conv2d_ws_floats(&s, B, omp_get_max_threads()) + 1) * 4);
+
+    conv2d_forward(out, x, w, b, &s, B, ws);
+    ConvCtx c = {s, B, to_double(x, nx), to_double(w, nw), to_double(b, (size_t)s.OC),
+                 to_double(r, no), malloc(no * sizeof(double))};
+    conv_loss(&c);
+    double e = max_rel_err(out, c.out, no, max_abs(c.out, no));
+    cr_assert(e < 1e-5, "forward: relative error %g (IC %d OC %d K %d stride %d H %d)", e, s.IC,
+              s.OC, s.K, s.stride, s.H);
+
+    conv2d_backward(dx, dw, db, r, x, w, &s, B, ws);
+    double ex = fd_check(conv_loss, &c, c.x, dx, nx, 1e-4);
+    double ew = fd_check(conv_loss, &c, c.w, dw, nw, 1e-4);
+    double eb = fd_check(conv_loss, &c, c.b, db, (size_t)s.OC, 1e-4);
+    cr_assert(ex < 1e-4 && ew < 1e-4 && eb < 1e-4, "backward vs FD: dx %g dw %g db %g", ex, ew,
+              eb);
+
+    /* backward accumulates: a second call doubles every gradient */
+    float *dx2 = malloc(nx * 4), *dw2 = malloc(nw * 4);
+    memcpy(dx2, dx, nx * 4);
+    memcpy(dw2, dw, nw * 4);
+    conv2d_backward(dx, dw, NULL, r, x, w, &s, B, ws);
+    for (size_t i = 0; i < nx; i++)
+        cr_assert_float_eq(dx[i], 2.0f * dx2[i], 1e-5f * (1.0f + fabsf(dx2[i])));
+    for (size_t i = 0; i < nw; i++)
+        cr_assert_float_eq(dw[i], 2.0f * dw2[i], 1e-5f * (1.0f + fabsf(dw2[i])));
+
+    free(x); free(w); free(b); free(r); free(out); free(dx); free(dw); free(db);
+    free(dx2); free(dw2);
+    free(c.x); free(c.w); free(c.b); free(c.r); free(c.out);
+    xfree_aligned(ws);
+}
+
+Test(conv2d, k3_stride1_pad1) { check_conv(conv2d_shape(3, 5, 3, 1, 1, 6, 6), 2); }
+Test(conv2d, k1_pointwise) { check_conv(conv2d_shape(6, 4, 1, 1, 0, 5, 5), 3); }
+Test(conv2d, k3_stride2_same_even) { check_conv(conv2d_shape_same(3, 4, 3, 2, 8, 8), 2); }
+Test(conv2d, k3_stride2_same_odd) { check_conv(conv2d_shape_same(2, 3, 3, 2, 7, 7), 2); }
+Test(conv2d, k3_stride1_nopad) { check_conv(conv2d_shape(2, 3, 3, 1, 0, 6, 6), 2); }
+/* more samples than one weight-gradient group, and more rows than one chunk */
+Test(conv2d, large_batch_many_channels) { check_conv(conv2d_shape(2, 40, 3, 1, 1, 4, 4), 11); }
+
+Test(conv2d, same_padding_matches_tensorflow)
+{
+    Conv2dShape e = conv2d_shape_same(1, 1, 3, 2, 28, 28);
+    cr_assert(e.OH == 14 && e.pad_t == 0 && e.pad_l == 0, "even: OH %d pad %d", e.OH, e.pad_t);
+    Conv2dShape o = conv2d_shape_same(1, 1, 3, 2, 7, 7);
+    cr_assert(o.OH == 4 && o.pad_t == 1, "odd: OH %d pad %d", o.OH, o.pad_t);
+}
