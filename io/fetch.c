@@ -545,7 +545,7 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
     }
     uint64_t total = x.offset + x.written;
     if (x.bar == 0)
-        log_info("%s: received %.1f MB in %.1f s", f->remote, (double)total / 1e6, el);
+        log_info("%s: received %llu bytes in %.1f s", f->remote, (unsigned long long)total, el);
     if (total == 0) {
         ERR(ERR_NET, "GET %s: empty reply", url);
         return ATTEMPT_NEXT_MIRROR;
