@@ -17,6 +17,7 @@
  *   html       answer 200 with an HTML error page and Content-Type application/octet-stream
  *   norange    ignore Range headers (answer 200 with the whole file)
  *   slow       send the body one byte every 50 ms
+ *   delay      wait 0.5 s before answering
  * Every request is appended to LOGFILE as "GET /path range=N status=S" (range=- when none).
  * The server exits on SIGTERM or SIGINT, and by itself after -t SECONDS (default 120), so a
  * crashed test never leaves it running.
@@ -140,7 +141,7 @@ static void handle(int fd, const char *root, const char *logfile)
     if (q) *q = '\0';
 
     /* Leading fault segments. */
-    int f404 = 0, f500 = 0, f500once = 0, fhtml = 0, fnorange = 0, fslow = 0;
+    int f404 = 0, f500 = 0, f500once = 0, fhtml = 0, fnorange = 0, fslow = 0, fdelay = 0;
     long long cut = -1;
     char modes[512] = "";
     const char *p = target;
@@ -158,6 +159,7 @@ static void handle(int fd, const char *root, const char *logfile)
         else if (!strcmp(s, "html")) fhtml = 1;
         else if (!strcmp(s, "norange")) fnorange = 1;
         else if (!strcmp(s, "slow")) fslow = 1;
+        else if (!strcmp(s, "delay")) fdelay = 1;
         else if (!strncmp(s, "cut=", 4)) cut = atoll(s + 4);
         else break;
         strncat(modes, s, sizeof modes - strlen(modes) - 2);
@@ -165,6 +167,10 @@ static void handle(int fd, const char *root, const char *logfile)
         p = end;
     }
     const char *rel = p;
+    if (fdelay) {
+        struct timespec ts = {0, 500 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
     if (strstr(rel, "..")) {
         reply_simple(fd, 403, "Forbidden", "text/plain", "forbidden\n", head);
         log_req(logfile, method, target, range_from, 403);
