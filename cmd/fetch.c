@@ -14,7 +14,8 @@
 static void fetch_usage(FILE *f)
 {
     fprintf(f,
-            "usage: dfm fetch DATASET [--dir DIR] [--mirror URL ...] [--retries N] [--quiet]\n"
+            "usage: dfm fetch DATASET [--dir DIR] [--mirror URL ...] [--no-builtin-mirrors]\n"
+            "                 [--retries N] [--quiet]\n"
             "       dfm fetch --list\n\n"
             "Download DATASET into DIR/DATASET/ (DIR defaults to data/), check every file's size,\n"
             "SHA-256 and format, and install it atomically. Files already present are\n"
@@ -23,6 +24,7 @@ static void fetch_usage(FILE *f)
             "  --dir DIR      data directory (default data/)\n"
             "  --mirror URL   base URL of a directory holding the dataset's files; tried before\n"
             "                 the built-in mirrors; repeatable; http://, https:// or file://\n"
+            "  --no-builtin-mirrors  use only the --mirror URLs (air-gapped sites, tests)\n"
             "  --retries N    attempts per mirror on transient errors (default 3)\n"
             "  --quiet        no progress output\n"
             "  --list         list the datasets\n\n"
@@ -52,7 +54,7 @@ int cmd_fetch(int argc, char **argv)
     size_t nmirrors = 0;
     FetchOptions o;
     fetch_options_default(&o);
-    int rc = 0;
+    int rc = 0, builtin = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cmd_is_help(a)) {
@@ -80,6 +82,8 @@ int cmd_fetch(int argc, char **argv)
                 }
                 o.retries = (int)n;
             }
+        } else if (!strcmp(a, "--no-builtin-mirrors")) {
+            builtin = 0;
         } else if (!strcmp(a, "--quiet")) {
             o.progress = 0;
         } else if (a[0] == '-') {
@@ -113,7 +117,7 @@ int cmd_fetch(int argc, char **argv)
         rc = cmd_report(rc);
         goto finish;
     }
-    rc = dist_dataset_fetch(name, dir, mirrors, nmirrors, &o);
+    rc = dist_dataset_fetch(name, dir, mirrors, nmirrors, builtin, &o);
     fetch_global_cleanup();
     if (rc == ERR_OK) printf("%s: verified in %s/%s\n", name, dir, name);
     rc = cmd_report(rc);

@@ -33,13 +33,14 @@ typedef struct {
     const char *name, *dir;
     const char *const *extra;
     size_t nextra;
+    int builtin;
     const FetchOptions *opts;
 } DatasetJob;
 
 static int job_fetch(void *ctx)
 {
     const DatasetJob *j = ctx;
-    return dataset_fetch(j->name, j->dir, j->extra, j->nextra, j->opts);
+    return dataset_fetch(j->name, j->dir, j->extra, j->nextra, j->builtin, j->opts);
 }
 
 static int job_verify(void *ctx)
@@ -49,9 +50,9 @@ static int job_verify(void *ctx)
 }
 
 int dist_dataset_fetch(const char *name, const char *dir, const char *const *extra,
-                       size_t nextra, const FetchOptions *opts)
+                       size_t nextra, int builtin, const FetchOptions *opts)
 {
-    DatasetJob j = {name, dir, extra, nextra, opts};
+    DatasetJob j = {name, dir, extra, nextra, builtin, opts};
     return dist_fetch_node_once(job_fetch, job_verify, &j);
 }
 

@@ -25,7 +25,7 @@ int dist_fetch_node_once(DistDataFn fetch, DistDataFn verify, void *ctx);
 
 /* dataset_fetch on one rank per node, dataset_verify on all (see io/dataset.h). */
 int dist_dataset_fetch(const char *name, const char *dir, const char *const *extra,
-                       size_t nextra, const FetchOptions *opts);
+                       size_t nextra, int builtin, const FetchOptions *opts);
 
 void dist_shard_range(size_t batch, int rank, int size, size_t *first, size_t *count);
 

@@ -154,7 +154,7 @@ static char *subdir(const char *dir, const char *name)
 }
 
 int dataset_fetch(const char *name, const char *dir, const char *const *extra, size_t nextra,
-                  const FetchOptions *base_opts)
+                  int builtin, const FetchOptions *base_opts)
 {
     const Manifest *m = manifest_find(name);
     if (!m) return unknown_dataset(name);
@@ -165,11 +165,17 @@ int dataset_fetch(const char *name, const char *dir, const char *const *extra, s
     FetchOptions o;
     if (base_opts) o = *base_opts;
     else fetch_options_default(&o);
-    const char **mirrors = xmalloc((nextra + m->nmirrors) * sizeof *mirrors);
+    size_t nbuiltin = builtin ? m->nmirrors : 0;
+    if (nextra + nbuiltin == 0) {
+        ERR(ERR_ARG, "no mirror to fetch %s from: the built-in list is disabled and no --mirror "
+                     "was given", name);
+        return ERR_ARG;
+    }
+    const char **mirrors = xmalloc((nextra + nbuiltin) * sizeof *mirrors);
     for (size_t i = 0; i < nextra; i++) mirrors[i] = extra[i];
-    for (size_t i = 0; i < m->nmirrors; i++) mirrors[nextra + i] = m->mirrors[i];
+    for (size_t i = 0; i < nbuiltin; i++) mirrors[nextra + i] = m->mirrors[i];
     o.mirrors = mirrors;
-    o.nmirrors = nextra + m->nmirrors;
+    o.nmirrors = nextra + nbuiltin;
     char *d = subdir(dir, name);
     int fd = -1;
     int rc = fetch_lock(d, &fd);

@@ -69,10 +69,11 @@ int dataset_is_toy(const char *name);
 static inline size_t dataset_dim(const Dataset *ds) { return ds->c * ds->h * ds->w; }
 
 /* Download and verify every file of dataset `name` into <dir>/<name>/, holding the directory
- * lock. extra mirrors (base URLs) are tried before the built-in list; base_opts supplies
- * retries, timeouts and progress (its mirror fields are ignored; NULL = defaults). */
+ * lock. extra mirrors (base URLs) are tried before the built-in list, which is skipped when
+ * builtin is 0; base_opts supplies retries, timeouts and progress (its mirror fields are
+ * ignored; NULL = defaults). */
 int dataset_fetch(const char *name, const char *dir, const char *const *extra, size_t nextra,
-                  const FetchOptions *base_opts);
+                  int builtin, const FetchOptions *base_opts);
 
 /* Verify every stored file of `name` under <dir>/<name>/ without downloading (hash + format). */
 int dataset_verify(const char *name, const char *dir);

@@ -189,7 +189,7 @@ Test(dataset, fashion_mnist_from_debian_package)
         cr_skip_test("package dataset-fashion-mnist is not installed");
     }
     FetchOptions o = quick_opts();
-    cr_assert_eq(dataset_fetch("fashion-mnist", g_out, NULL, 0, &o), ERR_OK, "%s", err_message());
+    cr_assert_eq(dataset_fetch("fashion-mnist", g_out, NULL, 0, 1, &o), ERR_OK, "%s", err_message());
     cr_assert_eq(dataset_verify("fashion-mnist", g_out), ERR_OK, "%s", err_message());
     Dataset ds;
     cr_assert_eq(dataset_open(&ds, "fashion-mnist", g_out, DATASET_TRAIN), ERR_OK, "%s",
@@ -224,7 +224,7 @@ Test(dataset, fashion_mnist_from_debian_package)
     cr_assert(strstr(err_message(), "SHA-256") != NULL, "%s", err_message());
     cr_assert(strstr(err_hint_text(), "dfm fetch") != NULL, "%s", err_hint_text());
     /* and fetch repairs it */
-    cr_assert_eq(dataset_fetch("fashion-mnist", g_out, NULL, 0, &o), ERR_OK, "%s", err_message());
+    cr_assert_eq(dataset_fetch("fashion-mnist", g_out, NULL, 0, 1, &o), ERR_OK, "%s", err_message());
     cr_assert_eq(dataset_open(&ds, "fashion-mnist", g_out, DATASET_TEST), ERR_OK, "%s",
                  err_message());
     dataset_free(&ds);
@@ -238,7 +238,7 @@ Test(dataset, open_before_fetch_says_what_to_do)
     cr_assert(strstr(err_hint_text(), "dfm fetch") != NULL, "%s", err_hint_text());
     cr_assert_eq(dataset_open(&ds, "imagenet", g_out, DATASET_TRAIN), ERR_ARG);
     cr_assert(strstr(err_message(), "fashion-mnist") != NULL, "%s", err_message());
-    cr_assert_eq(dataset_fetch("moons", g_out, NULL, 0, NULL), ERR_ARG);
+    cr_assert_eq(dataset_fetch("moons", g_out, NULL, 0, 1, NULL), ERR_ARG);
 }
 
 /* ---- MNIST: synthetic files of the real sizes, trust on first use ------------------------- */
@@ -259,7 +259,7 @@ Test(dataset, mnist_trust_on_first_use)
     }
     const char *mirrors[1] = {g_mirror};
     FetchOptions o = quick_opts();
-    cr_assert_eq(dataset_fetch("mnist", g_out, mirrors, 1, &o), ERR_OK, "%s", err_message());
+    cr_assert_eq(dataset_fetch("mnist", g_out, mirrors, 1, 0, &o), ERR_OK, "%s", err_message());
     cr_assert(test_exists(pj(g_out, "mnist/train-images-idx3-ubyte.sha256")));
     Dataset ds;
     cr_assert_eq(dataset_open(&ds, "mnist", g_out, DATASET_TEST), ERR_OK, "%s", err_message());
@@ -346,7 +346,7 @@ Test(dataset, cifar10_synthetic_archive, .timeout = 120)
     write_cifar_tar(pj(g_srv, "cifar-10-binary.tar.gz"), 1, 10000, 3073, -1, 0);
     const char *mirrors[1] = {g_mirror};
     FetchOptions o = quick_opts();
-    cr_assert_eq(dataset_fetch("cifar-10", g_out, mirrors, 1, &o), ERR_OK, "%s", err_message());
+    cr_assert_eq(dataset_fetch("cifar-10", g_out, mirrors, 1, 0, &o), ERR_OK, "%s", err_message());
     Dataset ds;
     cr_assert_eq(dataset_open(&ds, "cifar-10", g_out, DATASET_TRAIN), ERR_OK, "%s", err_message());
     cr_assert_eq(ds.n, 50000);
