@@ -292,8 +292,8 @@ typedef struct {
     int sniffed;
     /* progress */
     int bar;
-    double t0, last_draw;
-    int last_quarter;
+    double t0, last_draw, total;
+    int last_quarter, drawn;
     const char *label;
 } Xfer;
 
@@ -387,6 +387,24 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud)
     return n;
 }
 
+static void draw_bar(Xfer *x, double got, double total, double now)
+{
+    double el = now - x->t0;
+    double rate = el > 0 ? (got - (double)x->offset) / el / 1e6 : 0.0;
+    if (total > 0) {
+        int w = 30, fill = (int)(w * got / total);
+        char bar[31];
+        for (int i = 0; i < w; i++) bar[i] = i < fill ? '=' : ' ';
+        bar[w] = '\0';
+        fprintf(stderr, "\r\033[K%-28.28s [%s] %5.1f%% %8.1f/%.1f MB %6.1f MB/s", x->label, bar,
+                100.0 * got / total, got / 1e6, total / 1e6, rate);
+    } else {
+        fprintf(stderr, "\r\033[K%-28.28s %8.1f MB %6.1f MB/s", x->label, got / 1e6, rate);
+    }
+    x->last_draw = now;
+    x->drawn = 1;
+}
+
 static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_t ultotal,
                        curl_off_t ulnow)
 {
@@ -394,23 +412,12 @@ static int on_progress(void *ud, curl_off_t dltotal, curl_off_t dlnow, curl_off_
     (void)ulnow;
     Xfer *x = ud;
     double now = core_now();
-    double total = (double)x->offset + (double)dltotal, got = (double)x->offset + (double)dlnow;
+    double total = dltotal > 0 ? (double)x->offset + (double)dltotal : 0.0;
+    double got = (double)x->offset + (double)dlnow;
+    x->total = total;
     if (x->bar) {
-        if (now - x->last_draw < 0.1) return 0;
-        x->last_draw = now;
-        double el = now - x->t0;
-        double rate = el > 0 ? (double)dlnow / el / 1e6 : 0.0;
-        if (dltotal > 0) {
-            int w = 30, fill = (int)(w * got / total);
-            char bar[31];
-            for (int i = 0; i < w; i++) bar[i] = i < fill ? '=' : ' ';
-            bar[w] = '\0';
-            fprintf(stderr, "\r%-28.28s [%s] %5.1f%% %8.1f/%.1f MB %6.1f MB/s", x->label, bar,
-                    100.0 * got / total, got / 1e6, total / 1e6, rate);
-        } else {
-            fprintf(stderr, "\r%-28.28s %8.1f MB %6.1f MB/s", x->label, got / 1e6, rate);
-        }
-    } else if (dltotal > 0 && total > 4e6) {
+        if (now - x->last_draw >= 0.1) draw_bar(x, got, total, now);
+    } else if (total > 4e6) {
         int q = (int)(4.0 * got / total);
         if (q > x->last_quarter && q < 4) {
             x->last_quarter = q;
@@ -450,7 +457,8 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
     x.expect_gzip = f->enc == FETCH_GZIP;
     x.label = f->remote;
     x.bar = o->progress == 1 || (o->progress < 0 && isatty(STDERR_FILENO));
-    x.t0 = x.last_draw = core_now();
+    x.t0 = core_now();
+    x.last_draw = x.t0 - 1.0; /* draw at the first progress call */
     char errbuf[CURL_ERROR_SIZE] = {0};
 
     curl_easy_setopt(c, CURLOPT_URL, url);
@@ -482,8 +490,10 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
         sniff_decide(&x);
     if (!x.started) curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &x.status);
     if (x.stop == STOP_NONE && x.status >= 400) x.stop = STOP_HTTP;
-    if (x.bar) fprintf(stderr, "\n");
     double el = core_now() - x.t0;
+    if (x.bar && x.stop == STOP_NONE && cc == CURLE_OK)
+        draw_bar(&x, (double)(x.offset + x.written), x.total, core_now());
+    if (x.drawn) fprintf(stderr, "\n");
     int werr = 0;
     if (x.stop == STOP_NONE && fsync(fd) != 0) werr = errno;
     if (close(fd) != 0 && !werr) werr = errno;

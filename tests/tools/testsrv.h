@@ -114,6 +114,7 @@ static inline int test_write_file(const char *path, const void *p, size_t n)
 /* Read a whole file; *n receives its size. NULL when missing. Caller frees. */
 static inline unsigned char *test_read_file(const char *path, size_t *n)
 {
+    *n = 0;
     FILE *f = fopen(path, "rb");
     if (!f) return NULL;
     fseek(f, 0, SEEK_END);
