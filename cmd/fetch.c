@@ -15,7 +15,7 @@ static void fetch_usage(FILE *f)
 {
     fprintf(f,
             "usage: dfm fetch DATASET [--dir DIR] [--mirror URL ...] [--no-builtin-mirrors]\n"
-            "                 [--retries N] [--quiet]\n"
+            "                 [--strict] [--retries N] [--quiet]\n"
             "       dfm fetch --list\n\n"
             "Download DATASET into DIR/DATASET/ (DIR defaults to data/), check every file's size,\n"
             "SHA-256 and format, and install it atomically. Files already present are\n"
@@ -25,6 +25,8 @@ static void fetch_usage(FILE *f)
             "  --mirror URL   base URL of a directory holding the dataset's files; tried before\n"
             "                 the built-in mirrors; repeatable; http://, https:// or file://\n"
             "  --no-builtin-mirrors  use only the --mirror URLs (air-gapped sites, tests)\n"
+            "  --strict       accept only bytes that match a pinned SHA-256 (no trust on\n"
+            "                 first use for files whose payload hash is not pinned)\n"
             "  --retries N    attempts per mirror on transient errors (default 3)\n"
             "  --quiet        no progress output\n"
             "  --list         list the datasets\n\n"
@@ -84,6 +86,8 @@ int cmd_fetch(int argc, char **argv)
             }
         } else if (!strcmp(a, "--no-builtin-mirrors")) {
             builtin = 0;
+        } else if (!strcmp(a, "--strict")) {
+            o.strict = 1;
         } else if (!strcmp(a, "--quiet")) {
             o.progress = 0;
         } else if (a[0] == '-') {

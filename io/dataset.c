@@ -61,20 +61,37 @@ static const FetchFile g_fm_files[4] = {
              "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34", &g_idx_test_lab),
 };
 
-static const FetchFile g_mnist_files[4] = {
-    IDX_FILE("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte", NULL, 0, 47040016, NULL,
-             &g_idx_train_img),
-    IDX_FILE("train-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte", NULL, 0, 60008, NULL,
-             &g_idx_train_lab),
-    IDX_FILE("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte", NULL, 0, 7840016, NULL,
-             &g_idx_test_img),
-    IDX_FILE("t10k-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte", NULL, 0, 10008, NULL,
-             &g_idx_test_lab),
+/* The upstream MNIST .gz files (as served by yann.lecun.com and its S3/GCS mirrors): sizes
+ * and SHA-256 as published by several independent download scripts (TensorFlow's mirror list,
+ * torch.rb, MLDatasets-style loaders). No payload hash is pinned: the first download that
+ * matches these records its payload hash. */
+static const FetchPin g_mnist_pins[4] = {
+    {9912422, "440fcabf73cc546fa21475e81ea370265605f56be210a4024d2ca8f203523609", "upstream MNIST"},
+    {28881, "3552534a0a558bbed6aed32b30c495cca23d567ec52cac8be1a0730e8010255c", "upstream MNIST"},
+    {1648877, "8d422c7b0a1c1c79245a5bcf07fe86e33eeafee792b84584aec276f5a2dbc4e6", "upstream MNIST"},
+    {4542, "f7ae60f92e00ec6debd23a6088c31dbd2371eca3ffa0defaefb259924204aec6", "upstream MNIST"},
 };
 
+static const FetchFile g_mnist_files[4] = {
+    IDX_FILE("train-images-idx3-ubyte.gz", "train-images-idx3-ubyte", &g_mnist_pins[0], 1,
+             47040016, NULL, &g_idx_train_img),
+    IDX_FILE("train-labels-idx1-ubyte.gz", "train-labels-idx1-ubyte", &g_mnist_pins[1], 1, 60008,
+             NULL, &g_idx_train_lab),
+    IDX_FILE("t10k-images-idx3-ubyte.gz", "t10k-images-idx3-ubyte", &g_mnist_pins[2], 1, 7840016,
+             NULL, &g_idx_test_img),
+    IDX_FILE("t10k-labels-idx1-ubyte.gz", "t10k-labels-idx1-ubyte", &g_mnist_pins[3], 1, 10008,
+             NULL, &g_idx_test_lab),
+};
+
+/* The Toronto CIFAR-10 binary archive (170052171 bytes; its published MD5 is
+ * c32a1d4ab5d03f1284b67883e8d87530). */
+static const FetchPin g_cifar_pin = {
+    170052171, "c4a38c50a1bc5f3a1c5537f2155ab9d68f9f25eb1ed8d9ddda3db29a59bca1dd",
+    "the dataset authors' site (cs.toronto.edu)"};
+
 static const FetchFile g_cifar_files[1] = {
-    {"cifar-10-binary.tar.gz", "cifar-10-binary.tar", FETCH_GZIP, NULL, 0, 0, NULL, cifar_validate,
-     NULL},
+    {"cifar-10-binary.tar.gz", "cifar-10-binary.tar", FETCH_GZIP, &g_cifar_pin, 1, 0, NULL,
+     cifar_validate, NULL},
 };
 
 static const char *const g_fm_mirrors[] = {
@@ -104,11 +121,11 @@ static const Manifest g_manifests[] = {
     {{"fashion-mnist", "Zalando Fashion-MNIST, 70000 28x28 grey images, 10 classes "
                        "(SHA-256 pinned; Debian package first)", 1},
      g_fm_files, 4, g_fm_mirrors, NELEM(g_fm_mirrors)},
-    {{"mnist", "MNIST digits, 70000 28x28 grey images, 10 classes (sizes pinned; SHA-256 "
-               "recorded on first download)", 1},
+    {{"mnist", "MNIST digits, 70000 28x28 grey images, 10 classes (upstream .gz SHA-256 "
+               "pinned)", 1},
      g_mnist_files, 4, g_mnist_mirrors, NELEM(g_mnist_mirrors)},
-    {{"cifar-10", "CIFAR-10, 60000 32x32 colour images, 10 classes (binary version; SHA-256 "
-                  "recorded on first download)", 1},
+    {{"cifar-10", "CIFAR-10, 60000 32x32 colour images, 10 classes (binary version; "
+                  "archive SHA-256 pinned)", 1},
      g_cifar_files, 1, g_cifar_mirrors, NELEM(g_cifar_mirrors)},
     {{"moons", "2-D toy: two moons, 2 classes (generated from the seed)", 0}, NULL, 0, NULL, 0},
     {{"8gaussians", "2-D toy: 8 Gaussians on a circle of radius 2, 8 classes (generated)", 0},

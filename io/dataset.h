@@ -10,10 +10,12 @@
  *     plus the .gz hashes of Debian's re-compressed copies (informational, see io/fetch.h).
  *     Its first mirror is the Debian package dataset-fashion-mnist
  *     (file:///usr/share/datasets/fashion-mnist/), so it fetches offline where that is installed.
- *   - mnist: the payload sizes are pinned, the hashes are not (none is known offline to this
- *     build): the first verified download records them (trust on first use, logged as a
- *     warning) and later runs check against the record. Headers are validated either way.
- *   - cifar-10: no hash pinned either (trust on first use); the tar is validated member by member
+ *   - mnist: the payload sizes and the SHA-256 of the upstream .gz files are pinned; the
+ *     payload hashes are not, so the first verified download records them (derived from the
+ *     pinned .gz when it matched; trust on first use, logged as a warning, when a mirror served
+ *     differently compressed bytes, refused under --strict) and later runs check the record.
+ *   - cifar-10: the SHA-256 of the upstream cifar-10-binary.tar.gz is pinned, the payload hash
+ *     is recorded the same way; the tar is validated member by member
  *     (cifar-10-batches-bin/data_batch_1..5.bin and test_batch.bin, 10000 records of 1 + 3072
  *     bytes each).
  * Readers check every header field (magic, dimension count, counts, rows, cols, exact file
@@ -29,7 +31,7 @@
  *   checkerboard  uniform on the 8 cells of a 4x4 board over [-2,2]^2 whose integer corner
  *                 floor(x)+floor(y) is even; no labels
  *   swissroll     t = 1.5*pi*(1 + 2u), point (t cos t, t sin t) / 5 plus Gaussian noise std 0.05
- *                 (about [-2, 2]^2); no labels
+ *                 (radius 0.94 .. 2.83); no labels
  *
  * Ownership: a Dataset owns its buffers; dataset_free releases them and zeroes the struct
  * (accepts a zeroed struct).

@@ -221,8 +221,12 @@ static int record_write(const char *dir, const char *local, const char hex[65])
 
 /* ---- verification of a stored payload ----------------------------------------------------- */
 
+/* Check a payload against its pinned or recorded hash, then its format. For a new download
+ * (fresh = 1) without either hash, record the hash it has: derived from a pinned copy of the
+ * remote bytes when `pin` is set, trust on first use otherwise (refused when strict). */
 static int verify_payload(const char *dir, const FetchFile *f, const char *path, const char *got_hex,
-                          uint64_t got_size, int *recorded_now, int allow_record)
+                          uint64_t got_size, int fresh, const FetchPin *pin, int strict,
+                          int *recorded_now)
 {
     if (f->payload_size && got_size != f->payload_size) {
         ERR(ERR_INTEGRITY, "%s: %llu bytes, expected %llu", path, (unsigned long long)got_size,
@@ -235,23 +239,31 @@ static int verify_payload(const char *dir, const FetchFile *f, const char *path,
     if (want) {
         if (strcmp(want, got_hex) != 0) {
             ERR(ERR_INTEGRITY, "%s: SHA-256 %s, expected %s%s", path, got_hex, want,
-                f->payload_sha256 ? "" : " (recorded on first download)");
+                f->payload_sha256 ? "" : " (recorded by the first verified download)");
             return ERR_INTEGRITY;
         }
     }
     if (f->validate) TRY(f->validate(path, f->validate_ctx));
-    if (!want) {
-        if (!allow_record) {
-            ERR(ERR_INTEGRITY, "%s has no pinned or recorded SHA-256, so it cannot be trusted",
-                path);
-            err_hint("delete it and run 'dfm fetch' again to download and record it");
-            return ERR_INTEGRITY;
-        }
-        TRY(record_write(dir, f->local, got_hex));
-        log_warn("%s: no SHA-256 is pinned for this file; recorded %s on first download "
-                 "(trust on first use: later runs check against it)", f->local, got_hex);
-        if (recorded_now) *recorded_now = 1;
+    if (want) return ERR_OK;
+    if (!fresh) {
+        ERR(ERR_INTEGRITY, "%s has no pinned or recorded SHA-256, so it cannot be trusted", path);
+        err_hint("delete it and run 'dfm fetch' again to download and record it");
+        return ERR_INTEGRITY;
     }
+    if (!pin && strict) {
+        ERR(ERR_INTEGRITY, "%s: the downloaded bytes match no pinned SHA-256 and strict mode "
+                           "refuses trust on first use", f->remote);
+        err_hint("use a mirror that serves the pinned copy, or drop --strict to record this one");
+        return ERR_INTEGRITY;
+    }
+    TRY(record_write(dir, f->local, got_hex));
+    if (pin)
+        log_info("%s: recorded payload SHA-256 %s (its download matched the pinned copy from %s)",
+                 f->local, got_hex, pin->origin ? pin->origin : "a known mirror");
+    else
+        log_warn("%s: no SHA-256 is pinned for these bytes; recorded %s on first download "
+                 "(trust on first use: later runs check against it)", f->local, got_hex);
+    if (recorded_now) *recorded_now = 1;
     return ERR_OK;
 }
 
@@ -265,7 +277,7 @@ int fetch_verify(const char *dir, const FetchFile *f)
         rc = ERR(ERR_IO, "%s is missing", path);
         err_hint("run 'dfm fetch' for this dataset (with --dir %s)", dir);
     } else if ((rc = fetch_sha256_file(path, hex, &size)) == ERR_OK) {
-        rc = verify_payload(dir, f, path, hex, size, NULL, 0);
+        rc = verify_payload(dir, f, path, hex, size, 0, NULL, 0, NULL);
         if (rc != ERR_OK && rc != ERR_IO)
             err_hint("delete %s and run 'dfm fetch' again", path);
     }
@@ -655,15 +667,19 @@ static int gunzip_file(const char *src, const char *dst, char hex[65], uint64_t 
 }
 
 /* Verify the downloaded part, decode it to <local>.tmp and install it as <local>. */
-static int install(const char *dir, const FetchFile *f, const char *part, const char *url)
+static int install(const char *dir, const FetchFile *f, const char *part, const char *url,
+                   int strict)
 {
     char fhex[65], phex[65];
     uint64_t fsize = 0, psize = 0;
+    const FetchPin *pin = NULL;
     TRY(fetch_sha256_file(part, fhex, &fsize));
-    for (size_t i = 0; i < f->nfile_pins; i++)
-        if (f->file_pins[i].size == fsize && !strcmp(f->file_pins[i].sha256, fhex))
+    for (size_t i = 0; i < f->nfile_pins && !pin; i++)
+        if (f->file_pins[i].size == fsize && !strcmp(f->file_pins[i].sha256, fhex)) {
+            pin = &f->file_pins[i];
             log_info("%s: bytes match the pinned copy from %s", f->remote,
-                     f->file_pins[i].origin ? f->file_pins[i].origin : "a known mirror");
+                     pin->origin ? pin->origin : "a known mirror");
+        }
     char *final = path_join(dir, f->local, "");
     char *tmp = path_join(dir, f->local, ".tmp");
     int rc = ERR_OK;
@@ -677,12 +693,8 @@ static int install(const char *dir, const FetchFile *f, const char *part, const 
     }
     int recorded = 0;
     if (rc == ERR_OK) {
-        rc = verify_payload(dir, f, tmp, phex, psize, &recorded, 1);
-        if (rc == ERR_INTEGRITY) {
-            err_context("data from %s", url);
-        } else if (rc == ERR_FORMAT) {
-            err_context("data from %s", url);
-        }
+        rc = verify_payload(dir, f, tmp, phex, psize, 1, pin, strict, &recorded);
+        if (rc == ERR_INTEGRITY || rc == ERR_FORMAT) err_context("data from %s", url);
     }
     if (rc == ERR_OK && rename(tmp, final) != 0)
         rc = ERR(ERR_IO, "rename %s to %s: %s", tmp, final, strerror(errno));
@@ -789,7 +801,7 @@ int fetch_file(const char *dir, const FetchFile *f, const FetchOptions *o)
                 int keep = 0;
                 AttemptVerdict v = transfer(url, part, resume_ok, f, o, &keep);
                 if (v == ATTEMPT_OK) {
-                    last_rc = install(dir, f, part, url);
+                    last_rc = install(dir, f, part, url, o->strict);
                     unlink(part);
                     unlink(srcf);
                     if (last_rc == ERR_OK) ok = 1;

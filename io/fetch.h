@@ -11,12 +11,16 @@
  *
  * Integrity model. A FetchFile names a remote file (e.g. "train-images-idx3-ubyte.gz") and the
  * payload stored locally (e.g. "train-images-idx3-ubyte", the decompressed bytes). The payload
- * is always checked: its size (when known) and its SHA-256. Pins of known copies of the remote
- * bytes (file_pins) are informational: a mirror may re-compress (Debian's .gz copies differ from
- * upstream's while the decompressed data are identical), so a .gz whose bytes match no pin is
- * still accepted when its payload matches. When no payload hash is pinned (payload_sha256 NULL),
- * the first verified download records the hash it saw in <dir>/<local>.sha256 (trust on first
- * use, logged as such) and every later verification checks against that record.
+ * is always checked: its size (when known), its format, and its SHA-256 against, in order:
+ *   1. the pinned payload hash (payload_sha256), when there is one: this is what makes any
+ *      mirror safe, since a mirror may re-compress (Debian's .gz copies differ from upstream's
+ *      while the decompressed data are identical), so a .gz whose bytes match no file pin is
+ *      still accepted when its payload matches;
+ *   2. otherwise the hash recorded in <dir>/<local>.sha256 by an earlier verified download;
+ *   3. otherwise (first download) nothing: the hash is recorded. If the remote bytes matched a
+ *      pinned copy (file_pins: size + SHA-256 of a known upstream file) the record is derived
+ *      from that pin; if not, it is trust on first use, logged as a warning, and refused when
+ *      FetchOptions.strict is set.
  *
  * Stored files are the decoded payloads (decompressed once at fetch time) so loading never
  * inflates; verification at load is one SHA-256 pass over the payload.
@@ -79,6 +83,8 @@ typedef struct {
     long low_speed_time_s;       /* ... for this many seconds; defaults 1024 and 30 */
     int progress;                /* -1: a bar when stderr is a terminal, log lines otherwise;
                                     0: log lines; 1: bar */
+    int strict;                  /* refuse trust on first use: a file without a payload pin or
+                                    record must match one of its file pins */
 } FetchOptions;
 
 /* curl_global_init; call once before threads start. Returns ERR_OK or ERR_NET. */

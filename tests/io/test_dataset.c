@@ -259,6 +259,11 @@ Test(dataset, mnist_trust_on_first_use)
     }
     const char *mirrors[1] = {g_mirror};
     FetchOptions o = quick_opts();
+    /* These bytes match none of the pinned upstream .gz hashes: strict mode refuses them. */
+    o.strict = 1;
+    cr_assert_eq(dataset_fetch("mnist", g_out, mirrors, 1, 0, &o), ERR_INTEGRITY);
+    cr_assert(!test_exists(pj(g_out, "mnist/train-images-idx3-ubyte")));
+    o.strict = 0;
     cr_assert_eq(dataset_fetch("mnist", g_out, mirrors, 1, 0, &o), ERR_OK, "%s", err_message());
     cr_assert(test_exists(pj(g_out, "mnist/train-images-idx3-ubyte.sha256")));
     Dataset ds;

@@ -473,3 +473,44 @@ Test(fetch, two_processes_at_once_leave_one_verified_copy)
     assert_good_payload();
     cr_assert_eq(testsrv_count(&g_s, "GET /data.gz"), 1, "the file was downloaded twice");
 }
+
+Test(fetch, pinned_remote_bytes_derive_the_payload_record)
+{
+    char gzsha[65];
+    fetch_sha256_buf(g_gz, g_ngz, gzsha);
+    FetchPin pin = {g_ngz, gzsha, "the test server"};
+    FetchOptions o = opts(1, "", NULL);
+    o.strict = 1;
+    FetchFile f = file_spec();
+    f.payload_sha256 = NULL;
+    f.file_pins = &pin;
+    f.nfile_pins = 1;
+    cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
+    size_t n = 0;
+    char *rec = (char *)test_read_file(out_path("data.sha256"), &n);
+    cr_assert_not_null(rec);
+    cr_assert(n >= 64 && !strncmp(rec, g_sha, 64));
+    free(rec);
+    cr_assert_eq(fetch_verify(g_out, &f), ERR_OK, "%s", err_message());
+}
+
+Test(fetch, strict_mode_refuses_trust_on_first_use)
+{
+    char other[65];
+    fetch_sha256_buf("another copy", 12, other);
+    FetchPin pin = {g_ngz, other, "somewhere else"};
+    FetchOptions o = opts(1, "", NULL);
+    o.strict = 1;
+    FetchFile f = file_spec();
+    f.payload_sha256 = NULL;
+    f.file_pins = &pin;
+    f.nfile_pins = 1;
+    cr_assert_eq(fetch_once(&o, &f), ERR_INTEGRITY);
+    cr_assert(strstr(err_message(), "strict") != NULL, "%s", err_message());
+    assert_nothing_trusted();
+    cr_assert(!test_exists(out_path("data.sha256")), "a hash was recorded for refused data");
+    /* without strict the same bytes are accepted on first use and recorded */
+    o.strict = 0;
+    cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
+    cr_assert(test_exists(out_path("data.sha256")));
+}
