@@ -825,8 +825,15 @@ int fetch_file(const char *dir, const FetchFile *f, const FetchOptions *o)
         xfree(url);
     }
     if (!ok) {
-        /* Keep a resumable part only if the last failure left one on purpose. */
-        if (access(srcf, F_OK) != 0) unlink(part);
+        /* Keep a resumable part only if the last failure left one with bytes in it. */
+        uint64_t psz = 0;
+        if (access(srcf, F_OK) != 0 || file_size(part, &psz) != 0 || psz == 0) {
+            unlink(part);
+            unlink(srcf);
+        } else {
+            log_info("kept %llu bytes of %s in %s.part; the next run resumes from there",
+                     (unsigned long long)psz, f->remote, f->remote);
+        }
         ERR(last_rc, "could not fetch %s from any of %zu mirror%s: %s", f->remote, o->nmirrors,
             o->nmirrors == 1 ? "" : "s", summary);
         if (last_rc == ERR_INTEGRITY)

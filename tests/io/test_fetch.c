@@ -514,3 +514,54 @@ Test(fetch, strict_mode_refuses_trust_on_first_use)
     cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
     cr_assert(test_exists(out_path("data.sha256")));
 }
+
+Test(fetch, cut_everywhere_keeps_a_resumable_part_for_the_next_run)
+{
+    /* Every mirror cuts the connection; the bytes received are kept under the .part name
+     * only, and a later run against a good server resumes them. */
+    FetchOptions o = opts(1, "cut=70000/", NULL);
+    o.retries = 1;
+    FetchFile f = file_spec();
+    cr_assert_eq(fetch_once(&o, &f), ERR_NET);
+    cr_assert(strstr(err_message(), "curl error 18") != NULL, "%s", err_message());
+    assert_nothing_trusted();
+    size_t n = 0;
+    unsigned char *b = test_read_file(out_path("data.gz.part"), &n);
+    cr_assert_not_null(b);
+    cr_assert_eq(n, 70000);
+    cr_assert(memcmp(b, g_gz, n) == 0);
+    free(b);
+    /* the same URL now serves the rest (the cut happens only on the first request) */
+    cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
+    assert_good_payload();
+    cr_assert_eq(testsrv_count(&g_s, "range=70000 status=206"), 1);
+}
+
+Test(fetch, refused_leaves_no_empty_part)
+{
+    char base[128];
+    snprintf(base, sizeof base, "http://127.0.0.1:%d/", testsrv_dead_port());
+    FetchOptions o = opts(1, base, NULL);
+    o.retries = 1;
+    FetchFile f = file_spec();
+    cr_assert_eq(fetch_once(&o, &f), ERR_NET);
+    cr_assert(!test_exists(out_path("data.gz.part")));
+    cr_assert(!test_exists(out_path("data.gz.part.src")));
+}
+
+Test(fetch, part_longer_than_remote_file_recovers)
+{
+    /* A stale part as long as the file: the Range request gets 416, the part is dropped and
+     * the next attempt downloads from byte 0. */
+    FetchOptions o = opts(1, "", NULL);
+    FetchFile f = file_spec();
+    mkdir(g_out, 0755);
+    cr_assert_eq(test_write_file(out_path("data.gz.part"), g_gz, g_ngz), 0);
+    char src[300];
+    snprintf(src, sizeof src, "%sdata.gz\n", g_urls[0]);
+    cr_assert_eq(test_write_file(out_path("data.gz.part.src"), src, strlen(src)), 0);
+    cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
+    assert_good_payload();
+    cr_assert_eq(testsrv_count(&g_s, "status=416"), 1);
+    cr_assert_eq(testsrv_count(&g_s, "range=- status=200"), 1);
+}
