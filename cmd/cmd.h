@@ -27,6 +27,7 @@ int cmd_usage_error(const char *sub, const char *fmt, ...) __attribute__((format
 int cmd_is_help(const char *s);
 
 int cmd_validate(int argc, char **argv);
+int cmd_fetch(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 
 #endif

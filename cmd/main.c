@@ -13,6 +13,7 @@ static int cmd_help(int argc, char **argv);
 static const CmdEntry g_cmds[] = {
     {"help", "show this help, or a subcommand's help", cmd_help},
     {"validate", "check a job spec and print it fully resolved", cmd_validate},
+    {"fetch", "download and verify a dataset", cmd_fetch},
     {"train", "train a model on one rank or many (mpirun)", cmd_train},
 };
 #define NCMDS (sizeof g_cmds / sizeof g_cmds[0])

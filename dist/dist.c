@@ -13,6 +13,7 @@
 #include "core/mem.h"
 
 static int g_init, g_rank, g_size = 1, g_local_rank, g_local_size = 1;
+static MPI_Comm g_node = MPI_COMM_NULL; /* ranks sharing this node's memory */
 static char g_libver[MPI_MAX_LIBRARY_VERSION_STRING];
 
 static int mpi_fail(int rc, const char *what)
@@ -41,11 +42,11 @@ int dist_init(int *argc, char ***argv)
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_TRY(MPI_Comm_rank(MPI_COMM_WORLD, &g_rank));
     MPI_TRY(MPI_Comm_size(MPI_COMM_WORLD, &g_size));
-    MPI_Comm node;
-    MPI_TRY(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL, &node));
-    MPI_Comm_rank(node, &g_local_rank);
-    MPI_Comm_size(node, &g_local_size);
-    MPI_Comm_free(&node);
+    MPI_TRY(MPI_Comm_split_type(MPI_COMM_WORLD, MPI_COMM_TYPE_SHARED, g_rank, MPI_INFO_NULL,
+                                &g_node));
+    MPI_Comm_set_errhandler(g_node, MPI_ERRORS_RETURN);
+    MPI_Comm_rank(g_node, &g_local_rank);
+    MPI_Comm_size(g_node, &g_local_size);
     core_set_abort_hook(abort_hook);
     log_init(g_rank, g_size);
     return ERR_OK;
@@ -56,6 +57,7 @@ void dist_finalize(void)
     int fin = 0;
     if (!g_init) return;
     MPI_Finalized(&fin);
+    if (!fin && g_node != MPI_COMM_NULL) MPI_Comm_free(&g_node);
     if (!fin) MPI_Finalize();
     g_init = 0;
 }
@@ -153,6 +155,13 @@ int dist_barrier(void)
 {
     if (!g_init || g_size == 1) return ERR_OK;
     MPI_TRY(MPI_Barrier(MPI_COMM_WORLD));
+    return ERR_OK;
+}
+
+int dist_node_barrier(void)
+{
+    if (!g_init || g_local_size == 1) return ERR_OK;
+    MPI_TRY(MPI_Barrier(g_node));
     return ERR_OK;
 }
 

@@ -39,6 +39,8 @@ int dist_bcast(void *buf, size_t nbytes, int root);
 /* Gather nbytes from every rank into out (size * nbytes bytes) on every rank. */
 int dist_allgather(const void *in, void *out, size_t nbytes);
 int dist_barrier(void);
+/* Barrier among the ranks of this node only (dist_local_size of them). */
+int dist_node_barrier(void);
 
 /* Print nothing, take every rank down with status (MPI_Abort under MPI, exit otherwise). */
 _Noreturn void dist_abort(int status);

@@ -1,0 +1,121 @@
+#!/bin/sh
+# dfm fetch: offline Fashion-MNIST from the Debian package, resume through a real HTTP server,
+# and faults that must end in one error line, exit status 1 and no installed file.
+# Needs DFM (bin/dfm) and DFM_BIN (for tools/httpd).
+set -u
+: "${DFM:?set DFM to the dfm binary}"
+DFM_BIN=${DFM_BIN:-$(dirname "$DFM")}
+n_fail=0
+ok() { echo "ok - $1"; }
+bad() { echo "not ok - $1"; n_fail=$((n_fail + 1)); }
+check() { # name, command...
+    name=$1; shift
+    if "$@" >/dev/null 2>&1; then ok "$name"; else bad "$name"; fi
+}
+tmp=$(mktemp -d /tmp/dfm_tfetch.XXXXXX)
+srv_pid=
+cleanup() {
+    [ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null
+    rm -rf "$tmp"
+}
+trap cleanup EXIT INT TERM
+export DFM_FETCH_BACKOFF_MS=10
+
+deb=/usr/share/datasets/fashion-mnist
+files="train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte"
+sums="c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888
+bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9
+5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b
+0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34"
+
+# Every payload of fashion-mnist under $1 has the pinned SHA-256 (checked with sha256sum,
+# independently of dfm).
+all_verified() {
+    i=1
+    for f in $files; do
+        want=$(printf '%s\n' "$sums" | sed -n "${i}p")
+        got=$(sha256sum "$1/fashion-mnist/$f" 2>/dev/null | cut -d' ' -f1)
+        [ "$got" = "$want" ] || return 1
+        i=$((i + 1))
+    done
+}
+# No payload file at all under $1/fashion-mnist (temporary .part files may stay for resume).
+nothing_installed() {
+    for f in $files; do
+        [ -e "$1/fashion-mnist/$f" ] && return 1
+        [ -e "$1/fashion-mnist/$f.tmp" ] && return 1
+    done
+    return 0
+}
+# Exactly one "dfm: error:" line in $1 and it contains $2.
+one_error_line() {
+    [ "$(grep -c '^dfm: error:' "$1")" -eq 1 ] && grep '^dfm: error:' "$1" | grep -q "$2"
+}
+
+check "fetch --help" sh -c "'$DFM' fetch --help | grep -q 'usage: dfm fetch'"
+check "fetch --list names the datasets" sh -c "'$DFM' fetch --list | grep -q fashion-mnist && '$DFM' fetch --list | grep -q cifar-10"
+"$DFM" fetch >/dev/null 2>&1; [ $? -eq 2 ] && ok "no dataset exits 2" || bad "no dataset exits 2"
+"$DFM" fetch imagenet --dir "$tmp/x" >/dev/null 2>&1; [ $? -eq 2 ] && ok "unknown dataset exits 2" || bad "unknown dataset exits 2"
+"$DFM" fetch fashion-mnist --dir >/dev/null 2>&1; [ $? -eq 2 ] && ok "--dir without value exits 2" || bad "--dir without value exits 2"
+
+if [ -f "$deb/train-images-idx3-ubyte.gz" ]; then
+    # ---- offline from the Debian package (the built-in first mirror) ----
+    "$DFM" fetch fashion-mnist --dir "$tmp/d1" >"$tmp/o1" 2>"$tmp/e1"
+    rc=$?
+    [ $rc -eq 0 ] && all_verified "$tmp/d1" && ok "fashion-mnist offline from the Debian package" \
+        || { bad "fashion-mnist offline from the Debian package (exit $rc)"; cat "$tmp/e1"; }
+    "$DFM" fetch fashion-mnist --dir "$tmp/d1" >/dev/null 2>"$tmp/e2"
+    [ $? -eq 0 ] && grep -q "present and verified" "$tmp/e2" && ! grep -q fetching "$tmp/e2" \
+        && ok "second run re-verifies without copying" || bad "second run re-verifies without copying"
+    # a corrupted installed file is detected and replaced
+    printf 'X' | dd of="$tmp/d1/fashion-mnist/t10k-images-idx3-ubyte" bs=1 seek=5000 conv=notrunc 2>/dev/null
+    "$DFM" fetch fashion-mnist --dir "$tmp/d1" >/dev/null 2>"$tmp/e3"
+    [ $? -eq 0 ] && all_verified "$tmp/d1" && ok "corrupted file is replaced" || bad "corrupted file is replaced"
+
+    # ---- through a real HTTP server that honours Range and misbehaves on request ----
+    "$DFM_BIN/tools/httpd" -d "$deb" -l "$tmp/httpd.log" -t 90 >"$tmp/port" &
+    srv_pid=$!
+    i=0
+    while [ ! -s "$tmp/port" ] && [ $i -lt 50 ]; do sleep 0.1; i=$((i + 1)); done
+    port=$(cat "$tmp/port")
+    base="http://127.0.0.1:$port"
+    "$DFM" fetch fashion-mnist --dir "$tmp/d2" --no-builtin-mirrors --mirror "$base/cut=3000000/" \
+        >/dev/null 2>"$tmp/e4"
+    rc=$?
+    [ $rc -eq 0 ] && all_verified "$tmp/d2" && grep -q "train-images-idx3-ubyte.gz range=3000000 status=206" "$tmp/httpd.log" \
+        && ok "resume after a cut connection (HTTP 206)" || { bad "resume after a cut connection (exit $rc)"; cat "$tmp/e4"; }
+
+    for fault in 404 500 html; do
+        "$DFM" fetch fashion-mnist --dir "$tmp/f_$fault" --no-builtin-mirrors --retries 2 \
+            --mirror "$base/$fault/" >/dev/null 2>"$tmp/e_$fault"
+        rc=$?
+        case $fault in 404) what="HTTP 404";; 500) what="HTTP 500";; html) what="HTML page";; esac
+        [ $rc -eq 1 ] && one_error_line "$tmp/e_$fault" "$what" && grep -q '^dfm: hint:' "$tmp/e_$fault" \
+            && nothing_installed "$tmp/f_$fault" \
+            && ok "fault $fault: one error line, exit 1, nothing installed" \
+            || { bad "fault $fault (exit $rc)"; cat "$tmp/e_$fault"; }
+    done
+    "$DFM" fetch fashion-mnist --dir "$tmp/f_next" --no-builtin-mirrors --mirror "$base/500/" \
+        --mirror "$base/" >/dev/null 2>"$tmp/e_next"
+    [ $? -eq 0 ] && all_verified "$tmp/f_next" && ok "500 on the first mirror, success on the next" \
+        || bad "500 on the first mirror, success on the next"
+
+    dead=$("$DFM_BIN/tools/httpd" -d "$tmp" -t 1 2>/dev/null | head -1)  # a port nobody listens on after exit
+    sleep 1.2
+    "$DFM" fetch fashion-mnist --dir "$tmp/f_refused" --no-builtin-mirrors --retries 2 \
+        --mirror "http://127.0.0.1:$dead/" >/dev/null 2>"$tmp/e_refused"
+    rc=$?
+    [ $rc -eq 1 ] && one_error_line "$tmp/e_refused" "127.0.0.1:$dead" && nothing_installed "$tmp/f_refused" \
+        && ok "connection refused: one error line, exit 1, nothing installed" \
+        || { bad "connection refused (exit $rc)"; cat "$tmp/e_refused"; }
+else
+    echo "ok - # SKIP package dataset-fashion-mnist not installed"
+fi
+
+"$DFM" fetch fashion-mnist --dir "$tmp/f_proto" --no-builtin-mirrors --mirror "ftp://127.0.0.1/" \
+    >/dev/null 2>"$tmp/e_proto"
+rc=$?
+[ $rc -ne 0 ] && one_error_line "$tmp/e_proto" "only http" && ok "ftp:// mirror refused" \
+    || { bad "ftp:// mirror refused (exit $rc)"; cat "$tmp/e_proto"; }
+
+[ "$n_fail" -eq 0 ]
