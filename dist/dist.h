@@ -40,6 +40,10 @@ int dist_bcast(void *buf, size_t nbytes, int root);
 int dist_allgather(const void *in, void *out, size_t nbytes);
 int dist_barrier(void);
 
+/* Record ERR_MPI for a failed MPI call: "<what> failed: <MPI error string>". Returns ERR_MPI.
+ * For the other dist/ modules, which call MPI directly but share one message format. */
+int dist_mpi_fail(int mpi_rc, const char *what);
+
 /* Print nothing, take every rank down with status (MPI_Abort under MPI, exit otherwise). */
 _Noreturn void dist_abort(int status);
 
