@@ -42,11 +42,13 @@
  * multiple of 16 (the last ones may be short or empty). reducer_finish_shard gives each rank the
  * summed gradient of its own block only (deterministic mode: the reduce-scatter half of the
  * scheme above, so those values are the same bits as the unsharded result); the caller updates
- * the parameters and optimizer state of that block and calls reducer_allgather_params. The
- * weights are then bitwise those of the unsharded run in the same mode. For power-of-two P,
+ * the parameters and optimizer state of that block and calls reducer_allgather_params. In
+ * deterministic mode the weights are bitwise those of the unsharded run (any P: the update is
+ * element-wise, so only the gradient bits matter). For power-of-two P,
  * rank r owns block bitreverse(r) (what recursive halving leaves on it); otherwise block r.
  * Ask reducer_shard_range, never compute it. In overlap mode and for non-power-of-two P the
- * gradient is still all-reduced in full (no communication saved, memory for m and v still is).
+ * gradient is still all-reduced in full (no communication saved, memory for m and v still is);
+ * overlap + ZeRO-1 matches unsharded overlap to float rounding.
  *
  * Use per step (one thread calls the reducer; the model may use OpenMP inside its backward):
  *
