@@ -39,9 +39,11 @@ struct GradReducer {
     size_t next;       /* next expected micro-shard */
     int in_leaf, last_leaf;
 
-    /* Local tree: stack of completed subtrees [slo, shi) with their sums in pool[k]; during a
-     * leaf the leaf itself is entry `depth`. pool grows on demand up to the tree depth. */
+    /* Local tree: stack of completed subtrees [slo, shi) with their sums in slot[k]; during a
+     * leaf the leaf itself is entry `depth`. slot[k] is pool[k] (owned, allocated on demand up
+     * to the tree depth) except for a leaf in a caller's buffer (reducer_leaf_begin_into). */
     float *pool[STACK_MAX];
+    float *slot[STACK_MAX];
     size_t slo[STACK_MAX], shi[STACK_MAX];
     size_t depth;
 
@@ -339,11 +341,11 @@ static size_t bucket_hi(const GradReducer *r, size_t j)
 
 /* Finish the local tree sum on [lo, hi): during the last leaf every stacked subtree is the left
  * sibling of an ancestor of the leaf, so the merges leaf_end would do are exactly
- * pool[k-1] += pool[k] for k = depth..1. Doing them on a sub-range gives the same bits. */
+ * slot[k-1] += slot[k] for k = depth..1. Doing them on a sub-range gives the same bits. */
 static void fold_range(GradReducer *r, size_t lo, size_t hi)
 {
     double t0 = core_now();
-    for (size_t k = r->depth; k >= 1; k--) vadd(r->pool[k - 1] + lo, r->pool[k] + lo, hi - lo);
+    for (size_t k = r->depth; k >= 1; k--) vadd(r->slot[k - 1] + lo, r->slot[k] + lo, hi - lo);
     r->st.local_s += core_now() - t0;
 }
 
@@ -364,7 +366,7 @@ static int post_ready(GradReducer *r, int early)
         size_t j = r->cfg.ascending ? r->next_post : r->nbuckets - 1 - r->next_post;
         if (!r->folded[j]) break;
         size_t lo = j * r->bucket, hi = bucket_hi(r, j);
-        MPI_TRY(MPI_Iallreduce(MPI_IN_PLACE, r->pool[0] + lo, (int)(hi - lo), MPI_FLOAT, MPI_SUM,
+        MPI_TRY(MPI_Iallreduce(MPI_IN_PLACE, r->slot[0] + lo, (int)(hi - lo), MPI_FLOAT, MPI_SUM,
                                r->comm, &r->req[j]));
         r->next_post++;
         r->st.buckets++;
@@ -407,7 +409,7 @@ static float *pool_buf(GradReducer *r, size_t k)
     return r->pool[k];
 }
 
-float *reducer_leaf_begin(GradReducer *r, size_t shard)
+static float *leaf_begin(GradReducer *r, size_t shard, float *ext)
 {
     ASSERT(!r->in_leaf);
     ASSERT(shard == r->next && shard < r->end); /* micro-shards of this rank, in order */
@@ -419,13 +421,22 @@ float *reducer_leaf_begin(GradReducer *r, size_t shard)
             r->next_post = 0;
         }
     }
-    float *g = pool_buf(r, r->depth);
+    float *g = ext ? ext : pool_buf(r, r->depth);
+    r->slot[r->depth] = g;
     memset(g, 0, r->n * sizeof(float));
     r->slo[r->depth] = shard;
     r->shi[r->depth] = shard + 1;
     r->in_leaf = 1;
     r->last_leaf = shard + 1 == r->end;
     return g;
+}
+
+float *reducer_leaf_begin(GradReducer *r, size_t shard) { return leaf_begin(r, shard, NULL); }
+
+float *reducer_leaf_begin_into(GradReducer *r, size_t shard, float *grad)
+{
+    ASSERT(grad != NULL);
+    return leaf_begin(r, shard, grad);
 }
 
 int reducer_leaf_end(GradReducer *r)
@@ -456,9 +467,13 @@ int reducer_leaf_end(GradReducer *r)
     int right;
     while (tree_parent(r->first, r->end, r->slo[top], r->shi[top], &plo, &phi, &right) && right) {
         ASSERT(top > 0 && r->slo[top - 1] == plo && r->shi[top - 1] == r->slo[top]);
-        vadd(r->pool[top - 1], r->pool[top], r->n);
+        vadd(r->slot[top - 1], r->slot[top], r->n);
         r->shi[top - 1] = phi;
         top--;
+    }
+    if (r->slot[top] != pool_buf(r, top)) { /* a caller's leaf buffer stays on the stack */
+        memcpy(r->pool[top], r->slot[top], r->n * sizeof(float));
+        r->slot[top] = r->pool[top];
     }
     r->depth = top + 1;
     r->st.local_s += core_now() - t0;
@@ -472,14 +487,14 @@ static float *local_sum(GradReducer *r)
     ASSERT(!r->in_leaf && r->next == r->end); /* every micro-shard of this rank is done */
     r->next = r->first;
     if (r->first == r->end) { /* this rank owns no micro-shard: it contributes zeros */
-        float *g = pool_buf(r, 0);
+        float *g = r->slot[0] = pool_buf(r, 0);
         memset(g, 0, r->n * sizeof(float));
         if (r->req) {
             memset(r->folded, 1, r->nbuckets);
             r->next_post = 0;
         }
     }
-    return r->pool[0];
+    return r->slot[0];
 }
 
 static int finish(GradReducer *r, float **grad, int scatter_only)

@@ -107,6 +107,12 @@ int reducer_bitwise(const GradReducer *red);
 /* Start micro-shard `shard` (must be the next one of this rank's range, in order). Returns a
  * zeroed buffer of n floats for its gradient, owned by the reducer, valid until leaf_end. */
 float *reducer_leaf_begin(GradReducer *red, size_t shard);
+/* The same, but the gradient goes to the caller's buffer `grad` (n floats; the model's own
+ * gradient buffer, say), which the reducer zeroes and reads until leaf_end (and, for the rank's
+ * last micro-shard, until reducer_finish returns: *grad may then point into it). A leaf that is
+ * the left child of an unfinished subtree is copied out at leaf_end, so the caller may reuse
+ * `grad` for the next micro-shard. Results are bitwise those of reducer_leaf_begin. */
+float *reducer_leaf_begin_into(GradReducer *red, size_t shard, float *grad);
 /* Values [lo, hi) of the current micro-shard's gradient are final. Ranges of one micro-shard
  * must not overlap. Only the last micro-shard of the rank acts on it (overlap mode: fold the
  * local tree for covered buckets and start their all-reduce); elsewhere it is a cheap no-op. */
@@ -117,8 +123,8 @@ int reducer_progress(GradReducer *red);
 int reducer_leaf_end(GradReducer *red);
 
 /* After this rank's last leaf_end (or at once if it owns no micro-shard): *grad receives the
- * global gradient sum, n floats, identical on every rank, owned by the reducer and valid until
- * the next reducer_leaf_begin. */
+ * global gradient sum, n floats, identical on every rank, owned by the reducer (or the caller's
+ * buffer of a reducer_leaf_begin_into, see there) and valid until the next leaf_begin. */
 int reducer_finish(GradReducer *red, float **grad);
 /* ZeRO-1 (cfg.zero1): like reducer_finish but only [*lo, *hi) of *grad is valid: this rank's
  * block, the same values reducer_finish would give there. */

@@ -150,13 +150,17 @@ static int dist_train(float *p, size_t n, size_t M, ReduceMode mode, int zero1, 
     *bitwise = reducer_bitwise(red);
     Adam a = {xcalloc(n, sizeof(float)), xcalloc(n, sizeof(float))};
     float *x = xmalloc(n * sizeof(float));
+    /* ZeRO-1 and overlap runs hand the reducer a caller-owned gradient buffer, as a model with
+     * its own gradient buffer does; the deterministic run uses the reducer's buffers. */
+    float *own = (zero1 || mode == REDUCE_OVERLAP) ? xmalloc(n * sizeof(float)) : NULL;
     size_t first, end;
     reducer_local_shards(red, &first, &end);
     init_params(p, n);
     int rc = ERR_OK;
     for (int step = 1; step <= STEPS && rc == ERR_OK; step++) {
         for (size_t s = first; s < end && rc == ERR_OK; s++) {
-            float *g = reducer_leaf_begin(red, s);
+            float *g = own ? reducer_leaf_begin_into(red, s, own) : reducer_leaf_begin(red, s);
+            check(!own || g == own, "reducer_leaf_begin_into returned another buffer");
             fake_backward(g, p, x, n, s, step, mode == REDUCE_OVERLAP ? red : NULL);
             rc = reducer_leaf_end(red);
         }
@@ -176,7 +180,7 @@ static int dist_train(float *p, size_t n, size_t M, ReduceMode mode, int zero1, 
             if (rc == ERR_OK) adam_update_range(p, grad, &a, 0, n, step, M);
         }
     }
-    xfree(a.m), xfree(a.v), xfree(x);
+    xfree(a.m), xfree(a.v), xfree(x), xfree(own);
     reducer_destroy(&red);
     return rc;
 }

@@ -82,6 +82,32 @@ Test(reduce, streaming_tree_matches_recursive_tree_bitwise)
     xfree(ref);
 }
 
+Test(reduce, caller_buffer_gives_the_same_bits)
+{
+    const size_t n = 257;
+    float *ref = xmalloc(n * sizeof(float)), *own = xmalloc(n * sizeof(float));
+    for (size_t M = 1; M <= 19; M++) {
+        ReducerConfig cfg = {.n = n, .M = M};
+        GradReducer *red;
+        cr_assert_eq(reducer_create(&red, &cfg), ERR_OK);
+        ref_tree(ref, 0, M, n);
+        for (int step = 0; step < 2; step++) {
+            for (size_t s = 0; s < M; s++) {
+                for (size_t i = 0; i < n; i++) own[i] = 1e30f; /* stale data: must be zeroed */
+                float *g = reducer_leaf_begin_into(red, s, own);
+                cr_assert_eq(g, own);
+                leaf(g, n, s);
+                cr_assert_eq(reducer_leaf_end(red), ERR_OK);
+            }
+            float *g;
+            cr_assert_eq(reducer_finish(red, &g), ERR_OK);
+            cr_assert(memcmp(g, ref, n * sizeof(float)) == 0, "M=%zu step %d", M, step);
+        }
+        reducer_destroy(&red);
+    }
+    xfree(ref), xfree(own);
+}
+
 Test(reduce, summation_order_shows_in_the_bits)
 {
     /* Guards the test above: a left-to-right sum differs from the tree sum. */
