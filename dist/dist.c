@@ -16,7 +16,7 @@ static int g_init, g_rank, g_size = 1, g_local_rank, g_local_size = 1;
 static MPI_Comm g_node = MPI_COMM_NULL; /* ranks sharing this node's memory */
 static char g_libver[MPI_MAX_LIBRARY_VERSION_STRING];
 
-static int mpi_fail(int rc, const char *what)
+int dist_mpi_fail(int rc, const char *what)
 {
     char msg[MPI_MAX_ERROR_STRING];
     int len = 0;
@@ -25,7 +25,7 @@ static int mpi_fail(int rc, const char *what)
 }
 
 #define MPI_TRY(call) \
-    do { int mpi_rc_ = (call); if (mpi_rc_ != MPI_SUCCESS) return mpi_fail(mpi_rc_, #call); } while (0)
+    do { int mpi_rc_ = (call); if (mpi_rc_ != MPI_SUCCESS) return dist_mpi_fail(mpi_rc_, #call); } while (0)
 
 static void abort_hook(int status)
 {

@@ -42,6 +42,10 @@ int dist_barrier(void);
 /* Barrier among the ranks of this node only (dist_local_size of them). */
 int dist_node_barrier(void);
 
+/* Record ERR_MPI for a failed MPI call: "<what> failed: <MPI error string>". Returns ERR_MPI.
+ * For the other dist/ modules, which call MPI directly but share one message format. */
+int dist_mpi_fail(int mpi_rc, const char *what);
+
 /* Print nothing, take every rank down with status (MPI_Abort under MPI, exit otherwise). */
 _Noreturn void dist_abort(int status);
 
