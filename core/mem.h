@@ -2,7 +2,7 @@
  *
  * xmalloc/xcalloc/xrealloc/xstrdup/xalloc_aligned never return NULL: on failure they print the
  * size and the caller's file:line and abort the job (through the abort hook, which dist/ points
- * at MPI_Abort so that one rank running out of memory does not leave the others hanging).
+ * at the MPI job abort so that one rank running out of memory does not leave the others hanging).
  * Memory from xalloc_aligned (64-byte aligned, for SIMD kernels) is released with xfree_aligned.
  * xfree(p) accepts NULL. ASSERT stays on in release builds: it is for bugs, never for user input.
  */
@@ -26,7 +26,7 @@ void *xalloc_aligned_at(size_t n, const char *file, int line); /* 64-byte aligne
 void xfree(void *p);
 void xfree_aligned(void *p);
 
-/* Abort the job. The default hook calls abort(); dist/ installs one that calls MPI_Abort. */
+/* Abort the job. The default hook calls abort(); dist/ installs one that aborts every rank. */
 typedef void (*CoreAbortHook)(int status);
 void core_set_abort_hook(CoreAbortHook hook);
 _Noreturn void core_abort(int status);

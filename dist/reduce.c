@@ -30,6 +30,7 @@
 struct GradReducer {
     ReducerConfig cfg;
     size_t n, M;
+    size_t align; /* block alignment in floats */
     int P, rank;
     int pow2;     /* P is a power of two */
     int bitwise;  /* result independent of P (see reduce.h) */
@@ -91,17 +92,13 @@ static int bitrev(int x, int bits)
     return y;
 }
 
-/* Block j of nb over n values: blocks of ceil(n/nb) rounded up to BLOCK_ALIGN. */
-static size_t block_size(size_t n, size_t nb)
+/* Block j of nb over the n values: blocks of ceil(n/nb) rounded up to the alignment
+ * (cfg.shard_align, default BLOCK_ALIGN). */
+static size_t block_lo(const GradReducer *r, size_t nb, size_t j)
 {
-    size_t bs = (n + nb - 1) / nb;
-    return (bs + BLOCK_ALIGN - 1) / BLOCK_ALIGN * BLOCK_ALIGN;
-}
-
-static size_t block_lo(size_t n, size_t nb, size_t j)
-{
-    size_t bs = block_size(n, nb);
-    return j * bs < n ? j * bs : n; /* j * bs cannot overflow: j <= nb, bs ~ n / nb */
+    size_t bs = (r->n + nb - 1) / nb;
+    bs = (bs + r->align - 1) / r->align * r->align;
+    return j * bs < r->n ? j * bs : r->n; /* j * bs cannot overflow: j <= nb, bs ~ n / nb */
 }
 
 /* Parent of node [lo, hi) in the canonical tree over [a, b). 0 when the node is the root. */
@@ -191,10 +188,10 @@ static int reduce_scatter_pow2(GradReducer *r, float *g, int Q)
         halving_range(me, Q, s, &b0, &b1);
         int half = (b1 - b0) / 2, partner = me ^ (1 << s);
         int keep0 = (me & (1 << s)) ? b0 + half : b0, send0 = (me & (1 << s)) ? b0 : b0 + half;
-        size_t klo = block_lo(r->n, (size_t)Q, (size_t)keep0);
-        size_t khi = block_lo(r->n, (size_t)Q, (size_t)(keep0 + half));
-        size_t slo = block_lo(r->n, (size_t)Q, (size_t)send0);
-        size_t shi = block_lo(r->n, (size_t)Q, (size_t)(send0 + half));
+        size_t klo = block_lo(r, (size_t)Q, (size_t)keep0);
+        size_t khi = block_lo(r, (size_t)Q, (size_t)(keep0 + half));
+        size_t slo = block_lo(r, (size_t)Q, (size_t)send0);
+        size_t shi = block_lo(r, (size_t)Q, (size_t)(send0 + half));
         TRY(sendrecv_f32(r, g + slo, shi - slo, t, khi - klo, partner, TAG_RS));
         vadd(g + klo, t, khi - klo); /* lower + upper subtree; float + is commutative */
     }
@@ -209,8 +206,8 @@ static int allgather_pow2(GradReducer *r, float *g, int Q)
         int partner = me ^ (1 << s), m0, m1, p0, p1;
         halving_range(me, Q, s + 1, &m0, &m1);
         halving_range(partner, Q, s + 1, &p0, &p1);
-        size_t mlo = block_lo(r->n, (size_t)Q, (size_t)m0), mhi = block_lo(r->n, (size_t)Q, (size_t)m1);
-        size_t plo = block_lo(r->n, (size_t)Q, (size_t)p0), phi = block_lo(r->n, (size_t)Q, (size_t)p1);
+        size_t mlo = block_lo(r, (size_t)Q, (size_t)m0), mhi = block_lo(r, (size_t)Q, (size_t)m1);
+        size_t plo = block_lo(r, (size_t)Q, (size_t)p0), phi = block_lo(r, (size_t)Q, (size_t)p1);
         TRY(sendrecv_f32(r, g + mlo, mhi - mlo, g + plo, phi - plo, partner, TAG_AG));
     }
     return ERR_OK;
@@ -253,6 +250,7 @@ int reducer_create(GradReducer **out, const ReducerConfig *cfg)
     r->cfg = *cfg;
     r->n = cfg->n;
     r->M = cfg->M;
+    r->align = cfg->shard_align ? cfg->shard_align : BLOCK_ALIGN;
     r->P = 1;
     r->rank = 0;
     r->comm = MPI_COMM_NULL;
@@ -327,8 +325,8 @@ void reducer_shard_range(const GradReducer *r, int rank, size_t *lo, size_t *hi)
     ASSERT(rank >= 0 && rank < r->P);
     size_t nb = (size_t)r->P;
     size_t j = r->pow2 ? (size_t)bitrev(rank, ilog2(r->P)) : (size_t)rank;
-    *lo = block_lo(r->n, nb, j);
-    *hi = block_lo(r->n, nb, j + 1);
+    *lo = block_lo(r, nb, j);
+    *hi = block_lo(r, nb, j + 1);
 }
 
 /* ---- overlap buckets ---------------------------------------------------------------------- */

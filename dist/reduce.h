@@ -78,6 +78,9 @@ typedef struct {
     size_t bucket_floats; /* overlap bucket size in floats; 0 = 6553600 (25 MiB, DDP's default) */
     int ascending;        /* overlap: post buckets in ascending offset order (default descending) */
     int zero1;            /* optimizer-state sharding: use reducer_finish_shard */
+    size_t shard_align;   /* ZeRO-1 blocks (and reduce-scatter blocks) start at multiples of
+                             this many floats; 0 = 16. A caller that reduces per fixed chunk
+                             (the training loop's gradient norm) aligns blocks to its chunks. */
 } ReducerConfig;
 
 typedef struct {
