@@ -2,6 +2,7 @@
  * every check the trainer applies and print it fully resolved (every key, defaults filled in) as
  * YAML on stdout. Exit 0 when valid, 2 on a spec or usage error, 1 when the file cannot be read.
  */
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -71,6 +72,6 @@ int cmd_validate(int argc, char **argv)
     if (rc != ERR_OK) return cmd_report(rc);
     rc = jobspec_emit(&js, stdout);
     jobspec_free(&js);
-    if (rc == ERR_OK && fflush(stdout) != 0) rc = ERR(ERR_IO, "cannot write to stdout");
+    if (rc == ERR_OK && fflush(stdout) != 0) rc = ERR(ERR_IO, "cannot write the resolved spec to stdout: %s", strerror(errno));
     return cmd_report(rc);
 }

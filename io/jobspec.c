@@ -74,7 +74,6 @@ _Static_assert(sizeof(JobDataset) == sizeof(int) && sizeof(JobSampler) == sizeof
 
 #define NN(a) (int)(sizeof(a) / sizeof((a)[0]))
 #define OFF(m) offsetof(JobSpec, m)
-#define BIG 2147483647.0
 #define INF HUGE_VAL
 
 static int check_name(const char *s, char *why, size_t nwhy);
@@ -544,11 +543,8 @@ static void describe_expect(char *buf, size_t n, const Field *f)
     switch (f->type) {
     case F_INT:
     case F_INTLIST:
-        if (f->hi >= BIG || f->hi >= 1e9)
-            snprintf(buf, n, "%s integer >= %s", f->type == F_INT ? "an" : "a list of", lo);
-        else
-            snprintf(buf, n, "%s integer%s in [%s, %s]", f->type == F_INT ? "an" : "a list of",
-                     f->type == F_INT ? "" : "s", lo, hi);
+        snprintf(buf, n, "%s integer%s in [%s, %s]", f->type == F_INT ? "an" : "a list of",
+                 f->type == F_INT ? "" : "s", lo, hi);
         if (f->type == F_INT && (f->fl & FL_EVEN)) strncat(buf, " (even)", n - strlen(buf) - 1);
         break;
     case F_DBL:
@@ -725,11 +721,15 @@ static int set_field(const Ctx *c, int fi, const YNode *y)
         for (int i = 0; i < n; i++) {
             snprintf(ipath, sizeof ipath, "%s[%d]", path, i);
             const YNode *e = y->kid[i];
-            int rc = e->kind == YN_SCALAR && !is_null(e) ? get_string(c, f, e, ipath, &v[i])
-                                                        : bad_value(c, f, e, ipath, NULL);
+            int rc;
+            if (is_null(e))
+                rc = ctx_err(c, ERR_SPEC, e->line, e->col, "%s: expected a non-empty string", ipath);
+            else if (e->kind != YN_SCALAR)
+                rc = ctx_err(c, ERR_SPEC, e->line, e->col, "%s: expected a string, got %s", ipath,
+                             e->kind == YN_SEQ ? "a list" : "a mapping");
+            else
+                rc = get_string(c, f, e, ipath, &v[i]);
             if (rc != ERR_OK) {
-                if (e->kind == YN_SCALAR && is_null(e))
-                    rc = ctx_err(c, ERR_SPEC, e->line, e->col, "%s: expected a non-empty string", ipath);
                 free_strlist(v, n);
                 return rc;
             }

@@ -80,7 +80,7 @@ typedef struct {
     JobToy toy;       /* toy2d only */
     int toy_size;     /* toy2d: examples generated */
     char *dir;        /* download cache */
-    char **mirrors;   /* URL prefixes tried before the built-in ones */
+    char **mirrors;   /* base URLs used instead of the built-in ones (tried in order); none = built-in */
     int n_mirrors;
     bool flip;        /* random horizontal flip (image datasets) */
     bool conditional; /* feed class labels to the model */

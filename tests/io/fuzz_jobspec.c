@@ -52,12 +52,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fprintf(stderr, "emission is not a fixed point:\n%s\n---\n%s\n", t1, t2);
         abort();
     }
-    /* A --set taken from the input's first line exercises the override path too. */
+    /* A first line "#section.key=value" (a YAML comment) is also applied as a --set, which must
+     * either succeed or leave the spec unchanged. */
     const char *nl = memchr(data, '\n', size);
     size_t l = nl ? (size_t)(nl - (const char *)data) : size;
-    if (l > 0 && l < 256 && memchr(data, '=', l)) {
+    if (l > 1 && l < 256 && data[0] == '#' && memchr(data, '=', l)) {
         char set[256];
-        memcpy(set, data, l);
+        l--;
+        memcpy(set, data + 1, l);
         set[l] = '\0';
         if (strlen(set) == l) {
             JobSpec before;
