@@ -398,7 +398,7 @@ int sched_diffusion_run_d(const SamplerConfig *cfg, SchedPred pred, const SchedL
         default:
             ASSERT(0);
         }
-        if (mask) replace_known(cfg->seed, sample_idx, B, D, k | 0u, ap, sp, mask, known, x, z);
+        if (mask) replace_known(cfg->seed, sample_idx, B, D, k, ap, sp, mask, known, x, z);
         st->steps++;
     }
     if (rc == ERR_OK && mask) copy_known(n, mask, known, x);
