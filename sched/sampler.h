@@ -111,6 +111,14 @@ int sched_sample_d(const SamplerConfig *cfg, const Schedule *s, SchedNetFnD net,
                    const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
                    const float *mask, const float *known, double *out, SampleStats *stats);
 
+/* Deterministic DDIM inversion (eta = 0) of data x0 (B, D) to latents xT (B, D) on the timesteps
+ * of cfg->spacing and cfg->steps (see sched_ddim_invert_d for the first step's rule); decoding
+ * the latents with SAMPLER_DDIM, eta = 0 and the same steps reconstructs x0 up to the solver
+ * error. cfg->kind is ignored; guidance applies as in sampling. */
+int sched_ddim_invert(const SamplerConfig *cfg, const Schedule *s, SchedNetFn net, void *ctx,
+                      size_t B, size_t D, const int *labels, const float *x0, float *xT,
+                      SampleStats *stats);
+
 /* Initial noise of the given samples, exactly as the samplers draw it: x (B, D). */
 void sched_initial_noise(uint64_t seed, const uint64_t *sample_idx, size_t B, size_t D, double *x);
 
