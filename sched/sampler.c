@@ -398,7 +398,7 @@ int sched_diffusion_run_d(const SamplerConfig *cfg, SchedPred pred, const SchedL
         default:
             ASSERT(0);
         }
-        if (mask) replace_known(cfg->seed, sample_idx, B, D, k | 0u, ap, sp, mask, known, x, z);
+        if (mask) replace_known(cfg->seed, sample_idx, B, D, k, ap, sp, mask, known, x, z);
         st->steps++;
     }
     if (rc == ERR_OK && mask) copy_known(n, mask, known, x);
@@ -598,5 +598,31 @@ int sched_sample(const SamplerConfig *cfg, const Schedule *s, SchedNetFn net, vo
     xfree(xd);
     xfree(f.xf);
     xfree(f.of);
+    return rc;
+}
+
+int sched_ddim_invert(const SamplerConfig *cfg, const Schedule *s, SchedNetFn net, void *ctx,
+                      size_t B, size_t D, const int *labels, const float *x0, float *xT,
+                      SampleStats *stats)
+{
+    if (s->family != SCHED_DISCRETE)
+        return ERR(ERR_ARG, "DDIM inversion needs a diffusion schedule, the model is a flow model");
+    SamplerConfig c = *cfg;
+    c.kind = SAMPLER_DDIM;
+    c.eta = 0.0;
+    TRY(check_config(&c, s));
+    TRY(check_io(B, D, labels, c.guidance, NULL, NULL));
+    SchedLevels lv;
+    TRY(sched_levels_from_schedule(s, c.spacing, c.steps, &lv));
+    FloatNet f = {net, ctx, NULL, NULL, 0};
+    double *xd = xmalloc(B * D * sizeof(double));
+    for (size_t i = 0; i < B * D; i++) xd[i] = (double)x0[i];
+    int rc = sched_ddim_invert_d(&c, s->pred, &lv, float_net_call, &f, B, D, labels, xd, stats);
+    if (rc == ERR_OK)
+        for (size_t i = 0; i < B * D; i++) xT[i] = (float)xd[i];
+    xfree(xd);
+    xfree(f.xf);
+    xfree(f.of);
+    sched_levels_free(&lv);
     return rc;
 }

@@ -7,7 +7,10 @@
  *     SAMPLER_DDIM      generalised DDIM (Song et al. 2021, eq. 12/16) with eta;
  *                       sigma_i = eta sqrt((1-abar')/(1-abar)) sqrt(1 - abar/abar').
  *     SAMPLER_DPMPP_2M  DPM-Solver++(2M) (Lu et al. 2022), multistep, data prediction; the step
- *                       into abar = 1 (the last one) is first order, i.e. returns x0-hat.
+ *                       into abar = 1 (the last one) is first order, i.e. returns x0-hat. Use it
+ *                       with trailing or quadratic spacing: with "uniform" spacing the move
+ *                       tau = 1 + T/S -> 1 spans a large log-SNR interval and the two-step
+ *                       extrapolation loses its advantage over DDIM below about 50 steps.
  *   flow (SCHED_FLOW): SAMPLER_EULER, SAMPLER_MIDPOINT, SAMPLER_HEUN, SAMPLER_RK4 on
  *     dx/dtau = v(x, tau), tau from 0 (noise) to 1 (data) in `steps` equal steps.
  *
@@ -18,8 +21,9 @@
  * Noise. Sample j's initial noise is rng_fill_normal(seed, rng_stream(RNG_P_SAMPLE_INIT,
  * sample_idx[j]), sub 0); the noise of loop iteration k (k = 0 is the first, noisiest step) is
  * sub = k of rng_stream(RNG_P_SAMPLE_STEP, sample_idx[j]); the replacement noise for inpainting
- * uses the same stream with sub = k | 2^31. So a sample depends on its index and the seed only,
- * never on the batch it is computed in or on the rank.
+ * uses the same stream with sub = k | 2^31, and the known entries of a diffusion sampler's
+ * starting state use sub = 2^32 - 1. So a sample depends on its index and the seed only, never
+ * on the batch it is computed in or on the rank.
  *
  * Guidance (classifier-free). One convention: out = c + (w - 1)(c - u) = u + w (c - u), where
  * c = network(x, label) and u = network(x, -1): w = 1 is the plain conditional model (neutral),
@@ -106,6 +110,14 @@ int sched_sample(const SamplerConfig *cfg, const Schedule *s, SchedNetFn net, vo
 int sched_sample_d(const SamplerConfig *cfg, const Schedule *s, SchedNetFnD net, void *ctx,
                    const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
                    const float *mask, const float *known, double *out, SampleStats *stats);
+
+/* Deterministic DDIM inversion (eta = 0) of data x0 (B, D) to latents xT (B, D) on the timesteps
+ * of cfg->spacing and cfg->steps (see sched_ddim_invert_d for the first step's rule); decoding
+ * the latents with SAMPLER_DDIM, eta = 0 and the same steps reconstructs x0 up to the solver
+ * error. cfg->kind is ignored; guidance applies as in sampling. */
+int sched_ddim_invert(const SamplerConfig *cfg, const Schedule *s, SchedNetFn net, void *ctx,
+                      size_t B, size_t D, const int *labels, const float *x0, float *xT,
+                      SampleStats *stats);
 
 /* Initial noise of the given samples, exactly as the samplers draw it: x (B, D). */
 void sched_initial_noise(uint64_t seed, const uint64_t *sample_idx, size_t B, size_t D, double *x);

@@ -322,3 +322,27 @@ const char *sched_pred_name(SchedPred p)
     }
     return "?";
 }
+
+int sched_pred_parse(const char *name, SchedPred *p)
+{
+    for (int i = SCHED_PRED_EPS; i <= SCHED_PRED_VELOCITY; i++)
+        if (strcmp(name, sched_pred_name((SchedPred)i)) == 0) {
+            *p = (SchedPred)i;
+            return ERR_OK;
+        }
+    ERR(ERR_ARG, "unknown model parameterisation '%s'", name);
+    err_hint("choose eps, x0 or v for diffusion models, velocity for flow models");
+    return ERR_ARG;
+}
+
+int sched_spacing_parse(const char *name, SchedSpacing *sp)
+{
+    for (int i = SCHED_SPACING_UNIFORM; i <= SCHED_SPACING_TRAILING; i++)
+        if (strcmp(name, sched_spacing_name((SchedSpacing)i)) == 0) {
+            *sp = (SchedSpacing)i;
+            return ERR_OK;
+        }
+    ERR(ERR_ARG, "unknown timestep spacing '%s'", name);
+    err_hint("choose uniform, quadratic or trailing");
+    return ERR_ARG;
+}

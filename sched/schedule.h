@@ -135,5 +135,9 @@ void sched_eps_to_score(double s, const double *eps, double *score, size_t n);
 void sched_score_to_eps(double s, const double *score, double *eps, size_t n);
 
 const char *sched_pred_name(SchedPred p);
+/* Parse the names used in job specs and checkpoints ("eps", "x0", "v", "velocity";
+ * "uniform", "quadratic", "trailing"); ERR_ARG with a hint on anything else. */
+int sched_pred_parse(const char *name, SchedPred *p);
+int sched_spacing_parse(const char *name, SchedSpacing *sp);
 
 #endif

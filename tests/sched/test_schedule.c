@@ -358,3 +358,22 @@ Test(schedule, q_sample_moments_match_iterated_chain)
     close_rel(want_v, 0.9214127571, 1e-9, "1 - abar_500");
     sched_free(&s);
 }
+
+Test(schedule, names_parse_and_print)
+{
+    for (int i = SCHED_PRED_EPS; i <= SCHED_PRED_VELOCITY; i++) {
+        SchedPred p;
+        cr_assert_eq(sched_pred_parse(sched_pred_name((SchedPred)i), &p), ERR_OK);
+        cr_assert_eq((int)p, i);
+    }
+    for (int i = SCHED_SPACING_UNIFORM; i <= SCHED_SPACING_TRAILING; i++) {
+        SchedSpacing sp;
+        cr_assert_eq(sched_spacing_parse(sched_spacing_name((SchedSpacing)i), &sp), ERR_OK);
+        cr_assert_eq((int)sp, i);
+    }
+    SchedPred p;
+    SchedSpacing sp;
+    cr_assert_eq(sched_pred_parse("epsilon", &p), ERR_ARG);
+    cr_assert_eq(sched_spacing_parse("leading", &sp), ERR_ARG);
+    cr_assert_str_eq(sched_pred_name(SCHED_PRED_V), "v");
+}
