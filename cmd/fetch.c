@@ -123,7 +123,7 @@ int cmd_fetch(int argc, char **argv)
     }
     rc = dist_dataset_fetch(name, dir, mirrors, nmirrors, builtin, &o);
     fetch_global_cleanup();
-    if (rc == ERR_OK) printf("%s: verified in %s/%s\n", name, dir, name);
+    if (rc == ERR_OK && dist_rank() == 0) printf("%s: verified in %s/%s\n", name, dir, name);
     rc = cmd_report(rc);
 finish:
     if (mpi) dist_finalize();

@@ -275,11 +275,11 @@ int fetch_verify(const char *dir, const FetchFile *f)
     int rc;
     if (access(path, F_OK) != 0) {
         rc = ERR(ERR_IO, "%s is missing", path);
-        err_hint("run 'dfm fetch' for this dataset (with --dir %s)", dir);
+        err_hint("run 'dfm fetch' to download it");
     } else if ((rc = fetch_sha256_file(path, hex, &size)) == ERR_OK) {
         rc = verify_payload(dir, f, path, hex, size, 0, NULL, 0, NULL);
         if (rc != ERR_OK && rc != ERR_IO)
-            err_hint("delete %s and run 'dfm fetch' again", path);
+            err_hint("run 'dfm fetch' again: it replaces a file that fails verification");
     }
     xfree(path);
     return rc;

@@ -18,7 +18,8 @@
  *   norange    ignore Range headers (answer 200 with the whole file)
  *   slow       send the body one byte every 50 ms
  *   delay      wait 0.5 s before answering
- * Every request is appended to LOGFILE as "GET /path range=N status=S" (range=- when none).
+ * Every request is appended to LOGFILE as "GET /path range=N status=S" (range=- when none),
+ * before the reply is sent, so a client that has its answer can rely on the log line.
  * The server exits on SIGTERM or SIGINT, and by itself after -t SECONDS (default 120), so a
  * crashed test never leaves it running.
  */
@@ -172,26 +173,26 @@ static void handle(int fd, const char *root, const char *logfile)
         nanosleep(&ts, NULL);
     }
     if (strstr(rel, "..")) {
-        reply_simple(fd, 403, "Forbidden", "text/plain", "forbidden\n", head);
         log_req(logfile, method, target, range_from, 403);
+        reply_simple(fd, 403, "Forbidden", "text/plain", "forbidden\n", head);
         return;
     }
     if (f404) {
+        log_req(logfile, method, target, range_from, 404);
         reply_simple(fd, 404, "Not Found", "text/html",
                      "<!DOCTYPE html><html><body>404 Not Found</body></html>\n", head);
-        log_req(logfile, method, target, range_from, 404);
         return;
     }
     if (f500 || (f500once && first_time("500once", target))) {
-        reply_simple(fd, 500, "Internal Server Error", "text/plain", "internal error\n", head);
         log_req(logfile, method, target, range_from, 500);
+        reply_simple(fd, 500, "Internal Server Error", "text/plain", "internal error\n", head);
         return;
     }
     if (fhtml) {
         const char *page = "<!DOCTYPE html>\n<html><head><title>Quota exceeded</title></head>"
                            "<body>Too many users have viewed or downloaded this file.</body></html>\n";
-        reply_simple(fd, 200, "OK", "application/octet-stream", page, head);
         log_req(logfile, method, target, range_from, 200);
+        reply_simple(fd, 200, "OK", "application/octet-stream", page, head);
         return;
     }
     char path[4096];
@@ -200,8 +201,8 @@ static void handle(int fd, const char *root, const char *logfile)
     struct stat st;
     if (ffd < 0 || fstat(ffd, &st) != 0 || !S_ISREG(st.st_mode)) {
         if (ffd >= 0) close(ffd);
-        reply_simple(fd, 404, "Not Found", "text/plain", "not found\n", head);
         log_req(logfile, method, target, range_from, 404);
+        reply_simple(fd, 404, "Not Found", "text/plain", "not found\n", head);
         return;
     }
     long long size = (long long)st.st_size, from = 0, to = size - 1;
@@ -212,9 +213,9 @@ static void handle(int fd, const char *root, const char *logfile)
             int hn = snprintf(hdr, sizeof hdr,
                               "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */%lld\r\n"
                               "Content-Length: 0\r\nConnection: close\r\n\r\n", size);
+            log_req(logfile, method, target, range_from, 416);
             send_all(fd, hdr, (size_t)hn);
             close(ffd);
-            log_req(logfile, method, target, range_from, 416);
             return;
         }
         from = range_from;
