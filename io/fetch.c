@@ -468,7 +468,8 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
     x.resumed = have > 0;
     x.expect_gzip = f->enc == FETCH_GZIP;
     x.label = f->remote;
-    x.bar = o->progress == 1 || (o->progress < 0 && isatty(STDERR_FILENO));
+    /* One bar per job: other node leaders stay quiet like log_info does. */
+    x.bar = log_rank() == 0 && (o->progress == 1 || (o->progress < 0 && isatty(STDERR_FILENO)));
     x.t0 = core_now();
     x.last_draw = x.t0 - 1.0; /* draw at the first progress call */
     char errbuf[CURL_ERROR_SIZE] = {0};

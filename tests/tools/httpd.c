@@ -18,6 +18,8 @@
  *   norange    ignore Range headers (answer 200 with the whole file)
  *   slow       send the body one byte every 50 ms
  *   delay      wait 0.5 s before answering
+ *   redir      answer 302 with Location: the same URL without this segment (http)
+ *   redirfile  answer 302 with Location: file://DIR/<path>, which a careful client refuses
  * Every request is appended to LOGFILE as "GET /path range=N status=S" (range=- when none),
  * before the reply is sent, so a client that has its answer can rely on the log line.
  * The server exits on SIGTERM or SIGINT, and by itself after -t SECONDS (default 120), so a
@@ -143,6 +145,7 @@ static void handle(int fd, const char *root, const char *logfile)
 
     /* Leading fault segments. */
     int f404 = 0, f500 = 0, f500once = 0, fhtml = 0, fnorange = 0, fslow = 0, fdelay = 0;
+    int fredir = 0, fredirfile = 0;
     long long cut = -1;
     char modes[512] = "";
     const char *p = target;
@@ -161,6 +164,8 @@ static void handle(int fd, const char *root, const char *logfile)
         else if (!strcmp(s, "norange")) fnorange = 1;
         else if (!strcmp(s, "slow")) fslow = 1;
         else if (!strcmp(s, "delay")) fdelay = 1;
+        else if (!strcmp(s, "redir")) fredir = 1;
+        else if (!strcmp(s, "redirfile")) fredirfile = 1;
         else if (!strncmp(s, "cut=", 4)) cut = atoll(s + 4);
         else break;
         strncat(modes, s, sizeof modes - strlen(modes) - 2);
@@ -186,6 +191,22 @@ static void handle(int fd, const char *root, const char *logfile)
     if (f500 || (f500once && first_time("500once", target))) {
         log_req(logfile, method, target, range_from, 500);
         reply_simple(fd, 500, "Internal Server Error", "text/plain", "internal error\n", head);
+        return;
+    }
+    if (fredir || fredirfile) {
+        char loc[4200], hdr[4400];
+        if (fredirfile) {
+            snprintf(loc, sizeof loc, "file://%s%s", root, rel);
+        } else {
+            /* drop the first "redir/" segment from the target */
+            char *r = strstr(target, "/redir/");
+            snprintf(loc, sizeof loc, "%.*s%s", (int)(r - target), target, r + 6);
+        }
+        int hn = snprintf(hdr, sizeof hdr,
+                          "HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n"
+                          "Connection: close\r\n\r\n", loc);
+        log_req(logfile, method, target, range_from, 302);
+        send_all(fd, hdr, (size_t)hn);
         return;
     }
     if (fhtml) {
