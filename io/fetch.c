@@ -274,7 +274,10 @@ int fetch_verify(const char *dir, const FetchFile *f)
     uint64_t size = 0;
     int rc;
     if (access(path, F_OK) != 0) {
-        rc = ERR(ERR_IO, "%s is missing", path);
+        char cwd[1024] = "";
+        if (path[0] != '/' && getcwd(cwd, sizeof cwd) == NULL) cwd[0] = '\0';
+        rc = ERR(ERR_IO, "%s is missing%s%s%s", path, cwd[0] ? " (relative to " : "", cwd,
+                 cwd[0] ? ")" : "");
         err_hint("run 'dfm fetch' to download it");
     } else if ((rc = fetch_sha256_file(path, hex, &size)) == ERR_OK) {
         rc = verify_payload(dir, f, path, hex, size, 0, NULL, 0, NULL);
