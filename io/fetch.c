@@ -477,9 +477,17 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
     x.last_draw = x.t0 - 1.0; /* draw at the first progress call */
     char errbuf[CURL_ERROR_SIZE] = {0};
 
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    /* The protocol limits are a security property: refuse to run without them. */
+    if (curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK ||
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file") != CURLE_OK ||
+        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK) {
+        curl_easy_cleanup(c);
+        close(fd);
+        ERR(ERR_NET, "%s: this libcurl (%s) cannot restrict protocols to http, https and file",
+            url, curl_version());
+        err_hint("build dfm against libcurl 7.85 or newer");
+        return ATTEMPT_NEXT_MIRROR;
+    }
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
