@@ -5,6 +5,7 @@
 
 #include "cmd/cmd.h"
 #include "core/err.h"
+#include "core/log.h"
 #include "core/mem.h"
 #include "dist/data.h"
 #include "dist/dist.h"
@@ -28,7 +29,7 @@ static void fetch_usage(FILE *f)
             "  --strict       accept only bytes that match a pinned SHA-256 (no trust on\n"
             "                 first use for files whose payload hash is not pinned)\n"
             "  --retries N    attempts per mirror on transient errors (default 3)\n"
-            "  --quiet        no progress output\n"
+            "  --quiet        only warnings and errors (no progress, no per-file lines)\n"
             "  --list         list the datasets\n\n"
             "Environment: DFM_FETCH_BACKOFF_MS sets the first delay between retries (default\n"
             "1000, doubled after each retry). Under mpirun one rank per node downloads while\n"
@@ -90,6 +91,7 @@ int cmd_fetch(int argc, char **argv)
             o.strict = 1;
         } else if (!strcmp(a, "--quiet")) {
             o.progress = 0;
+            log_set_level(LOG_WARN);
         } else if (a[0] == '-') {
             rc = cmd_usage_error("fetch", "unknown option '%s'", a);
             goto done;
@@ -123,7 +125,7 @@ int cmd_fetch(int argc, char **argv)
     }
     rc = dist_dataset_fetch(name, dir, mirrors, nmirrors, builtin, &o);
     fetch_global_cleanup();
-    if (rc == ERR_OK) printf("%s: verified in %s/%s\n", name, dir, name);
+    if (rc == ERR_OK && dist_rank() == 0) printf("%s: verified in %s/%s\n", name, dir, name);
     rc = cmd_report(rc);
 finish:
     if (mpi) dist_finalize();

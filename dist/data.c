@@ -16,14 +16,24 @@ int dist_fetch_node_once(DistDataFn fetch, DistDataFn verify, void *ctx)
     /* The others wait for their node's download (successful or not) before looking. */
     int brc = dist_node_barrier();
     if (rc == ERR_OK && brc != ERR_OK) rc = brc;
-    if (rc == ERR_OK) rc = verify(ctx);
-    int64_t bad = rc != ERR_OK;
-    int arc = dist_allreduce_max_i64(&bad, 1);
+    /* Did any downloader fail? Then nobody verifies: the downloaders report their own error,
+     * the others name the rank to look at. */
+    int64_t failed = rc != ERR_OK ? dist_rank() + 1 : 0;
+    TRY(dist_allreduce_max_i64(&failed, 1));
+    if (rc != ERR_OK) return rc;
+    if (failed) {
+        ERR(ERR_STATE, "the download on rank %lld failed", (long long)(failed - 1));
+        err_hint("see rank %lld's error", (long long)(failed - 1));
+        return ERR_STATE;
+    }
+    rc = verify(ctx);
+    failed = rc != ERR_OK ? dist_rank() + 1 : 0;
+    int arc = dist_allreduce_max_i64(&failed, 1);
     if (rc != ERR_OK) return rc;
     if (arc != ERR_OK) return arc;
-    if (bad) {
-        ERR(ERR_STATE, "the data could not be fetched or verified on another rank");
-        err_hint("see that rank's error above");
+    if (failed) {
+        ERR(ERR_STATE, "the data failed verification on rank %lld", (long long)(failed - 1));
+        err_hint("see rank %lld's error", (long long)(failed - 1));
         return ERR_STATE;
     }
     return ERR_OK;

@@ -1,10 +1,11 @@
 /* dist/data.h - datasets across ranks: one download per node, and each rank's batch slice.
  *
  * dist_fetch_node_once runs `fetch` on exactly one rank per node (local rank 0) while the other
- * ranks of that node wait at a node barrier, then runs `verify` on every rank, and finally
- * agrees on the outcome: if any rank failed, every rank returns an error (the failing ranks
- * with their own message, the others with ERR_STATE saying another rank failed), so no rank
- * trains on data another rank rejected. Leaders of different nodes sharing one file system
+ * ranks of that node wait at a node barrier; the ranks then agree on whether every download
+ * succeeded, run `verify` on every rank, and agree again. If any rank failed, every rank
+ * returns an error (the failing ranks with their own message, the others with ERR_STATE naming
+ * the failing rank), so no rank trains on data another rank rejected. Collective: every rank
+ * must call it. Leaders of different nodes sharing one file system
  * are serialised by the fetch lock (io/fetch.h): the second re-verifies instead of
  * downloading. Without MPI (or on one rank) it is fetch followed by verify.
  *

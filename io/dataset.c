@@ -208,6 +208,14 @@ int dataset_fetch(const char *name, const char *dir, const char *const *extra, s
     return rc;
 }
 
+/* Replace fetch_verify's generic hint with the exact command. */
+static void fetch_hint(const char *name, const char *dir)
+{
+    if (err_code() == ERR_IO || err_code() == ERR_INTEGRITY || err_code() == ERR_FORMAT)
+        err_hint("run 'dfm fetch %s --dir %s'%s", name, dir,
+                 err_code() == ERR_IO ? "" : ": it replaces a file that fails verification");
+}
+
 int dataset_verify(const char *name, const char *dir)
 {
     const Manifest *m = manifest_find(name);
@@ -217,6 +225,7 @@ int dataset_verify(const char *name, const char *dir)
     int rc = ERR_OK;
     for (size_t i = 0; rc == ERR_OK && i < m->nfiles; i++) rc = fetch_verify(d, &m->files[i]);
     xfree(d);
+    if (rc != ERR_OK) fetch_hint(name, dir);
     return rc;
 }
 
@@ -486,6 +495,7 @@ int dataset_open(Dataset *ds, const char *name, const char *dir, DatasetSplit sp
     xfree(d);
     if (rc != ERR_OK) {
         err_context("dataset %s (%s split)", name, split == DATASET_TRAIN ? "train" : "test");
+        fetch_hint(name, dir);
         dataset_free(ds);
     }
     return rc;

@@ -274,12 +274,15 @@ int fetch_verify(const char *dir, const FetchFile *f)
     uint64_t size = 0;
     int rc;
     if (access(path, F_OK) != 0) {
-        rc = ERR(ERR_IO, "%s is missing", path);
-        err_hint("run 'dfm fetch' for this dataset (with --dir %s)", dir);
+        char cwd[1024] = "";
+        if (path[0] != '/' && getcwd(cwd, sizeof cwd) == NULL) cwd[0] = '\0';
+        rc = ERR(ERR_IO, "%s is missing%s%s%s", path, cwd[0] ? " (relative to " : "", cwd,
+                 cwd[0] ? ")" : "");
+        err_hint("run 'dfm fetch' to download it");
     } else if ((rc = fetch_sha256_file(path, hex, &size)) == ERR_OK) {
         rc = verify_payload(dir, f, path, hex, size, 0, NULL, 0, NULL);
         if (rc != ERR_OK && rc != ERR_IO)
-            err_hint("delete %s and run 'dfm fetch' again", path);
+            err_hint("run 'dfm fetch' again: it replaces a file that fails verification");
     }
     xfree(path);
     return rc;
@@ -468,14 +471,23 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
     x.resumed = have > 0;
     x.expect_gzip = f->enc == FETCH_GZIP;
     x.label = f->remote;
-    x.bar = o->progress == 1 || (o->progress < 0 && isatty(STDERR_FILENO));
+    /* One bar per job: other node leaders stay quiet like log_info does. */
+    x.bar = log_rank() == 0 && (o->progress == 1 || (o->progress < 0 && isatty(STDERR_FILENO)));
     x.t0 = core_now();
     x.last_draw = x.t0 - 1.0; /* draw at the first progress call */
     char errbuf[CURL_ERROR_SIZE] = {0};
 
-    curl_easy_setopt(c, CURLOPT_URL, url);
-    curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file");
-    curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https");
+    /* The protocol limits are a security property: refuse to run without them. */
+    if (curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK ||
+        curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file") != CURLE_OK ||
+        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK) {
+        curl_easy_cleanup(c);
+        close(fd);
+        ERR(ERR_NET, "%s: this libcurl (%s) cannot restrict protocols to http, https and file",
+            url, curl_version());
+        err_hint("build dfm against libcurl 7.85 or newer");
+        return ATTEMPT_NEXT_MIRROR;
+    }
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);

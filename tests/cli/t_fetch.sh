@@ -112,6 +112,35 @@ else
     echo "ok - # SKIP package dataset-fashion-mnist not installed"
 fi
 
+# ---- bad data from a mirror: SHA-256 mismatch, truncated gzip, wrong IDX magic ----
+mkdir -p "$tmp/bad_sha" "$tmp/bad_trunc" "$tmp/bad_magic"
+# the right size but the wrong bytes (all zeros)
+head -c 47040016 /dev/zero | gzip -1 >"$tmp/bad_sha/train-images-idx3-ubyte.gz"
+"$DFM" fetch fashion-mnist --dir "$tmp/f_sha" --no-builtin-mirrors --mirror "file://$tmp/bad_sha/" \
+    >/dev/null 2>"$tmp/e_sha"
+rc=$?
+[ $rc -eq 1 ] && one_error_line "$tmp/e_sha" "SHA-256" && nothing_installed "$tmp/f_sha" \
+    && ok "SHA-256 mismatch: one error line, exit 1, nothing installed" \
+    || { bad "SHA-256 mismatch (exit $rc)"; cat "$tmp/e_sha"; }
+if [ -f "$deb/train-images-idx3-ubyte.gz" ]; then
+    head -c 1000000 "$deb/train-images-idx3-ubyte.gz" >"$tmp/bad_trunc/train-images-idx3-ubyte.gz"
+    "$DFM" fetch fashion-mnist --dir "$tmp/f_trunc" --no-builtin-mirrors \
+        --mirror "file://$tmp/bad_trunc/" >/dev/null 2>"$tmp/e_trunc"
+    rc=$?
+    [ $rc -eq 1 ] && one_error_line "$tmp/e_trunc" "truncated gzip" && nothing_installed "$tmp/f_trunc" \
+        && ok "truncated gzip: one error line, exit 1, nothing installed" \
+        || { bad "truncated gzip (exit $rc)"; cat "$tmp/e_trunc"; }
+fi
+# MNIST pins no payload hash, so the IDX header check is what stops these bytes
+head -c 47040016 /dev/zero | gzip -1 >"$tmp/bad_magic/train-images-idx3-ubyte.gz"
+"$DFM" fetch mnist --dir "$tmp/f_magic" --no-builtin-mirrors --mirror "file://$tmp/bad_magic/" \
+    >/dev/null 2>"$tmp/e_magic"
+rc=$?
+[ $rc -eq 1 ] && one_error_line "$tmp/e_magic" "IDX magic 0" && [ ! -e "$tmp/f_magic/mnist/train-images-idx3-ubyte" ] \
+    && [ ! -e "$tmp/f_magic/mnist/train-images-idx3-ubyte.sha256" ] \
+    && ok "wrong IDX magic: one error line, exit 1, nothing installed or recorded" \
+    || { bad "wrong IDX magic (exit $rc)"; cat "$tmp/e_magic"; }
+
 "$DFM" fetch fashion-mnist --dir "$tmp/f_proto" --no-builtin-mirrors --mirror "ftp://127.0.0.1/" \
     >/dev/null 2>"$tmp/e_proto"
 rc=$?

@@ -565,3 +565,24 @@ Test(fetch, part_longer_than_remote_file_recovers)
     cr_assert_eq(testsrv_count(&g_s, "status=416"), 1);
     cr_assert_eq(testsrv_count(&g_s, "range=- status=200"), 1);
 }
+
+Test(fetch, http_redirect_is_followed)
+{
+    FetchOptions o = opts(1, "redir/", NULL);
+    FetchFile f = file_spec();
+    cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
+    assert_good_payload();
+    cr_assert_eq(testsrv_count(&g_s, "GET /redir/data.gz range=- status=302"), 1);
+    cr_assert_eq(testsrv_count(&g_s, "GET /data.gz range=- status=200"), 1);
+}
+
+Test(fetch, redirect_to_file_url_is_refused)
+{
+    /* A server must not be able to make the fetcher read local files. */
+    FetchOptions o = opts(1, "redirfile/", NULL);
+    o.retries = 1;
+    FetchFile f = file_spec();
+    cr_assert_eq(fetch_once(&o, &f), ERR_NET);
+    cr_assert(strstr(err_message(), "curl error 1)") != NULL, "%s", err_message());
+    assert_nothing_trusted();
+}

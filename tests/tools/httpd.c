@@ -18,7 +18,10 @@
  *   norange    ignore Range headers (answer 200 with the whole file)
  *   slow       send the body one byte every 50 ms
  *   delay      wait 0.5 s before answering
- * Every request is appended to LOGFILE as "GET /path range=N status=S" (range=- when none).
+ *   redir      answer 302 with Location: the same URL without this segment (http)
+ *   redirfile  answer 302 with Location: file://DIR/<path>, which a careful client refuses
+ * Every request is appended to LOGFILE as "GET /path range=N status=S" (range=- when none),
+ * before the reply is sent, so a client that has its answer can rely on the log line.
  * The server exits on SIGTERM or SIGINT, and by itself after -t SECONDS (default 120), so a
  * crashed test never leaves it running.
  */
@@ -142,6 +145,7 @@ static void handle(int fd, const char *root, const char *logfile)
 
     /* Leading fault segments. */
     int f404 = 0, f500 = 0, f500once = 0, fhtml = 0, fnorange = 0, fslow = 0, fdelay = 0;
+    int fredir = 0, fredirfile = 0;
     long long cut = -1;
     char modes[512] = "";
     const char *p = target;
@@ -160,6 +164,8 @@ static void handle(int fd, const char *root, const char *logfile)
         else if (!strcmp(s, "norange")) fnorange = 1;
         else if (!strcmp(s, "slow")) fslow = 1;
         else if (!strcmp(s, "delay")) fdelay = 1;
+        else if (!strcmp(s, "redir")) fredir = 1;
+        else if (!strcmp(s, "redirfile")) fredirfile = 1;
         else if (!strncmp(s, "cut=", 4)) cut = atoll(s + 4);
         else break;
         strncat(modes, s, sizeof modes - strlen(modes) - 2);
@@ -172,26 +178,42 @@ static void handle(int fd, const char *root, const char *logfile)
         nanosleep(&ts, NULL);
     }
     if (strstr(rel, "..")) {
-        reply_simple(fd, 403, "Forbidden", "text/plain", "forbidden\n", head);
         log_req(logfile, method, target, range_from, 403);
+        reply_simple(fd, 403, "Forbidden", "text/plain", "forbidden\n", head);
         return;
     }
     if (f404) {
+        log_req(logfile, method, target, range_from, 404);
         reply_simple(fd, 404, "Not Found", "text/html",
                      "<!DOCTYPE html><html><body>404 Not Found</body></html>\n", head);
-        log_req(logfile, method, target, range_from, 404);
         return;
     }
     if (f500 || (f500once && first_time("500once", target))) {
-        reply_simple(fd, 500, "Internal Server Error", "text/plain", "internal error\n", head);
         log_req(logfile, method, target, range_from, 500);
+        reply_simple(fd, 500, "Internal Server Error", "text/plain", "internal error\n", head);
+        return;
+    }
+    if (fredir || fredirfile) {
+        char loc[4200], hdr[4400];
+        if (fredirfile) {
+            snprintf(loc, sizeof loc, "file://%s%s", root, rel);
+        } else {
+            /* drop the first "redir/" segment from the target */
+            char *r = strstr(target, "/redir/");
+            snprintf(loc, sizeof loc, "%.*s%s", (int)(r - target), target, r + 6);
+        }
+        int hn = snprintf(hdr, sizeof hdr,
+                          "HTTP/1.1 302 Found\r\nLocation: %s\r\nContent-Length: 0\r\n"
+                          "Connection: close\r\n\r\n", loc);
+        log_req(logfile, method, target, range_from, 302);
+        send_all(fd, hdr, (size_t)hn);
         return;
     }
     if (fhtml) {
         const char *page = "<!DOCTYPE html>\n<html><head><title>Quota exceeded</title></head>"
                            "<body>Too many users have viewed or downloaded this file.</body></html>\n";
-        reply_simple(fd, 200, "OK", "application/octet-stream", page, head);
         log_req(logfile, method, target, range_from, 200);
+        reply_simple(fd, 200, "OK", "application/octet-stream", page, head);
         return;
     }
     char path[4096];
@@ -200,8 +222,8 @@ static void handle(int fd, const char *root, const char *logfile)
     struct stat st;
     if (ffd < 0 || fstat(ffd, &st) != 0 || !S_ISREG(st.st_mode)) {
         if (ffd >= 0) close(ffd);
-        reply_simple(fd, 404, "Not Found", "text/plain", "not found\n", head);
         log_req(logfile, method, target, range_from, 404);
+        reply_simple(fd, 404, "Not Found", "text/plain", "not found\n", head);
         return;
     }
     long long size = (long long)st.st_size, from = 0, to = size - 1;
@@ -212,9 +234,9 @@ static void handle(int fd, const char *root, const char *logfile)
             int hn = snprintf(hdr, sizeof hdr,
                               "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */%lld\r\n"
                               "Content-Length: 0\r\nConnection: close\r\n\r\n", size);
+            log_req(logfile, method, target, range_from, 416);
             send_all(fd, hdr, (size_t)hn);
             close(ffd);
-            log_req(logfile, method, target, range_from, 416);
             return;
         }
         from = range_from;
