@@ -1,0 +1,79 @@
+/* tests/bench/bench_model.c - training-step and forward throughput of the fmnist-small U-Net.
+ *
+ * Usage: bench_model [batch=64] [threads=1,2] [reps=3]
+ * Prints images/s for forward only and for a training step (forward + backward + Adam), best
+ * of `reps` after one warm-up, for each thread count. Compare with tests/bench/bench_torch.py.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/rng.h"
+#include "model/net.h"
+#include "model/optim.h"
+
+/* CPU seconds of the whole process: with one thread, robust against a busy machine */
+static double cpu_now(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+int main(int argc, char **argv)
+{
+    size_t B = argc > 1 ? (size_t)atoi(argv[1]) : 64;
+    const char *threads = argc > 2 ? argv[2] : "1,2";
+    int reps = argc > 3 ? atoi(argv[3]) : 3;
+    UNetConfig c = {1, 28, 64, {1, 2, 2}, 3, 2, {7}, 1, 1, 0.1f, 32, 64, 256, 0};
+    Net *n = net_create_unet(&c);
+    if (!n) return 1;
+    net_init_params(n, 1);
+    size_t per = net_sample_floats(n), np = net_num_params(n);
+    float *x = xmalloc(B * per * 4), *out = xmalloc(B * per * 4), *t = xmalloc(B * 4);
+    float *dout = xmalloc(B * per * 4);
+    uint64_t *idx = xmalloc(B * 8);
+    rng_fill_normal(x, B * per, 1, rng_stream(RNG_P_TEST, 1), 0);
+    rng_fill_normal(dout, B * per, 1, rng_stream(RNG_P_TEST, 2), 0);
+    for (size_t i = 0; i < B; i++) t[i] = (float)(i * 15 % 1000), idx[i] = i;
+    OptimConfig oc = optim_config_default();
+    oc.grad_clip = 1.0f;
+    oc.ema_decay = 0.9999f;
+    Optim o;
+    optim_init(&o, &oc, np, net_params(n));
+    printf("fmnist-small U-Net: %zu parameters, %.3f GFLOP forward per image, batch %zu\n", np,
+           unet_flops_per_sample(&c) / 1e9, B);
+    for (const char *p = threads; *p;) {
+        int th = atoi(p);
+        net_set_threads(n, th);
+        double best_f = 1e30, best_s = 1e30, cpu_f = 1e30, cpu_s = 1e30;
+        for (int r = 0; r <= reps; r++) {
+            double c0 = cpu_now(), t0 = core_now();
+            net_forward(n, x, t, NULL, idx, 1, (uint32_t)r, 0, B, out);
+            double t1 = core_now(), c1 = cpu_now();
+            net_zero_grad(n);
+            net_forward(n, x, t, NULL, idx, 1, (uint32_t)r, 1, B, out);
+            net_backward(n, dout);
+            optim_step(&o, net_params(n), net_grads(n), 1e-4f);
+            double t2 = core_now(), c2 = cpu_now();
+            if (r == 0) continue; /* warm-up */
+            cpu_f = c1 - c0 < cpu_f ? c1 - c0 : cpu_f;
+            cpu_s = c2 - c1 < cpu_s ? c2 - c1 : cpu_s;
+            best_f = t1 - t0 < best_f ? t1 - t0 : best_f;
+            best_s = t2 - t1 < best_s ? t2 - t1 : best_s;
+        }
+        printf("threads %d: forward %.1f images/s (%.1f GFLOP/s), train step %.1f images/s "
+               "(%.3f s/step); CPU seconds: forward %.3f, step %.3f; activations %.0f MB\n",
+               th, (double)B / best_f, unet_flops_per_sample(&c) * (double)B / best_f / 1e9,
+               (double)B / best_s, best_s, cpu_f, cpu_s, (double)net_activation_bytes(n) / 1e6);
+        while (*p && *p != ',') p++;
+        if (*p == ',') p++;
+    }
+    optim_free(&o);
+    net_destroy(&n);
+    free(x); free(out); free(t); free(dout); free(idx);
+    return 0;
+}

@@ -1,0 +1,54 @@
+#!/usr/bin/python3
+"""tests/bench/bench_torch.py - the same fmnist-small U-Net in PyTorch (oneDNN on CPU).
+
+Usage: /usr/bin/python3 tests/bench/bench_torch.py [batch=64] [threads=1,2] [reps=3]
+Prints images/s for forward only (no_grad, eval) and a training step (forward + backward +
+Adam with clipping), best of `reps` after one warm-up, matching tests/bench/bench_model.c.
+"""
+import os
+import sys
+import time
+
+import torch
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "torch"))
+from unet_torch import FMNIST_SMALL, UNet  # noqa: E402
+
+
+def main():
+    B = int(sys.argv[1]) if len(sys.argv) > 1 else 64
+    threads = [int(v) for v in (sys.argv[2] if len(sys.argv) > 2 else "1,2").split(",")]
+    reps = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    torch.manual_seed(0)
+    model = UNet(FMNIST_SMALL)
+    n = sum(p.numel() for p in model.parameters())
+    x = torch.randn(B, 1, 28, 28)
+    t = (torch.arange(B) * 15 % 1000).float()
+    target = torch.randn_like(x)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-4)
+    print(f"torch {torch.__version__} fmnist-small U-Net: {n} parameters, batch {B}")
+    for th in threads:
+        torch.set_num_threads(th)
+        bf = bs = cf = cs = 1e30
+        for r in range(reps + 1):
+            model.eval()
+            c0, t0 = time.process_time(), time.perf_counter()
+            with torch.no_grad():
+                model(x, t)
+            t1, c1 = time.perf_counter(), time.process_time()
+            model.train()
+            opt.zero_grad()
+            loss = ((model(x, t) - target) ** 2).mean()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            t2, c2 = time.perf_counter(), time.process_time()
+            if r:
+                bf, bs = min(bf, t1 - t0), min(bs, t2 - t1)
+                cf, cs = min(cf, c1 - c0), min(cs, c2 - c1)
+        print(f"threads {th}: forward {B / bf:.1f} images/s, train step {B / bs:.1f} images/s "
+              f"({bs:.3f} s/step); CPU seconds: forward {cf:.3f}, step {cs:.3f}")
+
+
+if __name__ == "__main__":
+    main()
