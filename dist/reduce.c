@@ -20,9 +20,9 @@
 
 /* MPI counts are ints: messages are cut into pieces of at most CHUNK floats. */
 #define CHUNK ((size_t)1 << 28)
-#define TAG_FOLD 0x4401
-#define TAG_RS 0x4402
-#define TAG_AG 0x4403
+#define TAG_FOLD 1
+#define TAG_RS 2
+#define TAG_AG 3
 #define STACK_MAX 72 /* > log2(SIZE_MAX) + 2 */
 #define DEFAULT_BUCKET ((size_t)25 * 1024 * 1024 / sizeof(float))
 #define BLOCK_ALIGN 16

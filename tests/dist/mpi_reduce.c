@@ -203,10 +203,9 @@ static double rel_diff(const float *a, const float *b, size_t n)
     return den > 0 ? num / den : num;
 }
 
-static void run_case(size_t M, int *nchecks)
+static void run_case(size_t n, size_t M, int *nchecks)
 {
-    size_t n = N_PARAMS;
-    char what[256];
+    char what[320];
     float *ref = xmalloc(n * sizeof(float)), *det = xmalloc(n * sizeof(float));
     float *ovl = xmalloc(n * sizeof(float)), *zro = xmalloc(n * sizeof(float));
     int bitwise = 0, b2 = 0;
@@ -216,16 +215,16 @@ static void run_case(size_t M, int *nchecks)
     check(dist_bcast(ref, n * sizeof(float), 0) == ERR_OK, "broadcast of the reference");
 
     int rc = dist_train(det, n, M, REDUCE_DETERMINISTIC, 0, &bitwise);
-    snprintf(what, sizeof what, "M=%zu deterministic run: %s", M, err_message());
+    snprintf(what, sizeof what, "n=%zu M=%zu deterministic run: %s", n, M, err_message());
     check(rc == ERR_OK, what);
     if (rc == ERR_OK) {
         double rd = rel_diff(det, ref, n);
         if (bitwise)
-            snprintf(what, sizeof what, "M=%zu deterministic weights not bitwise equal to the "
-                     "single-rank run (max rel diff %.3g)", M, rd);
+            snprintf(what, sizeof what, "n=%zu M=%zu deterministic weights not bitwise equal to the "
+                     "single-rank run (max rel diff %.3g)", n, M, rd);
         else
-            snprintf(what, sizeof what, "M=%zu deterministic weights differ from the "
-                     "single-rank run by %.3g relative (> 1e-5)", M, rd);
+            snprintf(what, sizeof what, "n=%zu M=%zu deterministic weights differ from the "
+                     "single-rank run by %.3g relative (> 1e-5)", n, M, rd);
         check(bitwise ? memcmp(det, ref, n * sizeof(float)) == 0 : rd <= 1e-5, what);
         check(dist_params_agree(det, n, STEPS, NULL) == ERR_OK, err_message());
         check(dist_size() != 1 || bitwise, "a single rank must always be bitwise");
@@ -233,41 +232,41 @@ static void run_case(size_t M, int *nchecks)
     }
 
     rc = dist_train(ovl, n, M, REDUCE_OVERLAP, 0, &b2);
-    snprintf(what, sizeof what, "M=%zu overlap run: %s", M, err_message());
+    snprintf(what, sizeof what, "n=%zu M=%zu overlap run: %s", n, M, err_message());
     check(rc == ERR_OK, what);
     if (rc == ERR_OK) {
         double rd = rel_diff(ovl, ref, n);
-        snprintf(what, sizeof what, "M=%zu overlap weights differ from the single-rank run by "
-                 "%.3g relative (> 1e-5)", M, rd);
+        snprintf(what, sizeof what, "n=%zu M=%zu overlap weights differ from the single-rank run by "
+                 "%.3g relative (> 1e-5)", n, M, rd);
         check(rd <= 1e-5, what);
         check(dist_params_agree(ovl, n, STEPS, NULL) == ERR_OK, err_message());
         /* On one or two ranks each value of the cross-rank sum is a single addition whatever
          * the MPI algorithm, so the overlap mode (local sums folded bucket by bucket during the
          * last backward) must give the deterministic bits. */
-        snprintf(what, sizeof what, "M=%zu overlap weights not bitwise equal to deterministic "
-                 "on %d ranks (max rel diff %.3g)", M, dist_size(), rel_diff(ovl, det, n));
+        snprintf(what, sizeof what, "n=%zu M=%zu overlap weights not bitwise equal to deterministic "
+                 "on %d ranks (max rel diff %.3g)", n, M, dist_size(), rel_diff(ovl, det, n));
         check(dist_size() > 2 || memcmp(ovl, det, n * sizeof(float)) == 0, what);
         (*nchecks) += 3;
     }
 
     rc = dist_train(zro, n, M, REDUCE_DETERMINISTIC, 1, &b2);
-    snprintf(what, sizeof what, "M=%zu ZeRO-1 run: %s", M, err_message());
+    snprintf(what, sizeof what, "n=%zu M=%zu ZeRO-1 run: %s", n, M, err_message());
     check(rc == ERR_OK, what);
     if (rc == ERR_OK) {
-        snprintf(what, sizeof what, "M=%zu ZeRO-1 weights not bitwise equal to the unsharded "
-                 "run (max rel diff %.3g)", M, rel_diff(zro, det, n));
+        snprintf(what, sizeof what, "n=%zu M=%zu ZeRO-1 weights not bitwise equal to the unsharded "
+                 "run (max rel diff %.3g)", n, M, rel_diff(zro, det, n));
         check(memcmp(zro, det, n * sizeof(float)) == 0, what);
         check(dist_params_agree(zro, n, STEPS, NULL) == ERR_OK, err_message());
         (*nchecks) += 2;
     }
 
     rc = dist_train(zro, n, M, REDUCE_OVERLAP, 1, &b2);
-    snprintf(what, sizeof what, "M=%zu overlap ZeRO-1 run: %s", M, err_message());
+    snprintf(what, sizeof what, "n=%zu M=%zu overlap ZeRO-1 run: %s", n, M, err_message());
     check(rc == ERR_OK, what);
     if (rc == ERR_OK) {
         double rd = rel_diff(zro, ovl, n);
-        snprintf(what, sizeof what, "M=%zu overlap ZeRO-1 weights differ from overlap by %.3g "
-                 "relative", M, rd);
+        snprintf(what, sizeof what, "n=%zu M=%zu overlap ZeRO-1 weights differ from overlap by %.3g "
+                 "relative", n, M, rd);
         check(rd <= 1e-5, what);
         check(dist_params_agree(zro, n, STEPS, NULL) == ERR_OK, err_message());
         (*nchecks) += 2;
@@ -289,13 +288,17 @@ int main(int argc, char **argv)
      * (3 micro-shards per rank at P = 4). M = 3: P = 2 does not divide it, P = 4 leaves a rank
      * without micro-shards; correct to rounding only. */
     const size_t Ms[] = {8, 12, 3};
-    for (size_t c = 0; c < sizeof Ms / sizeof Ms[0]; c++) run_case(Ms[c], &nchecks);
+    for (size_t c = 0; c < sizeof Ms / sizeof Ms[0]; c++) run_case(N_PARAMS, Ms[c], &nchecks);
+    /* Tiny buffers: ZeRO-1 blocks and bucket blocks empty on some ranks. */
+    run_case(5, 4, &nchecks);
+    run_case(37, 8, &nchecks);
 
     int64_t ok = !g_fail;
     if (dist_allreduce_min_i64(&ok, 1) != ERR_OK) ok = 0;
     if (dist_rank() == 0)
-        printf("mpi_reduce: np=%d %s (%d checks per rank, n=%zu, %d steps, M in {8,12,3})\n",
-               dist_size(), ok ? "passed" : "FAILED", nchecks, N_PARAMS, STEPS);
+        printf("mpi_reduce: np=%d %s (%d checks per rank, %d steps; n=%zu with M in {8,12,3}, "
+               "n=5 with M=4, n=37 with M=8)\n",
+               dist_size(), ok ? "passed" : "FAILED", nchecks, STEPS, N_PARAMS);
     dist_finalize();
     return ok ? 0 : 1;
 }
