@@ -20,12 +20,31 @@
 
 /* MPI counts are ints: messages are cut into pieces of at most CHUNK floats. */
 #define CHUNK ((size_t)1 << 28)
-#define TAG_FOLD 0x4401
-#define TAG_RS 0x4402
-#define TAG_AG 0x4403
+#define TAG_FOLD 1
+#define TAG_RS 2
+#define TAG_AG 3
 #define STACK_MAX 72 /* > log2(SIZE_MAX) + 2 */
 #define DEFAULT_BUCKET ((size_t)25 * 1024 * 1024 / sizeof(float))
 #define BLOCK_ALIGN 16
+#define TAG_BUCKET0 64 /* deterministic buckets: tag TAG_BUCKET0 + bucket index */
+
+/* The deterministic exchange as a per-rank program of point-to-point steps, run bucket by
+ * bucket with nonblocking calls (det_* below) or over the whole buffer (det_allreduce). */
+typedef enum {
+    OP_FOLD_SEND, /* rank >= Q: send the whole range to rank - Q */
+    OP_FOLD_RECV, /* rank < P - Q: receive rank + Q's range, add it */
+    OP_RS,        /* reduce-scatter step s with rank ^ 2^s */
+    OP_AG,        /* all-gather step s with rank ^ 2^s */
+    OP_BACK_SEND, /* rank < P - Q: send the result to rank + Q */
+    OP_BACK_RECV  /* rank >= Q: receive the result from rank - Q */
+} OpKind;
+
+typedef struct {
+    OpKind kind;
+    int peer, s;
+} DetOp;
+
+#define MAX_OPS 132
 
 struct GradReducer {
     ReducerConfig cfg;
@@ -50,12 +69,21 @@ struct GradReducer {
 
     float *tmp; /* receive buffer, n floats, allocated on first exchange */
 
-    /* Overlap buckets (mode REDUCE_OVERLAP, P > 1). */
+    /* Buckets: mode REDUCE_OVERLAP, or deterministic without ZeRO-1, when P > 1. */
+    int bucketed;
     size_t bucket, nbuckets;
     size_t *covered;       /* values of the bucket marked ready in the last leaf */
     unsigned char *folded; /* local tree already folded for this bucket */
-    MPI_Request *req;      /* per bucket, MPI_REQUEST_NULL until posted / after completion */
-    size_t next_post;      /* position in the posting order */
+    MPI_Request *req;      /* overlap: per bucket, MPI_REQUEST_NULL until posted / after */
+    size_t next_post;      /* overlap: position in the posting order */
+
+    /* Deterministic buckets: each runs this rank's op program on its own tag. */
+    DetOp ops[MAX_OPS];
+    int nops;
+    MPI_Request *dreq; /* 2 per bucket: send, receive of the current op */
+    int *dop;          /* per bucket: current op; -1 not started; nops when done */
+    int *didx;         /* scratch for MPI_Testsome / MPI_Waitsome */
+    size_t ndone;
 
     ReducerStats st;
 };
@@ -213,6 +241,22 @@ static int allgather_pow2(GradReducer *r, float *g, int Q)
     return ERR_OK;
 }
 
+static void build_ops(GradReducer *r)
+{
+    int P = r->P, me = r->rank, Q = floor_pow2(P), extra = P - Q, k = ilog2(Q);
+    r->nops = 0;
+    if (me >= Q) {
+        r->ops[r->nops++] = (DetOp){OP_FOLD_SEND, me - Q, 0};
+        r->ops[r->nops++] = (DetOp){OP_BACK_RECV, me - Q, 0};
+        return;
+    }
+    if (me < extra) r->ops[r->nops++] = (DetOp){OP_FOLD_RECV, me + Q, 0};
+    for (int s = 0; s < k; s++) r->ops[r->nops++] = (DetOp){OP_RS, me ^ (1 << s), s};
+    for (int s = k - 1; s >= 0; s--) r->ops[r->nops++] = (DetOp){OP_AG, me ^ (1 << s), s};
+    if (me < extra) r->ops[r->nops++] = (DetOp){OP_BACK_SEND, me + Q, 0};
+    ASSERT(r->nops <= MAX_OPS);
+}
+
 /* Sum g over all ranks in the deterministic order. With scatter_only (power-of-two P only) stop
  * after the reduce-scatter. */
 static int det_allreduce(GradReducer *r, float *g, int scatter_only)
@@ -279,14 +323,30 @@ int reducer_create(GradReducer **out, const ReducerConfig *cfg)
         log_warn("gradient reduction: %d ranks but only %zu micro-shards per batch: %zu of the "
                  "ranks have no work", r->P, r->M, P - r->M);
 
-    if (cfg->mode == REDUCE_OVERLAP && r->P > 1) {
+    r->bucketed = r->P > 1 && (cfg->mode == REDUCE_OVERLAP || !cfg->zero1);
+    if (r->bucketed) {
         r->bucket = cfg->bucket_floats ? cfg->bucket_floats : DEFAULT_BUCKET;
         if (r->bucket > (size_t)INT_MAX) r->bucket = (size_t)INT_MAX / 64 * 64;
+        if (cfg->mode == REDUCE_DETERMINISTIC) { /* one tag per bucket */
+            void *attr = NULL;
+            int flag = 0;
+            MPI_Comm_get_attr(MPI_COMM_WORLD, MPI_TAG_UB, &attr, &flag);
+            size_t tags = (flag && attr ? (size_t)*(int *)attr : 32767) - TAG_BUCKET0;
+            if ((r->n + r->bucket - 1) / r->bucket > tags) r->bucket = (r->n + tags - 1) / tags;
+        }
         r->nbuckets = (r->n + r->bucket - 1) / r->bucket;
         r->covered = xcalloc(r->nbuckets, sizeof *r->covered);
         r->folded = xcalloc(r->nbuckets, 1);
-        r->req = xmalloc(r->nbuckets * sizeof *r->req);
-        for (size_t j = 0; j < r->nbuckets; j++) r->req[j] = MPI_REQUEST_NULL;
+        if (cfg->mode == REDUCE_OVERLAP) {
+            r->req = xmalloc(r->nbuckets * sizeof *r->req);
+            for (size_t j = 0; j < r->nbuckets; j++) r->req[j] = MPI_REQUEST_NULL;
+        } else {
+            build_ops(r);
+            r->dreq = xmalloc(2 * r->nbuckets * sizeof *r->dreq);
+            for (size_t j = 0; j < 2 * r->nbuckets; j++) r->dreq[j] = MPI_REQUEST_NULL;
+            r->dop = xmalloc(r->nbuckets * sizeof *r->dop);
+            r->didx = xmalloc(2 * r->nbuckets * sizeof *r->didx);
+        }
     }
     *out = r;
     return ERR_OK;
@@ -300,11 +360,18 @@ void reducer_destroy(GradReducer **red)
         for (size_t j = 0; j < r->nbuckets; j++)
             if (r->req[j] != MPI_REQUEST_NULL) MPI_Wait(&r->req[j], MPI_STATUS_IGNORE);
     }
+    if (r->dreq) { /* only after an error: let go of what is still in flight */
+        for (size_t j = 0; j < 2 * r->nbuckets; j++)
+            if (r->dreq[j] != MPI_REQUEST_NULL) MPI_Request_free(&r->dreq[j]);
+    }
     for (size_t k = 0; k < STACK_MAX; k++) xfree_aligned(r->pool[k]);
     xfree_aligned(r->tmp);
     xfree(r->covered);
     xfree(r->folded);
     xfree(r->req);
+    xfree(r->dreq);
+    xfree(r->dop);
+    xfree(r->didx);
     if (r->comm != MPI_COMM_NULL) MPI_Comm_free(&r->comm);
     xfree(r);
     *red = NULL;
@@ -329,12 +396,121 @@ void reducer_shard_range(const GradReducer *r, int rank, size_t *lo, size_t *hi)
     *hi = block_lo(r, nb, j + 1);
 }
 
-/* ---- overlap buckets ---------------------------------------------------------------------- */
+/* ---- buckets ------------------------------------------------------------------------------ */
 
 static size_t bucket_hi(const GradReducer *r, size_t j)
 {
     size_t hi = (j + 1) * r->bucket;
     return hi < r->n ? hi : r->n;
+}
+
+/* Deterministic buckets. A bucket runs the same op program as det_allreduce on its own values
+ * (its own Q-block partition), so every value sees the same additions in the same order as in
+ * det_allreduce: the bits do not depend on the bucket size. Ops of different buckets never wait
+ * on each other (separate tags), so a rank can progress whichever buckets its partners reach. */
+static int det_post(GradReducer *r, size_t j)
+{
+    const DetOp *o = &r->ops[r->dop[j]];
+    size_t blo = j * r->bucket, nb = bucket_hi(r, j) - blo;
+    float *g = r->slot[0] + blo, *t = tmp_buf(r) + blo;
+    int tag = TAG_BUCKET0 + (int)j, Q = floor_pow2(r->P), me = r->rank;
+    MPI_Request *rq = &r->dreq[2 * j];
+    switch (o->kind) {
+    case OP_FOLD_SEND:
+    case OP_BACK_SEND:
+        MPI_TRY(MPI_Isend(g, (int)nb, MPI_FLOAT, o->peer, tag, r->comm, &rq[0]));
+        break;
+    case OP_FOLD_RECV:
+        MPI_TRY(MPI_Irecv(t, (int)nb, MPI_FLOAT, o->peer, tag, r->comm, &rq[1]));
+        break;
+    case OP_BACK_RECV:
+        MPI_TRY(MPI_Irecv(g, (int)nb, MPI_FLOAT, o->peer, tag, r->comm, &rq[1]));
+        break;
+    case OP_RS: {
+        int b0, b1;
+        halving_range(me, Q, o->s, &b0, &b1);
+        int half = (b1 - b0) / 2, up = (me >> o->s) & 1;
+        int keep0 = up ? b0 + half : b0, send0 = up ? b0 : b0 + half;
+        size_t klo = block_lo(nb, (size_t)Q, (size_t)keep0);
+        size_t khi = block_lo(nb, (size_t)Q, (size_t)(keep0 + half));
+        size_t slo = block_lo(nb, (size_t)Q, (size_t)send0);
+        size_t shi = block_lo(nb, (size_t)Q, (size_t)(send0 + half));
+        MPI_TRY(MPI_Isend(g + slo, (int)(shi - slo), MPI_FLOAT, o->peer, tag, r->comm, &rq[0]));
+        MPI_TRY(MPI_Irecv(t + klo, (int)(khi - klo), MPI_FLOAT, o->peer, tag, r->comm, &rq[1]));
+        break;
+    }
+    case OP_AG: {
+        int m0, m1, p0, p1;
+        halving_range(me, Q, o->s + 1, &m0, &m1);
+        halving_range(o->peer, Q, o->s + 1, &p0, &p1);
+        size_t mlo = block_lo(nb, (size_t)Q, (size_t)m0), mhi = block_lo(nb, (size_t)Q, (size_t)m1);
+        size_t plo = block_lo(nb, (size_t)Q, (size_t)p0), phi = block_lo(nb, (size_t)Q, (size_t)p1);
+        MPI_TRY(MPI_Isend(g + mlo, (int)(mhi - mlo), MPI_FLOAT, o->peer, tag, r->comm, &rq[0]));
+        MPI_TRY(MPI_Irecv(g + plo, (int)(phi - plo), MPI_FLOAT, o->peer, tag, r->comm, &rq[1]));
+        break;
+    }
+    }
+    return ERR_OK;
+}
+
+/* The current op of bucket j has completed (both requests null): do its addition. */
+static void det_complete(GradReducer *r, size_t j)
+{
+    const DetOp *o = &r->ops[r->dop[j]];
+    size_t blo = j * r->bucket, nb = bucket_hi(r, j) - blo;
+    float *g = r->slot[0] + blo, *t = r->tmp + blo;
+    double t0 = core_now();
+    if (o->kind == OP_FOLD_RECV) {
+        vadd(g, t, nb);
+    } else if (o->kind == OP_RS) {
+        int b0, b1, Q = floor_pow2(r->P), me = r->rank;
+        halving_range(me, Q, o->s + 1, &b0, &b1); /* the kept half */
+        size_t klo = block_lo(nb, (size_t)Q, (size_t)b0), khi = block_lo(nb, (size_t)Q, (size_t)b1);
+        vadd(g + klo, t + klo, khi - klo); /* lower + upper subtree; float + is commutative */
+    }
+    r->st.local_s += core_now() - t0;
+}
+
+/* Start bucket j, or move it past its completed op; posts the next op. */
+static int det_advance(GradReducer *r, size_t j)
+{
+    if (r->dop[j] >= 0) det_complete(r, j);
+    r->dop[j]++;
+    if (r->dop[j] == r->nops) {
+        r->ndone++;
+        return ERR_OK;
+    }
+    return det_post(r, j);
+}
+
+static int det_start(GradReducer *r, size_t j, int early)
+{
+    ASSERT(r->dop[j] == -1);
+    r->st.buckets++;
+    if (early) r->st.buckets_early++;
+    return det_advance(r, j);
+}
+
+/* Advance every bucket whose current op completed; wait for at least one when `block`. */
+static int det_poll(GradReducer *r, int block)
+{
+    int cnt = 0, total = (int)(2 * r->nbuckets);
+    double t0 = core_now();
+    int rc = block ? MPI_Waitsome(total, r->dreq, &cnt, r->didx, MPI_STATUSES_IGNORE)
+                   : MPI_Testsome(total, r->dreq, &cnt, r->didx, MPI_STATUSES_IGNORE);
+    if (!block) r->st.test_s += core_now() - t0;
+    if (rc != MPI_SUCCESS) return dist_mpi_fail(rc, "MPI_Waitsome/Testsome(gradient buckets)");
+    if (cnt == MPI_UNDEFINED) {
+        ASSERT(!block); /* waiting with nothing posted: a bucket was never started */
+        return ERR_OK;
+    }
+    for (int i = 0; i < cnt; i++) {
+        size_t j = (size_t)r->didx[i] / 2;
+        if (r->dop[j] >= 0 && r->dop[j] < r->nops && r->dreq[2 * j] == MPI_REQUEST_NULL &&
+            r->dreq[2 * j + 1] == MPI_REQUEST_NULL)
+            TRY(det_advance(r, j));
+    }
+    return ERR_OK;
 }
 
 /* Finish the local tree sum on [lo, hi): during the last leaf every stacked subtree is the left
@@ -376,7 +552,7 @@ static int post_ready(GradReducer *r, int early)
 int reducer_mark_ready(GradReducer *r, size_t lo, size_t hi)
 {
     ASSERT(r->in_leaf && lo <= hi && hi <= r->n);
-    if (!r->last_leaf || !r->req || lo == hi) return ERR_OK;
+    if (!r->last_leaf || !r->bucketed || lo == hi) return ERR_OK;
     for (size_t j = lo / r->bucket; j * r->bucket < hi; j++) {
         size_t blo = j * r->bucket, bhi = bucket_hi(r, j);
         size_t a = lo > blo ? lo : blo, b = hi < bhi ? hi : bhi;
@@ -385,16 +561,20 @@ int reducer_mark_ready(GradReducer *r, size_t lo, size_t hi)
         if (r->covered[j] == bhi - blo && !r->folded[j]) {
             fold_range(r, blo, bhi);
             r->folded[j] = 1;
+            if (r->dreq) TRY(det_start(r, j, 1));
         }
     }
-    TRY(post_ready(r, 1));
-    if (r->next_post > 0) TRY(test_posted(r));
-    return ERR_OK;
+    if (r->req) {
+        TRY(post_ready(r, 1));
+        if (r->next_post > 0) TRY(test_posted(r));
+    }
+    return reducer_progress(r);
 }
 
 int reducer_progress(GradReducer *r)
 {
     if (r->req && r->next_post > 0) TRY(test_posted(r));
+    if (r->dreq) TRY(det_poll(r, 0));
     return ERR_OK;
 }
 
@@ -413,10 +593,12 @@ static float *leaf_begin(GradReducer *r, size_t shard, float *ext)
     ASSERT(shard == r->next && shard < r->end); /* micro-shards of this rank, in order */
     if (shard == r->first) {
         r->depth = 0;
-        if (r->req) {
+        if (r->bucketed) {
             memset(r->covered, 0, r->nbuckets * sizeof *r->covered);
             memset(r->folded, 0, r->nbuckets);
             r->next_post = 0;
+            for (size_t j = 0; r->dop && j < r->nbuckets; j++) r->dop[j] = -1;
+            r->ndone = 0;
         }
     }
     float *g = ext ? ext : pool_buf(r, r->depth);
@@ -444,13 +626,15 @@ int reducer_leaf_end(GradReducer *r)
     r->next++;
     if (r->last_leaf) {
         /* Everything completes: fold the rest, post the remaining buckets. */
-        if (r->req) {
-            for (size_t j = 0; j < r->nbuckets; j++) {
+        if (r->bucketed) {
+            for (size_t q = 0; q < r->nbuckets; q++) {
+                size_t j = r->cfg.ascending ? q : r->nbuckets - 1 - q;
                 if (r->folded[j]) continue;
                 fold_range(r, j * r->bucket, bucket_hi(r, j));
                 r->folded[j] = 1;
+                if (r->dreq) TRY(det_start(r, j, 0));
             }
-            TRY(post_ready(r, 0));
+            if (r->req) TRY(post_ready(r, 0));
         } else {
             fold_range(r, 0, r->n);
         }
@@ -487,9 +671,11 @@ static float *local_sum(GradReducer *r)
     if (r->first == r->end) { /* this rank owns no micro-shard: it contributes zeros */
         float *g = r->slot[0] = pool_buf(r, 0);
         memset(g, 0, r->n * sizeof(float));
-        if (r->req) {
+        if (r->bucketed) {
             memset(r->folded, 1, r->nbuckets);
             r->next_post = 0;
+            for (size_t j = 0; r->dop && j < r->nbuckets; j++) r->dop[j] = -1;
+            r->ndone = 0;
         }
     }
     return r->slot[0];
@@ -497,6 +683,7 @@ static float *local_sum(GradReducer *r)
 
 static int finish(GradReducer *r, float **grad, int scatter_only)
 {
+    int idle = r->first == r->end;
     float *g = local_sum(r);
     double t0 = core_now();
     if (r->P > 1) {
@@ -505,6 +692,9 @@ static int finish(GradReducer *r, float **grad, int scatter_only)
             ASSERT(r->next_post == r->nbuckets);
             int rc = MPI_Waitall((int)r->nbuckets, r->req, MPI_STATUSES_IGNORE);
             if (rc != MPI_SUCCESS) return dist_mpi_fail(rc, "MPI_Waitall(gradient buckets)");
+        } else if (r->dreq) {
+            for (size_t j = 0; idle && j < r->nbuckets; j++) TRY(det_start(r, j, 0));
+            while (r->ndone < r->nbuckets) TRY(det_poll(r, 1));
         } else {
             TRY(det_allreduce(r, g, scatter_only));
         }

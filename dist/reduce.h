@@ -17,16 +17,21 @@
  *     so the ranks holding adjacent micro-shard ranges are added first, exactly the upper levels of
  *     the canonical tree), then recursive-doubling all-gather. Bandwidth-optimal (each rank sends
  *     2 n (P-1)/P floats) and free of thread-count-dependent reductions (all additions are
- *     element-wise).
+ *     element-wise). It runs bucket by bucket with nonblocking point-to-point messages (one tag
+ *     per bucket): a bucket starts as soon as reducer_mark_ready has covered it during the last
+ *     micro-shard's backward, and reducer_mark_ready / reducer_progress move every bucket on, so
+ *     this mode overlaps communication with the backward too. Each value meets the same
+ *     additions in the same order whatever the bucket size, so buckets never change the bits.
  *     GUARANTEE: the summed gradient, hence the weights after any number of steps, is bitwise
  *     identical for every P that is a power of two dividing M (P = 1 always qualifies). Example:
  *     M = 8 gives P = 1, 2, 4, 8; M = 12 gives P = 1, 2, 4. The rank ranges are then nodes of the
  *     canonical tree and the cross-rank steps add whole subtrees in tree order.
  *     Other P (not a power of two, or not dividing M) are supported and correct to float rounding,
  *     the same bits on every rank and from run to run at that P, but not equal to the other rank
- *     counts: reducer_create warns once. Non-power-of-two P first folds ranks P'..P-1 into
+ *     counts: reducer_create warns. Non-power-of-two P first folds ranks P'..P-1 into
  *     ranks 0..P-P'-1 (P' the largest power of two <= P), runs the power-of-two scheme on P' ranks
- *     and sends the result back.
+ *     and sends the result back. (No fixed tree can serve both P = 2 and P = 3: the rank ranges
+ *     [0, M/2) and [0, M/3), [M/3, 2M/3) cannot all be subtrees of one binary tree.)
  *   REDUCE_OVERLAP: as PyTorch DDP. During the backward of a rank's LAST micro-shard the caller
  *     reports final ranges with reducer_mark_ready; every bucket (bucket_floats values) that is
  *     fully covered gets its local tree sum finished at once and a nonblocking MPI_Iallreduce
@@ -41,7 +46,8 @@
  * ZeRO-1 (cfg.zero1). The flat buffer is cut into P blocks of ceil(n/P) values rounded up to a
  * multiple of 16 (the last ones may be short or empty). reducer_finish_shard gives each rank the
  * summed gradient of its own block only (deterministic mode: the reduce-scatter half of the
- * scheme above, so those values are the same bits as the unsharded result); the caller updates
+ * scheme above over the whole buffer at once, no buckets and no overlap, so those values are the
+ * same bits as the unsharded result); the caller updates
  * the parameters and optimizer state of that block and calls reducer_allgather_params. In
  * deterministic mode the weights are bitwise those of the unsharded run (any P: the update is
  * element-wise, so only the gradient bits matter). For power-of-two P,
@@ -75,8 +81,9 @@ typedef struct {
     size_t n;             /* floats in the flat gradient buffer (> 0) */
     size_t M;             /* micro-shards in the global batch (> 0) */
     ReduceMode mode;
-    size_t bucket_floats; /* overlap bucket size in floats; 0 = 6553600 (25 MiB, DDP's default) */
-    int ascending;        /* overlap: post buckets in ascending offset order (default descending) */
+    size_t bucket_floats; /* bucket size in floats; 0 = 6553600 (25 MiB, DDP's default) */
+    int ascending;        /* overlap: post buckets in ascending offset order (default descending,
+                             the order a backward from output to input layers finishes them) */
     int zero1;            /* optimizer-state sharding: use reducer_finish_shard */
     size_t shard_align;   /* ZeRO-1 blocks (and reduce-scatter blocks) start at multiples of
                              this many floats; 0 = 16. A caller that reduces per fixed chunk
@@ -89,15 +96,17 @@ typedef struct {
     double comm_s;        /* seconds blocked in communication (deterministic exchange, overlap
                              waits in finish, parameter all-gather) */
     double last_comm_s;   /* the same for the last step only */
-    double test_s;        /* overlap: seconds inside MPI_Testall from mark_ready / progress */
-    size_t buckets_early; /* overlap: buckets posted before reducer_finish (all steps) */
-    size_t buckets;       /* overlap: buckets posted in all */
+    double test_s;        /* seconds testing requests from mark_ready / progress */
+    size_t buckets_early; /* buckets started during the backward (all steps) */
+    size_t buckets;       /* buckets started in all */
 } ReducerStats;
 
 typedef struct GradReducer GradReducer;
 
 /* Create a reducer for this job's world (a singleton world when MPI is not initialised).
- * Owns its buffers and a duplicate of the world communicator. ERR_ARG on a bad config. */
+ * Collective: every rank creates its reducers in the same order with the same n, M, mode,
+ * bucket size and zero1. Owns its buffers and a duplicate of the world communicator.
+ * ERR_ARG on a bad config. */
 int reducer_create(GradReducer **out, const ReducerConfig *cfg);
 void reducer_destroy(GradReducer **red); /* NULL-safe; sets *red = NULL */
 

@@ -8,16 +8,16 @@
  * buffer from high offsets to low in "layers" of 131072 values, computing each and then calling
  * reducer_mark_ready on it, as a real backward would.
  *
- * Reported per step (medians over steps of the max over ranks):
+ * Reported per step (medians over steps of the max over ranks), for bucket sizes 25, 4 and 1 MiB
+ * and both modes (deterministic: bucketed recursive halving/doubling; overlap: MPI_Iallreduce):
  *   compute     the fake backward with no reduction at all;
- *   det         deterministic mode: step time and time in the exchange (all exposed);
- *   blocking    overlap-mode buckets all posted after the backward: the bucketed all-reduce's
- *               own cost, nothing hidden;
- *   overlap     buckets posted during the backward: step time and the wait left in
- *               reducer_finish. Two hidden fractions: 1 - wait / blocking comm (latency hidden
- *               behind compute) and 1 - (step - compute-only step) / blocking comm (time saved
- *               end to end; lower when the communication's copies and additions run on the
- *               cores the compute needs, as with shared memory on a small node).
+ *   blocking    no mark_ready: every bucket starts after the backward; comm = time from the end
+ *               of the backward to the summed gradient, nothing hidden;
+ *   overlapped  mark_ready per layer: step time and the wait left in reducer_finish. Two hidden
+ *               fractions: 1 - wait / blocking comm (latency hidden behind compute) and
+ *               1 - (step - compute-only step) / blocking comm (time saved end to end; lower
+ *               when the communication's copies and additions run on the cores the compute
+ *               needs, as with shared memory on a small node).
  * Optional 4th argument: values per fake layer (131072), i.e. how often mark_ready (and so
  * MPI progress) is called.
  * Timings, not a test: exit status is 0 unless something fails.
@@ -69,13 +69,19 @@ static double max_over_ranks(double s)
     return (double)us * 1e-6;
 }
 
-#define KINDS 8 /* compute only, deterministic, then (blocking, overlap) per bucket size */
+#define NBUCKETS 3
+#define KINDS (1 + 4 * NBUCKETS) /* compute only; per bucket size: {det, overlap} x {blocking,
+                                    overlapped} */
 #define MAX_STEPS 1000
 
-static const size_t g_buckets[3] = {(size_t)25 * 1024 * 1024 / 4, (size_t)4 * 1024 * 1024 / 4,
-                                    (size_t)1024 * 1024 / 4};
+static const size_t g_buckets[NBUCKETS] = {(size_t)25 * 1024 * 1024 / 4,
+                                           (size_t)4 * 1024 * 1024 / 4, (size_t)1024 * 1024 / 4};
 
-/* kind 0 compute only, 1 deterministic, 2 + 2b blocking with bucket b, 3 + 2b overlap */
+/* kind k >= 1: bucket (k-1)/4, mode ((k-1)/2)%2 (0 det, 1 overlap), overlapped (k-1)%2 */
+static int kind_bucket(int k) { return (k - 1) / 4; }
+static ReduceMode kind_mode(int k) { return ((k - 1) / 2) % 2 ? REDUCE_OVERLAP : REDUCE_DETERMINISTIC; }
+static int kind_overlapped(int k) { return (k - 1) % 2; }
+
 static void one_step(int kind, GradReducer *red, float *own, const float *p, size_t n,
                      double *step, double *comm)
 {
@@ -85,7 +91,7 @@ static void one_step(int kind, GradReducer *red, float *own, const float *p, siz
         memset(own, 0, n * sizeof(float));
         fake_backward(own, p, n, NULL, 0);
     } else {
-        int overlapped = kind >= 2 && kind % 2 == 1;
+        int overlapped = kind_overlapped(kind);
         size_t first, end;
         reducer_local_shards(red, &first, &end);
         float *g = reducer_leaf_begin(red, first);
@@ -98,8 +104,8 @@ static void one_step(int kind, GradReducer *red, float *own, const float *p, siz
         }
         ReducerStats st;
         reducer_stats(red, &st);
-        /* deterministic and blocking: everything after the backward is communication;
-         * overlapped: the wait left in reducer_finish */
+        /* blocking: everything after the backward is communication; overlapped: the wait left
+         * in reducer_finish */
         c = overlapped ? st.last_comm_s : core_now() - tc;
     }
     *step = max_over_ranks(core_now() - t0);
@@ -146,9 +152,8 @@ int main(int argc, char **argv)
     GradReducer *red[KINDS] = {NULL};
     float *own = xalloc_aligned(n * sizeof(float));
     for (int k = 1; k < KINDS; k++) {
-        ReducerConfig cfg = {.n = n, .M = (size_t)dist_size(),
-                             .mode = k == 1 ? REDUCE_DETERMINISTIC : REDUCE_OVERLAP,
-                             .bucket_floats = k == 1 ? 0 : g_buckets[(k - 2) / 2]};
+        ReducerConfig cfg = {.n = n, .M = (size_t)dist_size(), .mode = kind_mode(k),
+                             .bucket_floats = g_buckets[kind_bucket(k)]};
         if (reducer_create(&red[k], &cfg) != ERR_OK) {
             fprintf(stderr, "bench_reduce: %s\n", err_message());
             dist_abort(1);
@@ -168,24 +173,39 @@ int main(int argc, char **argv)
         comm[k] = median(cm[k], steps);
     }
     if (me == 0) {
-        printf("  compute only           : step %8.2f ms\n", step[0] * 1e3);
-        printf("  deterministic          : step %8.2f ms, comm %7.2f ms/step (all exposed)\n",
-               step[1] * 1e3, comm[1] * 1e3);
-        for (int b = 0; b < 3; b++) {
-            int kb = 2 + 2 * b, ko = 3 + 2 * b;
+        printf("  compute only (fake backward): step %8.2f ms\n", step[0] * 1e3);
+        printf("  %-13s %7s | %-23s | %-36s\n", "mode", "bucket", "blocking: step, comm",
+               "overlapped: step, wait, hidden (wait/step)");
+        for (int k = 1; k < KINDS; k += 2) {
+            int kb = k, ko = k + 1; /* same mode and bucket: blocking, overlapped */
             double exposed = step[ko] - step[0];
             double hid_wait = comm[kb] > 0 ? 1.0 - comm[ko] / comm[kb] : 0.0;
             double hid_step = comm[kb] > 0 ? 1.0 - exposed / comm[kb] : 0.0;
-            printf("  overlap, %5.2f MB buckets: blocking comm %7.2f ms/step; overlapped: step "
-                   "%8.2f ms, wait in finish %6.2f ms (%5.1f%% of comm hidden), step - compute "
-                   "%7.2f ms (%5.1f%% hidden)\n",
-                   (double)g_buckets[b] * 4e-6, comm[kb] * 1e3, step[ko] * 1e3, comm[ko] * 1e3,
-                   hid_wait * 100.0, exposed * 1e3, hid_step * 100.0);
+            printf("  %-13s %5.2fMB | %7.2f ms, %7.2f ms | %7.2f ms, %7.2f ms, %5.1f%% / %5.1f%%\n",
+                   kind_mode(k) == REDUCE_DETERMINISTIC ? "deterministic" : "overlap",
+                   (double)g_buckets[kind_bucket(k)] * 4e-6, step[kb] * 1e3, comm[kb] * 1e3,
+                   step[ko] * 1e3, comm[ko] * 1e3, hid_wait * 100.0, hid_step * 100.0);
         }
-        printf("  (medians of %d steps, max over ranks; 'wait' hidden = 1 - wait / blocking comm,\n"
-               "   'step' hidden = 1 - (overlapped step - compute-only step) / blocking comm)\n",
+        printf("  (medians of %d steps, max over ranks. comm = time after the backward until\n"
+               "   the sum is complete; hidden(wait) = 1 - overlapped wait / blocking comm;\n"
+               "   hidden(step) = 1 - (overlapped step - compute-only step) / blocking comm)\n",
                steps);
     }
+    /* The parameter-agreement check: hash + 8-byte all-gather. */
+    double tcheck[MAX_STEPS];
+    for (int s = 0; s < steps; s++) {
+        dist_barrier();
+        double t0 = core_now();
+        if (dist_params_agree(p, n, s, NULL) != ERR_OK) {
+            fprintf(stderr, "bench_reduce: %s\n", err_message());
+            dist_abort(1);
+        }
+        tcheck[s] = max_over_ranks(core_now() - t0);
+    }
+    double tc = median(tcheck, steps);
+    if (me == 0)
+        printf("  dist_params_agree on %zu floats: %.2f ms (%.2f GB/s hashed)\n", n, tc * 1e3,
+               (double)n * 4e-9 / tc);
     for (int k = 0; k < KINDS; k++) reducer_destroy(&red[k]);
     xfree_aligned(own);
     xfree_aligned(p);

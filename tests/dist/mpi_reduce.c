@@ -2,15 +2,18 @@
  *
  * A synthetic training run: n = 100003 parameters, a fake per-micro-shard gradient that is a
  * nonlinear function of the parameters and of normal noise keyed by (micro-shard, step), summed
- * over M micro-shards, and an Adam update on the flat buffer; 5 steps. Every rank also computes
- * the single-rank run itself (all M micro-shards serially, summed by a plain recursive
- * implementation of the canonical tree), so one mpirun checks P ranks against P = 1:
- *   det     deterministic mode: bitwise equal to the single-rank run when reducer_bitwise says
- *           so (P a power of two dividing M), else within 1e-5 relative;
+ * over M micro-shards, and an Adam update on the flat buffer; 5 steps. Rank 0 also computes
+ * the single-rank run (all M micro-shards serially, summed by a plain recursive implementation
+ * of the canonical tree) and broadcasts it, so one mpirun checks P ranks against P = 1:
+ *   det     deterministic mode (buckets started during the backward): bitwise equal to the
+ *           single-rank run when reducer_bitwise says so (P a power of two dividing M), else
+ *           within 1e-5 relative;
  *   overlap bucketed nonblocking mode: within 1e-5 relative of the single-rank run, and
  *           bitwise equal to the deterministic run on 1 or 2 ranks;
  *   zero1   ZeRO-1 (reduce-scatter, update own block, all-gather): bitwise equal to the
- *           unsharded deterministic run at the same P; overlap + ZeRO-1 within 1e-5;
+ *           unsharded deterministic run at the same P (whose buckets partition the buffer
+ *           differently, so this also checks that bucketing does not change the bits);
+ *           overlap + ZeRO-1 within 1e-5;
  * and after each run that every rank holds the same parameters (dist_params_agree).
  * A power check makes sure the bitwise comparison can fail: summing the micro-shards in a
  * different order (left to right) changes the bits.
@@ -144,7 +147,10 @@ static int order_matters(size_t n, size_t M)
 
 static int dist_train(float *p, size_t n, size_t M, ReduceMode mode, int zero1, int *bitwise)
 {
-    ReducerConfig cfg = {.n = n, .M = M, .mode = mode, .bucket_floats = 10007, .zero1 = zero1};
+    /* Buckets of 10007 values (11 per buffer, the last one short), except one default-sized
+     * bucket for overlap + ZeRO-1. */
+    ReducerConfig cfg = {.n = n, .M = M, .mode = mode, .zero1 = zero1,
+                         .bucket_floats = zero1 && mode == REDUCE_OVERLAP ? 0 : 10007};
     GradReducer *red;
     TRY(reducer_create(&red, &cfg));
     *bitwise = reducer_bitwise(red);
@@ -161,7 +167,7 @@ static int dist_train(float *p, size_t n, size_t M, ReduceMode mode, int zero1, 
         for (size_t s = first; s < end && rc == ERR_OK; s++) {
             float *g = own ? reducer_leaf_begin_into(red, s, own) : reducer_leaf_begin(red, s);
             check(!own || g == own, "reducer_leaf_begin_into returned another buffer");
-            fake_backward(g, p, x, n, s, step, mode == REDUCE_OVERLAP ? red : NULL);
+            fake_backward(g, p, x, n, s, step, red);
             rc = reducer_leaf_end(red);
         }
         if (rc != ERR_OK) break;
@@ -197,26 +203,28 @@ static double rel_diff(const float *a, const float *b, size_t n)
     return den > 0 ? num / den : num;
 }
 
-static void run_case(size_t M, int *nchecks)
+static void run_case(size_t n, size_t M, int *nchecks)
 {
-    size_t n = N_PARAMS;
-    char what[256];
+    char what[320];
     float *ref = xmalloc(n * sizeof(float)), *det = xmalloc(n * sizeof(float));
     float *ovl = xmalloc(n * sizeof(float)), *zro = xmalloc(n * sizeof(float));
     int bitwise = 0, b2 = 0;
-    ref_train(ref, n, M);
+    /* The single-rank run, computed once (rank 0) and broadcast: on an oversubscribed node P
+     * copies of it would only cost time. */
+    if (dist_rank() == 0) ref_train(ref, n, M);
+    check(dist_bcast(ref, n * sizeof(float), 0) == ERR_OK, "broadcast of the reference");
 
     int rc = dist_train(det, n, M, REDUCE_DETERMINISTIC, 0, &bitwise);
-    snprintf(what, sizeof what, "M=%zu deterministic run: %s", M, err_message());
+    snprintf(what, sizeof what, "n=%zu M=%zu deterministic run: %s", n, M, err_message());
     check(rc == ERR_OK, what);
     if (rc == ERR_OK) {
         double rd = rel_diff(det, ref, n);
         if (bitwise)
-            snprintf(what, sizeof what, "M=%zu deterministic weights not bitwise equal to the "
-                     "single-rank run (max rel diff %.3g)", M, rd);
+            snprintf(what, sizeof what, "n=%zu M=%zu deterministic weights not bitwise equal to the "
+                     "single-rank run (max rel diff %.3g)", n, M, rd);
         else
-            snprintf(what, sizeof what, "M=%zu deterministic weights differ from the "
-                     "single-rank run by %.3g relative (> 1e-5)", M, rd);
+            snprintf(what, sizeof what, "n=%zu M=%zu deterministic weights differ from the "
+                     "single-rank run by %.3g relative (> 1e-5)", n, M, rd);
         check(bitwise ? memcmp(det, ref, n * sizeof(float)) == 0 : rd <= 1e-5, what);
         check(dist_params_agree(det, n, STEPS, NULL) == ERR_OK, err_message());
         check(dist_size() != 1 || bitwise, "a single rank must always be bitwise");
@@ -224,41 +232,41 @@ static void run_case(size_t M, int *nchecks)
     }
 
     rc = dist_train(ovl, n, M, REDUCE_OVERLAP, 0, &b2);
-    snprintf(what, sizeof what, "M=%zu overlap run: %s", M, err_message());
+    snprintf(what, sizeof what, "n=%zu M=%zu overlap run: %s", n, M, err_message());
     check(rc == ERR_OK, what);
     if (rc == ERR_OK) {
         double rd = rel_diff(ovl, ref, n);
-        snprintf(what, sizeof what, "M=%zu overlap weights differ from the single-rank run by "
-                 "%.3g relative (> 1e-5)", M, rd);
+        snprintf(what, sizeof what, "n=%zu M=%zu overlap weights differ from the single-rank run by "
+                 "%.3g relative (> 1e-5)", n, M, rd);
         check(rd <= 1e-5, what);
         check(dist_params_agree(ovl, n, STEPS, NULL) == ERR_OK, err_message());
         /* On one or two ranks each value of the cross-rank sum is a single addition whatever
          * the MPI algorithm, so the overlap mode (local sums folded bucket by bucket during the
          * last backward) must give the deterministic bits. */
-        snprintf(what, sizeof what, "M=%zu overlap weights not bitwise equal to deterministic "
-                 "on %d ranks (max rel diff %.3g)", M, dist_size(), rel_diff(ovl, det, n));
+        snprintf(what, sizeof what, "n=%zu M=%zu overlap weights not bitwise equal to deterministic "
+                 "on %d ranks (max rel diff %.3g)", n, M, dist_size(), rel_diff(ovl, det, n));
         check(dist_size() > 2 || memcmp(ovl, det, n * sizeof(float)) == 0, what);
         (*nchecks) += 3;
     }
 
     rc = dist_train(zro, n, M, REDUCE_DETERMINISTIC, 1, &b2);
-    snprintf(what, sizeof what, "M=%zu ZeRO-1 run: %s", M, err_message());
+    snprintf(what, sizeof what, "n=%zu M=%zu ZeRO-1 run: %s", n, M, err_message());
     check(rc == ERR_OK, what);
     if (rc == ERR_OK) {
-        snprintf(what, sizeof what, "M=%zu ZeRO-1 weights not bitwise equal to the unsharded "
-                 "run (max rel diff %.3g)", M, rel_diff(zro, det, n));
+        snprintf(what, sizeof what, "n=%zu M=%zu ZeRO-1 weights not bitwise equal to the unsharded "
+                 "run (max rel diff %.3g)", n, M, rel_diff(zro, det, n));
         check(memcmp(zro, det, n * sizeof(float)) == 0, what);
         check(dist_params_agree(zro, n, STEPS, NULL) == ERR_OK, err_message());
         (*nchecks) += 2;
     }
 
     rc = dist_train(zro, n, M, REDUCE_OVERLAP, 1, &b2);
-    snprintf(what, sizeof what, "M=%zu overlap ZeRO-1 run: %s", M, err_message());
+    snprintf(what, sizeof what, "n=%zu M=%zu overlap ZeRO-1 run: %s", n, M, err_message());
     check(rc == ERR_OK, what);
     if (rc == ERR_OK) {
         double rd = rel_diff(zro, ovl, n);
-        snprintf(what, sizeof what, "M=%zu overlap ZeRO-1 weights differ from overlap by %.3g "
-                 "relative", M, rd);
+        snprintf(what, sizeof what, "n=%zu M=%zu overlap ZeRO-1 weights differ from overlap by %.3g "
+                 "relative", n, M, rd);
         check(rd <= 1e-5, what);
         check(dist_params_agree(zro, n, STEPS, NULL) == ERR_OK, err_message());
         (*nchecks) += 2;
@@ -280,13 +288,17 @@ int main(int argc, char **argv)
      * (3 micro-shards per rank at P = 4). M = 3: P = 2 does not divide it, P = 4 leaves a rank
      * without micro-shards; correct to rounding only. */
     const size_t Ms[] = {8, 12, 3};
-    for (size_t c = 0; c < sizeof Ms / sizeof Ms[0]; c++) run_case(Ms[c], &nchecks);
+    for (size_t c = 0; c < sizeof Ms / sizeof Ms[0]; c++) run_case(N_PARAMS, Ms[c], &nchecks);
+    /* Tiny buffers: ZeRO-1 blocks and bucket blocks empty on some ranks. */
+    run_case(5, 4, &nchecks);
+    run_case(37, 8, &nchecks);
 
     int64_t ok = !g_fail;
     if (dist_allreduce_min_i64(&ok, 1) != ERR_OK) ok = 0;
     if (dist_rank() == 0)
-        printf("mpi_reduce: np=%d %s (%d checks per rank, n=%zu, %d steps, M in {8,12,3})\n",
-               dist_size(), ok ? "passed" : "FAILED", nchecks, N_PARAMS, STEPS);
+        printf("mpi_reduce: np=%d %s (%d checks per rank, %d steps; n=%zu with M in {8,12,3}, "
+               "n=5 with M=4, n=37 with M=8)\n",
+               dist_size(), ok ? "passed" : "FAILED", nchecks, STEPS, N_PARAMS);
     dist_finalize();
     return ok ? 0 : 1;
 }

@@ -1,6 +1,6 @@
 /* tests/dist/test_reduce.c - the single-process side of dist/reduce: the streaming local tree
  * against a recursive canonical-tree reference, overlap bookkeeping on one rank, ZeRO-1 on one
- * rank, configuration errors, and the parameter hash. Never calls MPI_Init (the reducer then sees
+ * rank, configuration errors, and the parameter hash. Never initialises MPI (the reducer then sees
  * a world of one); the multi-rank behaviour is tests/dist/mpi_reduce.c. */
 #include <criterion/criterion.h>
 #include <math.h>
