@@ -120,13 +120,24 @@ static int bitrev(int x, int bits)
     return y;
 }
 
-/* Block j of nb over the n values: blocks of ceil(n/nb) rounded up to the alignment
- * (cfg.shard_align, default BLOCK_ALIGN). */
-static size_t block_lo(const GradReducer *r, size_t nb, size_t j)
+/* Block j of nb over n values: blocks of ceil(n/nb) rounded up to `align`. */
+static size_t block_lo_aligned(size_t n, size_t align, size_t nb, size_t j)
 {
-    size_t bs = (r->n + nb - 1) / nb;
-    bs = (bs + r->align - 1) / r->align * r->align;
-    return j * bs < r->n ? j * bs : r->n; /* j * bs cannot overflow: j <= nb, bs ~ n / nb */
+    size_t bs = (n + nb - 1) / nb;
+    bs = (bs + align - 1) / align * align;
+    return j * bs < n ? j * bs : n; /* j * bs cannot overflow: j <= nb, bs ~ n / nb */
+}
+
+/* Blocks of a bucket of n values. */
+static size_t block_lo(size_t n, size_t nb, size_t j)
+{
+    return block_lo_aligned(n, BLOCK_ALIGN, nb, j);
+}
+
+/* Blocks of the whole buffer, aligned to cfg.shard_align (default BLOCK_ALIGN). */
+static size_t buf_block_lo(const GradReducer *r, size_t nb, size_t j)
+{
+    return block_lo_aligned(r->n, r->align, nb, j);
 }
 
 /* Parent of node [lo, hi) in the canonical tree over [a, b). 0 when the node is the root. */
@@ -216,10 +227,10 @@ static int reduce_scatter_pow2(GradReducer *r, float *g, int Q)
         halving_range(me, Q, s, &b0, &b1);
         int half = (b1 - b0) / 2, partner = me ^ (1 << s);
         int keep0 = (me & (1 << s)) ? b0 + half : b0, send0 = (me & (1 << s)) ? b0 : b0 + half;
-        size_t klo = block_lo(r, (size_t)Q, (size_t)keep0);
-        size_t khi = block_lo(r, (size_t)Q, (size_t)(keep0 + half));
-        size_t slo = block_lo(r, (size_t)Q, (size_t)send0);
-        size_t shi = block_lo(r, (size_t)Q, (size_t)(send0 + half));
+        size_t klo = buf_block_lo(r, (size_t)Q, (size_t)keep0);
+        size_t khi = buf_block_lo(r, (size_t)Q, (size_t)(keep0 + half));
+        size_t slo = buf_block_lo(r, (size_t)Q, (size_t)send0);
+        size_t shi = buf_block_lo(r, (size_t)Q, (size_t)(send0 + half));
         TRY(sendrecv_f32(r, g + slo, shi - slo, t, khi - klo, partner, TAG_RS));
         vadd(g + klo, t, khi - klo); /* lower + upper subtree; float + is commutative */
     }
@@ -234,8 +245,8 @@ static int allgather_pow2(GradReducer *r, float *g, int Q)
         int partner = me ^ (1 << s), m0, m1, p0, p1;
         halving_range(me, Q, s + 1, &m0, &m1);
         halving_range(partner, Q, s + 1, &p0, &p1);
-        size_t mlo = block_lo(r, (size_t)Q, (size_t)m0), mhi = block_lo(r, (size_t)Q, (size_t)m1);
-        size_t plo = block_lo(r, (size_t)Q, (size_t)p0), phi = block_lo(r, (size_t)Q, (size_t)p1);
+        size_t mlo = buf_block_lo(r, (size_t)Q, (size_t)m0), mhi = buf_block_lo(r, (size_t)Q, (size_t)m1);
+        size_t plo = buf_block_lo(r, (size_t)Q, (size_t)p0), phi = buf_block_lo(r, (size_t)Q, (size_t)p1);
         TRY(sendrecv_f32(r, g + mlo, mhi - mlo, g + plo, phi - plo, partner, TAG_AG));
     }
     return ERR_OK;
@@ -392,8 +403,8 @@ void reducer_shard_range(const GradReducer *r, int rank, size_t *lo, size_t *hi)
     ASSERT(rank >= 0 && rank < r->P);
     size_t nb = (size_t)r->P;
     size_t j = r->pow2 ? (size_t)bitrev(rank, ilog2(r->P)) : (size_t)rank;
-    *lo = block_lo(r, nb, j);
-    *hi = block_lo(r, nb, j + 1);
+    *lo = buf_block_lo(r, nb, j);
+    *hi = buf_block_lo(r, nb, j + 1);
 }
 
 /* ---- buckets ------------------------------------------------------------------------------ */

@@ -35,8 +35,8 @@
 #define FLOW_TIME_SCALE 1000.0
 /* The gradient norm is summed in double over fixed chunks of this many floats, then over the
  * chunks in order: the same bits for any rank count, with or without ZeRO-1 (shards are aligned
- * to whole chunks). */
-#define NORM_CHUNK ((size_t)65536)
+ * to whole chunks, whose sums are exchanged: n / 4096 doubles per step). */
+#define NORM_CHUNK ((size_t)4096)
 
 typedef struct {
     const JobSpec *js;
@@ -145,7 +145,7 @@ static void sampler_from_spec(const JobSpec *js, SamplerConfig *c)
     c->steps = js->sample.steps;
     c->spacing = spacing[js->sample.timesteps];
     c->eta = js->sample.eta;
-    c->clip_x0 = js->sample.clip_x0;
+    c->clip_x0 = js->sample.clip_x0 && js->objective.type == JOB_OBJ_DDPM;
     c->clip = 1.0;
     c->guidance = js->sample.guidance;
     c->seed = js->sample.seed;
@@ -403,12 +403,12 @@ static int compute_gradient(Trainer *tr, uint64_t k, double stats[ST_N], float *
 static int grad_norm(Trainer *tr, const float *g, size_t lo, size_t hi, double *out)
 {
     memset(tr->chunk_sumsq, 0, sizeof(double) * tr->n_chunks);
-    ASSERT(lo % NORM_CHUNK == 0);
+    ASSERT(lo == hi || lo % NORM_CHUNK == 0);
+    size_t c0 = lo / NORM_CHUNK, c1 = lo == hi ? c0 : (hi + NORM_CHUNK - 1) / NORM_CHUNK;
 #pragma omp parallel for schedule(static)
-    for (size_t c = lo / NORM_CHUNK; c < tr->n_chunks; c++) {
-        size_t a = c * NORM_CHUNK, b = a + NORM_CHUNK < tr->n ? a + NORM_CHUNK : tr->n;
-        if (a >= hi) continue;
-        tr->chunk_sumsq[c] = optim_grad_sumsq(g, a, b < hi ? b : hi);
+    for (size_t c = c0; c < c1; c++) {
+        size_t a = c * NORM_CHUNK, b = a + NORM_CHUNK < hi ? a + NORM_CHUNK : hi;
+        tr->chunk_sumsq[c] = optim_grad_sumsq(g, a, b);
     }
     if (tr->js->train.zero1) TRY(dist_allreduce_sum_f64(tr->chunk_sumsq, tr->n_chunks));
     double s = 0.0;
