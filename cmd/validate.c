@@ -9,7 +9,9 @@
 #include "cmd/cmd.h"
 #include "core/err.h"   /* cmd_report codes */
 #include "core/mem.h"   /* xcalloc, xfree */
+#include "dist/train.h"  /* train_net_config */
 #include "io/jobspec.h" /* jobspec_load_with, jobspec_emit, jobspec_free */
+#include "model/net.h"  /* net_count_params, net_flops_per_sample */
 
 static void validate_usage(FILE *f)
 {
@@ -70,6 +72,16 @@ int cmd_validate(int argc, char **argv)
     rc = jobspec_load_with(&js, path, sets, n_sets);
     xfree(sets);
     if (rc != ERR_OK) return cmd_report(rc);
+    NetConfig nc;
+    train_net_config(&js, &nc);
+    size_t nparams = net_count_params(&nc);
+    if (nparams == 0) {
+        rc = err_code() != ERR_OK ? (int)err_code() : ERR(ERR_SPEC, "invalid model configuration");
+        jobspec_free(&js);
+        return cmd_report(rc);
+    }
+    printf("# model: %s, %zu parameters, %.4g GFLOP per sample (forward)\n",
+           nc.kind == NET_UNET ? "U-Net" : "MLP", nparams, net_flops_per_sample(&nc) / 1e9);
     rc = jobspec_emit(&js, stdout);
     jobspec_free(&js);
     if (rc == ERR_OK && fflush(stdout) != 0) rc = ERR(ERR_IO, "cannot write the resolved spec to stdout: %s", strerror(errno));

@@ -84,7 +84,7 @@ static const char *dataset_name(const JobSpec *js)
     return "?";
 }
 
-static void net_config_from_spec(const JobSpec *js, NetConfig *nc)
+void train_net_config(const JobSpec *js, NetConfig *nc)
 {
     memset(nc, 0, sizeof *nc);
     if (js->model.type == JOB_MODEL_UNET) {
@@ -273,7 +273,7 @@ static int setup(Trainer *tr, const JobSpec *js)
     tr->lc.hflip = js->data.flip;
 
     NetConfig nc;
-    net_config_from_spec(js, &nc);
+    train_net_config(js, &nc);
     tr->net = net_create(&nc);
     if (!tr->net) return err_code() != ERR_OK ? (int)err_code()
                                               : ERR(ERR_SPEC, "invalid model configuration");

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include "io/jobspec.h"
+#include "model/net.h"
 
 typedef struct {
     long steps_done;      /* optimizer steps applied */
@@ -40,5 +41,8 @@ typedef struct {
 } TrainResult;
 
 int train_run(const JobSpec *js, TrainResult *res);
+
+/* The network a job spec describes (data dimensions included). */
+void train_net_config(const JobSpec *js, NetConfig *nc);
 
 #endif
