@@ -191,7 +191,7 @@ static int dist_train(float *p, size_t n, size_t M, ReduceMode mode, int zero1, 
     ReducerStats st;
     reducer_stats(red, &st);
     int bucketed = dist_size() > 1 && (mode == REDUCE_OVERLAP || !zero1);
-    size_t bsize = cfg.bucket_floats ? cfg.bucket_floats : (size_t)25 * 1024 * 1024 / 4;
+    size_t bsize = cfg.bucket_floats ? cfg.bucket_floats : (size_t)4 * 1024 * 1024 / 4; /* the default */
     size_t want = bucketed ? (size_t)STEPS * ((n + bsize - 1) / bsize) : 0;
     if (rc == ERR_OK) {
         char what[200];
