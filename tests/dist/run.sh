@@ -42,8 +42,11 @@ for prog in "$bin"/tests/mpi_*; do
     found=$((found + 1))
     for np in $nps; do
         start=$(date +%s)
+        # mpirun --timeout takes the ranks down too (killing mpirun alone leaves them running);
+        # the outer timeout is a safety net should mpirun itself hang.
         # shellcheck disable=SC2086 # flags are words
-        timeout --kill-after=10 "$limit" mpirun $flags -np "$np" "$prog" >"$log" 2>&1
+        timeout --kill-after=10 $((limit + 30)) mpirun --timeout "$limit" $flags -np "$np" \
+            "$prog" >"$log" 2>&1
         rc=$?
         secs=$(($(date +%s) - start))
         if [ "$rc" -eq 0 ]; then
@@ -52,7 +55,7 @@ for prog in "$bin"/tests/mpi_*; do
         else
             fail=$((fail + 1))
             why="exit $rc"
-            if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then why="timed out after ${limit}s"; fi
+            case $rc in 110 | 124 | 137) why="timed out after ${limit}s (exit $rc)" ;; esac
             echo "not ok - $name np=$np ($why)"
             tail -n 25 "$log" | sed 's/^/#   /'
         fi
