@@ -24,7 +24,7 @@
 #define TAG_RS 2
 #define TAG_AG 3
 #define STACK_MAX 72 /* > log2(SIZE_MAX) + 2 */
-#define DEFAULT_BUCKET ((size_t)25 * 1024 * 1024 / sizeof(float))
+#define DEFAULT_BUCKET ((size_t)4 * 1024 * 1024 / sizeof(float)) /* see reduce.h */
 #define BLOCK_ALIGN 16
 #define TAG_BUCKET0 64 /* deterministic buckets: tag TAG_BUCKET0 + bucket index */
 

@@ -12,7 +12,8 @@
  * and both modes (deterministic: bucketed recursive halving/doubling; overlap: MPI_Iallreduce):
  *   compute     the fake backward with no reduction at all;
  *   blocking    no mark_ready: every bucket starts after the backward; comm = time from the end
- *               of the backward to the summed gradient, nothing hidden;
+ *               of the backward (after a barrier, so the ranks' skew is not counted) to the
+ *               summed gradient, nothing hidden;
  *   overlapped  mark_ready per layer: step time and the wait left in reducer_finish. Two hidden
  *               fractions: 1 - wait / blocking comm (latency hidden behind compute) and
  *               1 - (step - compute-only step) / blocking comm (time saved end to end; lower
@@ -96,6 +97,7 @@ static void one_step(int kind, GradReducer *red, float *own, const float *p, siz
         reducer_local_shards(red, &first, &end);
         float *g = reducer_leaf_begin(red, first);
         fake_backward(g, p, n, red, overlapped);
+        if (!overlapped) dist_barrier(); /* blocking comm then excludes the ranks' skew */
         double tc = core_now();
         float *grad;
         if (reducer_leaf_end(red) != ERR_OK || reducer_finish(red, &grad) != ERR_OK) {

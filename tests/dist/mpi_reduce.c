@@ -186,6 +186,21 @@ static int dist_train(float *p, size_t n, size_t M, ReduceMode mode, int zero1, 
             if (rc == ERR_OK) adam_update_range(p, grad, &a, 0, n, step, M);
         }
     }
+    /* Every bucket of a bucketed run must start inside mark_ready, i.e. during the backward,
+     * on every rank that computes micro-shards (the last range reported is offset 0). */
+    ReducerStats st;
+    reducer_stats(red, &st);
+    int bucketed = dist_size() > 1 && (mode == REDUCE_OVERLAP || !zero1);
+    size_t bsize = cfg.bucket_floats ? cfg.bucket_floats : (size_t)4 * 1024 * 1024 / 4; /* the default */
+    size_t want = bucketed ? (size_t)STEPS * ((n + bsize - 1) / bsize) : 0;
+    if (rc == ERR_OK) {
+        char what[200];
+        snprintf(what, sizeof what, "n=%zu M=%zu mode %d zero1 %d: %zu buckets started, %zu of "
+                 "them during the backward; expected %zu and %zu", n, M, (int)mode, zero1,
+                 st.buckets, st.buckets_early, want, first < end ? want : 0);
+        check(st.buckets == want && st.buckets_early == (first < end ? want : 0), what);
+        check(st.steps == STEPS, "reducer_stats counts the steps");
+    }
     xfree(a.m), xfree(a.v), xfree(x), xfree(own);
     reducer_destroy(&red);
     return rc;

@@ -7,7 +7,8 @@
 # per run, then "mpi: N passed, N failed", and exits non-zero when anything failed.
 #
 # Environment: DFM_BIN (default ./bin), DFM_MPI_NP (rank counts), DFM_MPI_TIMEOUT (seconds per
-# run, default 120), DFM_MPI_FILTER (run only programs whose name contains it). Running as root
+# run, default 120), DFM_MPI_FILTER (run only programs whose name contains it), DFM_MPIRUN_FLAGS
+# (default: oversubscribe, ob1 over shared memory, the fastest start here). Running as root
 # needs OMPI_ALLOW_RUN_AS_ROOT=1 and OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 (the Makefile exports them).
 # OMP_NUM_THREADS defaults to 1: the ranks already oversubscribe small machines.
 
@@ -15,6 +16,7 @@ bin=${DFM_BIN:-./bin}
 nps=${DFM_MPI_NP:-"1 2 4"}
 limit=${DFM_MPI_TIMEOUT:-120}
 filter=${DFM_MPI_FILTER:-}
+flags=${DFM_MPIRUN_FLAGS:-"--oversubscribe --mca pml ob1 --mca btl self,vader"}
 : "${OMP_NUM_THREADS:=1}"
 export OMP_NUM_THREADS
 
@@ -31,7 +33,7 @@ pass=0
 fail=0
 found=0
 for prog in "$bin"/tests/mpi_*; do
-    [ -f "$prog" ] && [ -x "$prog" ] || continue
+    if [ ! -f "$prog" ] || [ ! -x "$prog" ]; then continue; fi
     name=$(basename "$prog")
     case $name in *.*) continue ;; esac # skip stray files such as *.o or *.d
     if [ -n "$filter" ]; then
@@ -40,8 +42,11 @@ for prog in "$bin"/tests/mpi_*; do
     found=$((found + 1))
     for np in $nps; do
         start=$(date +%s)
-        timeout --kill-after=10 "$limit" mpirun --oversubscribe --mca pml ob1 \
-            --mca btl self,vader -np "$np" "$prog" >"$log" 2>&1
+        # mpirun --timeout takes the ranks down too (killing mpirun alone leaves them running);
+        # the outer timeout is a safety net should mpirun itself hang.
+        # shellcheck disable=SC2086 # flags are words
+        timeout --kill-after=10 $((limit + 30)) mpirun --timeout "$limit" $flags -np "$np" \
+            "$prog" >"$log" 2>&1
         rc=$?
         secs=$(($(date +%s) - start))
         if [ "$rc" -eq 0 ]; then
@@ -50,7 +55,7 @@ for prog in "$bin"/tests/mpi_*; do
         else
             fail=$((fail + 1))
             why="exit $rc"
-            [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ] && why="timed out after ${limit}s"
+            case $rc in 110 | 124 | 137) why="timed out after ${limit}s (exit $rc)" ;; esac
             echo "not ok - $name np=$np ($why)"
             tail -n 25 "$log" | sed 's/^/#   /'
         fi
