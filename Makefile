@@ -65,12 +65,14 @@ CMD_SRC  := $(wildcard cmd/*.c)
 UNIT_SRC := $(wildcard tests/*/test_*.c)
 MPI_TEST_SRC := $(wildcard tests/dist/mpi_*.c)
 TOOL_SRC := $(wildcard tests/tools/*.c)
+BENCH_SRC := $(wildcard tests/bench/*.c)
 
 LIB_OBJ  := $(LIB_SRC:%.c=$(BUILD)/%.o)
 CMD_OBJ  := $(CMD_SRC:%.c=$(BUILD)/%.o)
 UNIT_OBJ := $(UNIT_SRC:%.c=$(BUILD)/%.o)
 MPI_TESTS := $(MPI_TEST_SRC:tests/dist/%.c=$(BIN)/tests/%)
 TOOLS    := $(TOOL_SRC:tests/tools/%.c=$(BIN)/tools/%)
+BENCHES  := $(BENCH_SRC:tests/bench/%.c=$(BIN)/bench/%)
 
 DFM      := $(BIN)/dfm
 UNIT     := $(BIN)/tests/unit
@@ -115,7 +117,13 @@ $(BIN)/tools/%: $(BUILD)/tests/tools/%.o $(LIB_OBJ)
 	$(call say,LD,$@)
 	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+$(BIN)/bench/%: $(BUILD)/tests/bench/%.o $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(call say,LD,$@)
+	$(Q)$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
 -include $(LIB_OBJ:.o=.d) $(CMD_OBJ:.o=.d) $(UNIT_OBJ:.o=.d) \
+         $(BENCH_SRC:tests/bench/%.c=$(BUILD)/tests/bench/%.d) \
          $(MPI_TEST_SRC:tests/dist/%.c=$(BUILD)/tests/dist/%.d) \
          $(TOOL_SRC:tests/tools/%.c=$(BUILD)/tests/tools/%.d)
 
@@ -190,6 +198,16 @@ test-fuzz: $(FUZZ_BIN)
 	  > $(FUZZ_DIR)/last.log 2>&1 \
 	  && echo "fuzz: 1 passed, 0 failed ($(FUZZ_SECONDS) s of libFuzzer on the job-spec loader)" \
 	  || { tail -40 $(FUZZ_DIR)/last.log; echo "fuzz: 0 passed, 1 failed"; exit 1; }
+
+# ---- benchmarks and references (long; need python3-torch) ---------------------------------
+bench: deps
+	@sh .ci/deps python3-torch
+	@$(MAKE) --no-print-directory $(DFM) $(BENCHES) $(TOOLS)
+	DFM=$(CURDIR)/$(DFM) DFM_BIN=$(CURDIR)/$(BIN) sh tests/bench/run.sh
+
+parity: deps
+	@sh .ci/deps python3-torch
+	/usr/bin/python3 tests/torch/make_reference.py
 
 clean:
 	rm -rf build bin
