@@ -199,6 +199,14 @@ test-fuzz: $(FUZZ_BIN)
 	  && echo "fuzz: 1 passed, 0 failed ($(FUZZ_SECONDS) s of libFuzzer on the job-spec loader)" \
 	  || { tail -40 $(FUZZ_DIR)/last.log; echo "fuzz: 0 passed, 1 failed"; exit 1; }
 
+# ---- the quick start: fetch Fashion-MNIST, train the quick-start job on NP ranks ------------
+NP ?= 2
+RUN_JOB ?= jobs/quickstart.yaml
+run: deps
+	@$(MAKE) --no-print-directory $(DFM)
+	$(DFM) fetch fashion-mnist --quiet
+	mpirun -np $(NP) --oversubscribe --bind-to none $(DFM) train $(RUN_JOB)
+
 # ---- benchmarks and references (long; need python3-torch) ---------------------------------
 bench: deps
 	@sh .ci/deps python3-torch

@@ -35,6 +35,7 @@ typedef struct {
     long nonfinite;       /* steps skipped for a non-finite loss or gradient */
     double last_loss;     /* mean loss of the last step */
     double img_per_s;     /* training throughput over the run (all ranks) */
+    double wall_s;        /* seconds in the training loop */
     uint64_t param_hash;  /* dist_hash_f32 of the final parameters */
     uint64_t ema_hash;    /* ... of the EMA weights (0 when EMA is off) */
     double swd, swd_floor; /* toy2d only: SW2(samples, held-out) and SW2(data, data); else NaN */
