@@ -9,6 +9,9 @@
 /* rows of the weight gradient handled by one task (fixed, independent of the thread count) */
 #define DW_ROW_CHUNK 32
 
+static int use_winograd(const Conv2dShape *s);
+static size_t wino_tiles(const Conv2dShape *s);
+
 Conv2dShape conv2d_shape(int IC, int OC, int K, int stride, int pad, int H, int W)
 {
     Conv2dShape s = {IC, OC, K, stride, pad, pad, H, W, 0, 0};
@@ -42,7 +45,13 @@ size_t conv2d_ws_floats(const Conv2dShape *s, size_t B, int nthreads)
     size_t dw = g * OHW * (KK + (size_t)s->OC);
     size_t fw = (size_t)(nthreads > 0 ? nthreads : 1) * per_thread;
     if (is_pointwise(s)) return 0;
-    return fw > dw ? fw : dw;
+    size_t need = fw > dw ? fw : dw;
+    if (use_winograd(s)) {
+        size_t wn = 16 * (size_t)s->OC * s->IC + (size_t)(nthreads > 0 ? nthreads : 1) * 16 *
+                    wino_tiles(s) * (size_t)(s->IC + s->OC);
+        need = need > wn ? need : wn;
+    }
+    return need;
 }
 
 double conv2d_macs(const Conv2dShape *s)
@@ -119,6 +128,150 @@ static void col2im_add(float *dx, const float *dcol, const Conv2dShape *s)
     }
 }
 
+
+/* ---- Winograd F(2x2, 3x3) (Lavin & Gray 2016) ------------------------------------------------
+ * For 3x3, stride 1, pad 1 convolutions on maps of at least WINO_MIN_HW pixels: per sample,
+ * 2x2 output tiles, 16 GEMMs of (OC x IC) (IC x tiles) in the transformed domain, 2.25x fewer
+ * multiplications than im2col. Same per-sample structure (no dependence on the batch or the
+ * thread count). */
+#define WINO_MIN_HW 100
+
+static int use_winograd(const Conv2dShape *s)
+{
+    return s->K == 3 && s->stride == 1 && s->pad_t == 1 && s->pad_l == 1 && s->OH == s->H &&
+           s->OW == s->W && s->H * s->W >= WINO_MIN_HW;
+}
+
+static size_t wino_tiles(const Conv2dShape *s)
+{
+    return (size_t)((s->H + 1) / 2) * (size_t)((s->W + 1) / 2);
+}
+
+/* U[e][o][i] (16, O, I) = G g G^T of g = w[o][i] (3x3); flip: use w[i][o] rotated 180 degrees
+ * (the kernel of the input gradient), w then being (I, O, 3, 3). */
+static void wino_weights(float *U, const float *w, size_t O, size_t I, int flip)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t o = 0; o < O; o++) {
+        for (size_t i = 0; i < I; i++) {
+            float g[9], t[12], u[16];
+            const float *src = flip ? w + (i * O + o) * 9 : w + (o * I + i) * 9;
+            for (int k = 0; k < 9; k++) g[k] = flip ? src[8 - k] : src[k];
+            for (int c = 0; c < 3; c++) { /* t = G g: (4, 3) */
+                float g0 = g[c], g1 = g[3 + c], g2 = g[6 + c];
+                t[c] = g0;
+                t[3 + c] = 0.5f * (g0 + g1 + g2);
+                t[6 + c] = 0.5f * (g0 - g1 + g2);
+                t[9 + c] = g2;
+            }
+            for (int r = 0; r < 4; r++) { /* u = t G^T: (4, 4) */
+                float a = t[3 * r], b = t[3 * r + 1], c = t[3 * r + 2];
+                u[4 * r] = a;
+                u[4 * r + 1] = 0.5f * (a + b + c);
+                u[4 * r + 2] = 0.5f * (a - b + c);
+                u[4 * r + 3] = c;
+            }
+            for (int e = 0; e < 16; e++) U[((size_t)e * O + o) * I + i] = u[e];
+        }
+    }
+}
+
+/* V[e][c][tile] = B^T d B for the 4x4 input patch of each 2x2 output tile (zero outside) */
+static void wino_input(float *V, const float *x, size_t C, int H, int W, size_t T)
+{
+    const int TW = (W + 1) / 2, TH = (H + 1) / 2;
+    for (size_t c = 0; c < C; c++) {
+        const float *xc = x + c * (size_t)H * W;
+        for (int ty = 0; ty < TH; ty++) {
+            for (int tx = 0; tx < TW; tx++) {
+                float d[16], t[16];
+                int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
+                if (y0 >= 0 && x0 >= 0 && y0 + 4 <= H && x0 + 4 <= W) {
+                    for (int r = 0; r < 4; r++)
+                        for (int q = 0; q < 4; q++) d[4 * r + q] = xc[(y0 + r) * W + x0 + q];
+                } else {
+                    for (int r = 0; r < 4; r++)
+                        for (int q = 0; q < 4; q++) {
+                            int yy = y0 + r, xx = x0 + q;
+                            d[4 * r + q] = (yy >= 0 && yy < H && xx >= 0 && xx < W)
+                                               ? xc[yy * W + xx] : 0.0f;
+                        }
+                }
+                for (int q = 0; q < 4; q++) { /* t = B^T d */
+                    float d0 = d[q], d1 = d[4 + q], d2 = d[8 + q], d3 = d[12 + q];
+                    t[q] = d0 - d2;
+                    t[4 + q] = d1 + d2;
+                    t[8 + q] = d2 - d1;
+                    t[12 + q] = d1 - d3;
+                }
+                size_t tile = (size_t)ty * TW + tx;
+                for (int r = 0; r < 4; r++) { /* V = t B */
+                    float a = t[4 * r], b = t[4 * r + 1], cc = t[4 * r + 2], e = t[4 * r + 3];
+                    float v[4] = {a - cc, b + cc, cc - b, b - e};
+                    for (int q = 0; q < 4; q++) V[((size_t)(4 * r + q) * C + c) * T + tile] = v[q];
+                }
+            }
+        }
+    }
+}
+
+/* out (O, H, W) (+)= A^T M A (+ bias) for each tile; M: (16, O, T) */
+static void wino_output(float *out, const float *M, const float *bias, size_t O, int H, int W,
+                        size_t T, int accumulate)
+{
+    const int TW = (W + 1) / 2, TH = (H + 1) / 2;
+    for (size_t o = 0; o < O; o++) {
+        float *oc = out + o * (size_t)H * W;
+        float bv = bias ? bias[o] : 0.0f;
+        for (int ty = 0; ty < TH; ty++) {
+            for (int tx = 0; tx < TW; tx++) {
+                size_t tile = (size_t)ty * TW + tx;
+                float m[16], t[8];
+                for (int e = 0; e < 16; e++) m[e] = M[((size_t)e * O + o) * T + tile];
+                for (int q = 0; q < 4; q++) { /* t = A^T m: (2, 4) */
+                    t[q] = m[q] + m[4 + q] + m[8 + q];
+                    t[4 + q] = m[4 + q] - m[8 + q] - m[12 + q];
+                }
+                float y[4];
+                for (int r = 0; r < 2; r++) { /* y = t A: (2, 2) */
+                    y[2 * r] = t[4 * r] + t[4 * r + 1] + t[4 * r + 2];
+                    y[2 * r + 1] = t[4 * r + 1] - t[4 * r + 2] - t[4 * r + 3];
+                }
+                for (int r = 0; r < 2; r++) {
+                    int yy = 2 * ty + r;
+                    if (yy >= H) break;
+                    for (int q = 0; q < 2; q++) {
+                        int xx = 2 * tx + q;
+                        if (xx >= W) break;
+                        float v = y[2 * r + q] + bv;
+                        if (accumulate)
+                            oc[yy * W + xx] += v;
+                        else
+                            oc[yy * W + xx] = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* out (B, O, H, W) (+)= conv3x3(inp (B, I, H, W)) with transformed weights U (16, O, I) */
+static void wino_conv(float *out, const float *inp, const float *U, const float *bias, size_t O,
+                      size_t I, int H, int W, size_t B, int accumulate, float *ws)
+{
+    const size_t T = (size_t)((H + 1) / 2) * (size_t)((W + 1) / 2), HW = (size_t)H * W;
+    const size_t per = 16 * T * (I + O);
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < B; b++) {
+        float *V = ws + (size_t)omp_get_thread_num() * per, *M = V + 16 * T * I;
+        wino_input(V, inp + b * I * HW, I, H, W, T);
+        for (int e = 0; e < 16; e++)
+            gemm(0, 0, O, T, I, 1.0f, U + (size_t)e * O * I, I, V + (size_t)e * I * T, T, 0.0f,
+                 M + (size_t)e * O * T, T);
+        wino_output(out + b * O * HW, M, bias, O, H, W, T, accumulate);
+    }
+}
+
 void conv2d_forward(float *out, const float *inp, const float *w, const float *bias,
                     const Conv2dShape *s, size_t B, float *ws)
 {
@@ -126,6 +279,13 @@ void conv2d_forward(float *out, const float *inp, const float *w, const float *b
     const size_t KK = (size_t)s->IC * s->K * s->K, OHW = (size_t)s->OH * s->OW;
     const size_t HW = (size_t)s->H * s->W;
     const int pw = is_pointwise(s);
+    if (use_winograd(s)) {
+        float *U = ws;
+        wino_weights(U, w, (size_t)s->OC, (size_t)s->IC, 0);
+        wino_conv(out, inp, U, bias, (size_t)s->OC, (size_t)s->IC, s->H, s->W, B, 0,
+                  ws + 16 * (size_t)s->OC * s->IC);
+        return;
+    }
 #pragma omp parallel for schedule(static)
     for (size_t b = 0; b < B; b++) {
         const float *col = inp + b * s->IC * HW;
@@ -198,6 +358,15 @@ void conv2d_backward(float *dinp, float *dw, float *dbias, const float *dout, co
         }
     }
 
+    /* input gradient of a 3x3 'same' convolution: the convolution of dout with the flipped,
+     * transposed kernel */
+    if (dinp && use_winograd(s)) {
+        float *U = ws;
+        wino_weights(U, w, (size_t)s->IC, (size_t)s->OC, 1);
+        wino_conv(dinp, dout, U, NULL, (size_t)s->IC, (size_t)s->OC, s->H, s->W, B, 1,
+                  ws + 16 * (size_t)s->OC * s->IC);
+        return;
+    }
     /* input gradient: dcol_b = w^T dout_b, scattered back per sample */
     if (dinp) {
 #pragma omp parallel for schedule(static)

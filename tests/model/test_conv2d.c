@@ -82,3 +82,7 @@ Test(conv2d, same_padding_matches_tensorflow)
     Conv2dShape o = conv2d_shape_same(1, 1, 3, 2, 7, 7);
     cr_assert(o.OH == 4 && o.pad_t == 1, "odd: OH %d pad %d", o.OH, o.pad_t);
 }
+
+/* shapes on the Winograd path (3x3, stride 1, pad 1, >= 100 pixels), odd and even sizes */
+Test(conv2d, winograd_even) { check_conv(conv2d_shape(3, 4, 3, 1, 1, 10, 10), 2); }
+Test(conv2d, winograd_odd_rect) { check_conv(conv2d_shape(2, 3, 3, 1, 1, 11, 13), 2); }
