@@ -47,8 +47,9 @@ size_t conv2d_ws_floats(const Conv2dShape *s, size_t B, int nthreads)
     if (is_pointwise(s)) return 0;
     size_t need = fw > dw ? fw : dw;
     if (use_winograd(s)) {
-        size_t wn = 16 * (size_t)s->OC * s->IC + (size_t)(nthreads > 0 ? nthreads : 1) * 16 *
-                    wino_tiles(s) * (size_t)(s->IC + s->OC);
+        size_t nt = (size_t)(nthreads > 0 ? nthreads : 1);
+        if (nt < g) nt = g; /* the weight gradient transforms a group of samples at once */
+        size_t wn = 16 * (size_t)s->OC * s->IC + nt * 16 * wino_tiles(s) * (size_t)(s->IC + s->OC);
         need = need > wn ? need : wn;
     }
     return need;
@@ -272,6 +273,92 @@ static void wino_conv(float *out, const float *inp, const float *U, const float 
     }
 }
 
+
+/* Mg[e][o][tile] = A dy A^T of each 2x2 tile dy of dout (O, H, W) (zero outside) */
+static void wino_dout(float *Mg, const float *dy, size_t O, int H, int W, size_t T)
+{
+    const int TW = (W + 1) / 2, TH = (H + 1) / 2;
+    for (size_t o = 0; o < O; o++) {
+        const float *d = dy + o * (size_t)H * W;
+        for (int ty = 0; ty < TH; ty++) {
+            for (int tx = 0; tx < TW; tx++) {
+                float g[4];
+                for (int r = 0; r < 2; r++)
+                    for (int q = 0; q < 2; q++) {
+                        int yy = 2 * ty + r, xx = 2 * tx + q;
+                        g[2 * r + q] = (yy < H && xx < W) ? d[yy * W + xx] : 0.0f;
+                    }
+                float t[8]; /* t = A g: (4, 2) */
+                for (int q = 0; q < 2; q++) {
+                    t[q] = g[q];
+                    t[2 + q] = g[q] + g[2 + q];
+                    t[4 + q] = g[q] - g[2 + q];
+                    t[6 + q] = -g[2 + q];
+                }
+                size_t tile = (size_t)ty * TW + tx;
+                for (int r = 0; r < 4; r++) { /* m = t A^T: (4, 4) */
+                    float a = t[2 * r], b = t[2 * r + 1];
+                    float m[4] = {a, a + b, a - b, -b};
+                    for (int q = 0; q < 4; q++) Mg[((size_t)(4 * r + q) * O + o) * T + tile] = m[q];
+                }
+            }
+        }
+    }
+}
+
+/* dw (O, I, 3, 3) += G^T dU G, dU: (16, O, I) */
+static void wino_dweights(float *dw, const float *dU, size_t O, size_t I)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t o = 0; o < O; o++) {
+        for (size_t i = 0; i < I; i++) {
+            float u[16], t[12];
+            for (int e = 0; e < 16; e++) u[e] = dU[((size_t)e * O + o) * I + i];
+            for (int q = 0; q < 4; q++) { /* t = G^T u: (3, 4) */
+                float u0 = u[q], u1 = u[4 + q], u2 = u[8 + q], u3 = u[12 + q];
+                t[q] = u0 + 0.5f * (u1 + u2);
+                t[4 + q] = 0.5f * (u1 - u2);
+                t[8 + q] = 0.5f * (u1 + u2) + u3;
+            }
+            float *g = dw + (o * I + i) * 9;
+            for (int r = 0; r < 3; r++) { /* g += t G: (3, 3) */
+                float a = t[4 * r], b = t[4 * r + 1], c = t[4 * r + 2], d = t[4 * r + 3];
+                g[3 * r] += a + 0.5f * (b + c);
+                g[3 * r + 1] += 0.5f * (b - c);
+                g[3 * r + 2] += 0.5f * (b + c) + d;
+            }
+        }
+    }
+}
+
+/* weight gradient in the Winograd domain: dU[e] = sum_b Mg_b[e] V_b[e]^T, samples in order
+ * (groups of CONV2D_DW_GROUP transformed in parallel, then the 16 sums split over e) */
+static void wino_conv_dw(float *dw, const float *dout, const float *inp, const Conv2dShape *s,
+                         size_t B, float *ws)
+{
+    const size_t O = (size_t)s->OC, I = (size_t)s->IC, T = wino_tiles(s);
+    const size_t HW = (size_t)s->H * s->W, per = 16 * T * (I + O);
+    float *dU = ws, *buf = ws + 16 * O * I;
+    memset(dU, 0, 16 * O * I * sizeof(float));
+    for (size_t b0 = 0; b0 < B; b0 += CONV2D_DW_GROUP) {
+        size_t g = B - b0 < CONV2D_DW_GROUP ? B - b0 : CONV2D_DW_GROUP;
+#pragma omp parallel for schedule(static)
+        for (size_t j = 0; j < g; j++) {
+            float *V = buf + j * per, *Mg = V + 16 * T * I;
+            wino_input(V, inp + (b0 + j) * I * HW, I, s->H, s->W, T);
+            wino_dout(Mg, dout + (b0 + j) * O * HW, O, s->H, s->W, T);
+        }
+#pragma omp parallel for schedule(static)
+        for (int e = 0; e < 16; e++)
+            for (size_t j = 0; j < g; j++) {
+                const float *V = buf + j * per, *Mg = V + 16 * T * I;
+                gemm(0, 1, O, I, T, 1.0f, Mg + (size_t)e * O * T, T, V + (size_t)e * I * T, T,
+                     1.0f, dU + (size_t)e * O * I, I);
+            }
+    }
+    wino_dweights(dw, dU, O, I);
+}
+
 void conv2d_forward(float *out, const float *inp, const float *w, const float *bias,
                     const Conv2dShape *s, size_t B, float *ws)
 {
@@ -328,7 +415,9 @@ void conv2d_backward(float *dinp, float *dw, float *dbias, const float *dout, co
     }
 
     /* weight gradient: dw (OC, KK) += sum_b dout_b (OC, OHW) col_b^T */
-    if (dw && pw) {
+    if (dw && use_winograd(s)) {
+        wino_conv_dw(dw, dout, inp, s, B, ws);
+    } else if (dw && pw) {
         /* col_b is the input itself: accumulate sample by sample, rows split in fixed chunks */
 #pragma omp parallel for schedule(static)
         for (size_t ch = 0; ch < nchunk; ch++) {

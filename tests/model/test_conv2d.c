@@ -86,3 +86,5 @@ Test(conv2d, same_padding_matches_tensorflow)
 /* shapes on the Winograd path (3x3, stride 1, pad 1, >= 100 pixels), odd and even sizes */
 Test(conv2d, winograd_even) { check_conv(conv2d_shape(3, 4, 3, 1, 1, 10, 10), 2); }
 Test(conv2d, winograd_odd_rect) { check_conv(conv2d_shape(2, 3, 3, 1, 1, 11, 13), 2); }
+/* Winograd weight gradient over more than one group of samples */
+Test(conv2d, winograd_many_samples) { check_conv(conv2d_shape(3, 5, 3, 1, 1, 10, 10), 10); }
