@@ -136,11 +136,12 @@ static void col2im_add(float *dx, const float *dcol, const Conv2dShape *s)
  * multiplications than im2col. Same per-sample structure (no dependence on the batch or the
  * thread count). */
 #define WINO_MIN_HW 100
+#define WINO_MAX_W 1024
 
 static int use_winograd(const Conv2dShape *s)
 {
     return s->K == 3 && s->stride == 1 && s->pad_t == 1 && s->pad_l == 1 && s->OH == s->H &&
-           s->OW == s->W && s->H * s->W >= WINO_MIN_HW;
+           s->OW == s->W && s->H * s->W >= WINO_MIN_HW && s->W <= WINO_MAX_W;
 }
 
 static size_t wino_tiles(const Conv2dShape *s)
@@ -177,40 +178,59 @@ static void wino_weights(float *U, const float *w, size_t O, size_t I, int flip)
     }
 }
 
-/* V[e][c][tile] = B^T d B for the 4x4 input patch of each 2x2 output tile (zero outside) */
+/* V[e][c][tile] = B^T d B for the 4x4 input patch of each 2x2 output tile (zero outside).
+ * One row of tiles at a time from a zero-padded copy of its 4 input rows, so the inner loop
+ * over tiles has no bounds checks and stores 16 contiguous streams. */
 static void wino_input(float *V, const float *x, size_t C, int H, int W, size_t T)
 {
-    const int TW = (W + 1) / 2, TH = (H + 1) / 2;
+    const int TW = (W + 1) / 2, TH = (H + 1) / 2, WP = 2 * TW + 2;
+    const size_t ST = C * T; /* distance between consecutive e */
+    float rows[4][WINO_MAX_W + 4];
+    ASSERT(W <= WINO_MAX_W);
     for (size_t c = 0; c < C; c++) {
         const float *xc = x + c * (size_t)H * W;
         for (int ty = 0; ty < TH; ty++) {
-            for (int tx = 0; tx < TW; tx++) {
-                float d[16], t[16];
-                int y0 = 2 * ty - 1, x0 = 2 * tx - 1;
-                if (y0 >= 0 && x0 >= 0 && y0 + 4 <= H && x0 + 4 <= W) {
-                    for (int r = 0; r < 4; r++)
-                        for (int q = 0; q < 4; q++) d[4 * r + q] = xc[(y0 + r) * W + x0 + q];
+            for (int r = 0; r < 4; r++) {
+                int yy = 2 * ty - 1 + r;
+                float *row = rows[r];
+                row[0] = 0.0f;
+                if (yy >= 0 && yy < H) {
+                    memcpy(row + 1, xc + (size_t)yy * W, sizeof(float) * (size_t)W);
+                    for (int q = W + 1; q < WP; q++) row[q] = 0.0f;
                 } else {
-                    for (int r = 0; r < 4; r++)
-                        for (int q = 0; q < 4; q++) {
-                            int yy = y0 + r, xx = x0 + q;
-                            d[4 * r + q] = (yy >= 0 && yy < H && xx >= 0 && xx < W)
-                                               ? xc[yy * W + xx] : 0.0f;
-                        }
+                    for (int q = 1; q < WP; q++) row[q] = 0.0f;
                 }
-                for (int q = 0; q < 4; q++) { /* t = B^T d */
-                    float d0 = d[q], d1 = d[4 + q], d2 = d[8 + q], d3 = d[12 + q];
-                    t[q] = d0 - d2;
-                    t[4 + q] = d1 + d2;
-                    t[8 + q] = d2 - d1;
-                    t[12 + q] = d1 - d3;
+            }
+            float *v = V + c * T + (size_t)ty * TW;
+            const float *r0 = rows[0], *r1 = rows[1], *r2 = rows[2], *r3 = rows[3];
+            for (int tx = 0; tx < TW; tx++) {
+                const int o = 2 * tx;
+                /* t = B^T d, column by column */
+                float t0[4], t1[4], t2[4], t3[4];
+                for (int q = 0; q < 4; q++) {
+                    float d0 = r0[o + q], d1 = r1[o + q], d2 = r2[o + q], d3 = r3[o + q];
+                    t0[q] = d0 - d2;
+                    t1[q] = d1 + d2;
+                    t2[q] = d2 - d1;
+                    t3[q] = d1 - d3;
                 }
-                size_t tile = (size_t)ty * TW + tx;
-                for (int r = 0; r < 4; r++) { /* V = t B */
-                    float a = t[4 * r], b = t[4 * r + 1], cc = t[4 * r + 2], e = t[4 * r + 3];
-                    float v[4] = {a - cc, b + cc, cc - b, b - e};
-                    for (int q = 0; q < 4; q++) V[((size_t)(4 * r + q) * C + c) * T + tile] = v[q];
-                }
+                /* V = t B, row by row */
+                v[0 * ST + tx] = t0[0] - t0[2];
+                v[1 * ST + tx] = t0[1] + t0[2];
+                v[2 * ST + tx] = t0[2] - t0[1];
+                v[3 * ST + tx] = t0[1] - t0[3];
+                v[4 * ST + tx] = t1[0] - t1[2];
+                v[5 * ST + tx] = t1[1] + t1[2];
+                v[6 * ST + tx] = t1[2] - t1[1];
+                v[7 * ST + tx] = t1[1] - t1[3];
+                v[8 * ST + tx] = t2[0] - t2[2];
+                v[9 * ST + tx] = t2[1] + t2[2];
+                v[10 * ST + tx] = t2[2] - t2[1];
+                v[11 * ST + tx] = t2[1] - t2[3];
+                v[12 * ST + tx] = t3[0] - t3[2];
+                v[13 * ST + tx] = t3[1] + t3[2];
+                v[14 * ST + tx] = t3[2] - t3[1];
+                v[15 * ST + tx] = t3[1] - t3[3];
             }
         }
     }

@@ -61,13 +61,21 @@ void dropout_forward(float *out, float *mask, const float *inp, float p, size_t 
     const float scale = 1.0f / (1.0f - p);
 #pragma omp parallel for schedule(static) if (B * N > PAR_MIN)
     for (size_t b = 0; b < B; b++) {
-        Rng r;
-        rng_init(&r, seed, rng_stream(RNG_P_DROPOUT, sample_idx[b]), step, rng_block);
+        /* the words of rng_init(seed, rng_stream(RNG_P_DROPOUT, idx), step, rng_block), in
+         * order, a 4-word Philox block at a time */
+        const uint64_t stream = rng_stream(RNG_P_DROPOUT, sample_idx[b]);
+        const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+        uint32_t ctr[4] = {rng_block, step, (uint32_t)stream, (uint32_t)(stream >> 32)};
         float *m = mask + b * N, *o = out + b * N;
         const float *x = inp + b * N;
-        for (size_t i = 0; i < N; i++) {
-            m[i] = (uint64_t)rng_u32(&r) >= thr ? scale : 0.0f;
-            o[i] = x[i] * m[i];
+        for (size_t i = 0; i < N; i += 4) {
+            uint32_t w[4];
+            philox4x32_10(ctr, key, w);
+            ctr[0]++;
+            for (size_t k = 0; k < 4 && i + k < N; k++) {
+                m[i + k] = (uint64_t)w[k] >= thr ? scale : 0.0f;
+                o[i + k] = x[i + k] * m[i + k];
+            }
         }
     }
 }
