@@ -18,7 +18,7 @@
 
 #include <stddef.h>
 
-#define CONV2D_DW_GROUP 8
+#define CONV2D_DW_GROUP 32
 
 typedef struct {
     int IC, OC, K, stride;
