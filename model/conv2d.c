@@ -9,6 +9,9 @@
 /* rows of the weight gradient handled by one task (fixed, independent of the thread count) */
 #define DW_ROW_CHUNK 32
 
+static int use_winograd(const Conv2dShape *s);
+static size_t wino_tiles(const Conv2dShape *s);
+
 Conv2dShape conv2d_shape(int IC, int OC, int K, int stride, int pad, int H, int W)
 {
     Conv2dShape s = {IC, OC, K, stride, pad, pad, H, W, 0, 0};
@@ -42,7 +45,14 @@ size_t conv2d_ws_floats(const Conv2dShape *s, size_t B, int nthreads)
     size_t dw = g * OHW * (KK + (size_t)s->OC);
     size_t fw = (size_t)(nthreads > 0 ? nthreads : 1) * per_thread;
     if (is_pointwise(s)) return 0;
-    return fw > dw ? fw : dw;
+    size_t need = fw > dw ? fw : dw;
+    if (use_winograd(s)) {
+        size_t nt = (size_t)(nthreads > 0 ? nthreads : 1);
+        if (nt < g) nt = g; /* the weight gradient transforms a group of samples at once */
+        size_t wn = 16 * (size_t)s->OC * s->IC + nt * 16 * wino_tiles(s) * (size_t)(s->IC + s->OC);
+        need = need > wn ? need : wn;
+    }
+    return need;
 }
 
 double conv2d_macs(const Conv2dShape *s)
@@ -119,6 +129,256 @@ static void col2im_add(float *dx, const float *dcol, const Conv2dShape *s)
     }
 }
 
+
+/* ---- Winograd F(2x2, 3x3) (Lavin & Gray 2016) ------------------------------------------------
+ * For 3x3, stride 1, pad 1 convolutions on maps of at least WINO_MIN_HW pixels: per sample,
+ * 2x2 output tiles, 16 GEMMs of (OC x IC) (IC x tiles) in the transformed domain, 2.25x fewer
+ * multiplications than im2col. Same per-sample structure (no dependence on the batch or the
+ * thread count). */
+#define WINO_MIN_HW 100
+#define WINO_MAX_W 1024
+
+static int use_winograd(const Conv2dShape *s)
+{
+    return s->K == 3 && s->stride == 1 && s->pad_t == 1 && s->pad_l == 1 && s->OH == s->H &&
+           s->OW == s->W && s->H * s->W >= WINO_MIN_HW && s->W <= WINO_MAX_W;
+}
+
+static size_t wino_tiles(const Conv2dShape *s)
+{
+    return (size_t)((s->H + 1) / 2) * (size_t)((s->W + 1) / 2);
+}
+
+/* U[e][o][i] (16, O, I) = G g G^T of g = w[o][i] (3x3); flip: use w[i][o] rotated 180 degrees
+ * (the kernel of the input gradient), w then being (I, O, 3, 3). */
+static void wino_weights(float *U, const float *w, size_t O, size_t I, int flip)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t o = 0; o < O; o++) {
+        for (size_t i = 0; i < I; i++) {
+            float g[9], t[12], u[16];
+            const float *src = flip ? w + (i * O + o) * 9 : w + (o * I + i) * 9;
+            for (int k = 0; k < 9; k++) g[k] = flip ? src[8 - k] : src[k];
+            for (int c = 0; c < 3; c++) { /* t = G g: (4, 3) */
+                float g0 = g[c], g1 = g[3 + c], g2 = g[6 + c];
+                t[c] = g0;
+                t[3 + c] = 0.5f * (g0 + g1 + g2);
+                t[6 + c] = 0.5f * (g0 - g1 + g2);
+                t[9 + c] = g2;
+            }
+            for (int r = 0; r < 4; r++) { /* u = t G^T: (4, 4) */
+                float a = t[3 * r], b = t[3 * r + 1], c = t[3 * r + 2];
+                u[4 * r] = a;
+                u[4 * r + 1] = 0.5f * (a + b + c);
+                u[4 * r + 2] = 0.5f * (a - b + c);
+                u[4 * r + 3] = c;
+            }
+            for (int e = 0; e < 16; e++) U[((size_t)e * O + o) * I + i] = u[e];
+        }
+    }
+}
+
+/* V[e][c][tile] = B^T d B for the 4x4 input patch of each 2x2 output tile (zero outside).
+ * One row of tiles at a time from a zero-padded copy of its 4 input rows, so the inner loop
+ * over tiles has no bounds checks and stores 16 contiguous streams. */
+static void wino_input(float *V, const float *x, size_t C, int H, int W, size_t T)
+{
+    const int TW = (W + 1) / 2, TH = (H + 1) / 2, WP = 2 * TW + 2;
+    const size_t ST = C * T; /* distance between consecutive e */
+    float rows[4][WINO_MAX_W + 4];
+    ASSERT(W <= WINO_MAX_W);
+    for (size_t c = 0; c < C; c++) {
+        const float *xc = x + c * (size_t)H * W;
+        for (int ty = 0; ty < TH; ty++) {
+            for (int r = 0; r < 4; r++) {
+                int yy = 2 * ty - 1 + r;
+                float *row = rows[r];
+                row[0] = 0.0f;
+                if (yy >= 0 && yy < H) {
+                    memcpy(row + 1, xc + (size_t)yy * W, sizeof(float) * (size_t)W);
+                    for (int q = W + 1; q < WP; q++) row[q] = 0.0f;
+                } else {
+                    for (int q = 1; q < WP; q++) row[q] = 0.0f;
+                }
+            }
+            float *v = V + c * T + (size_t)ty * TW;
+            const float *r0 = rows[0], *r1 = rows[1], *r2 = rows[2], *r3 = rows[3];
+            for (int tx = 0; tx < TW; tx++) {
+                const int o = 2 * tx;
+                /* t = B^T d, column by column */
+                float t0[4], t1[4], t2[4], t3[4];
+                for (int q = 0; q < 4; q++) {
+                    float d0 = r0[o + q], d1 = r1[o + q], d2 = r2[o + q], d3 = r3[o + q];
+                    t0[q] = d0 - d2;
+                    t1[q] = d1 + d2;
+                    t2[q] = d2 - d1;
+                    t3[q] = d1 - d3;
+                }
+                /* V = t B, row by row */
+                v[0 * ST + tx] = t0[0] - t0[2];
+                v[1 * ST + tx] = t0[1] + t0[2];
+                v[2 * ST + tx] = t0[2] - t0[1];
+                v[3 * ST + tx] = t0[1] - t0[3];
+                v[4 * ST + tx] = t1[0] - t1[2];
+                v[5 * ST + tx] = t1[1] + t1[2];
+                v[6 * ST + tx] = t1[2] - t1[1];
+                v[7 * ST + tx] = t1[1] - t1[3];
+                v[8 * ST + tx] = t2[0] - t2[2];
+                v[9 * ST + tx] = t2[1] + t2[2];
+                v[10 * ST + tx] = t2[2] - t2[1];
+                v[11 * ST + tx] = t2[1] - t2[3];
+                v[12 * ST + tx] = t3[0] - t3[2];
+                v[13 * ST + tx] = t3[1] + t3[2];
+                v[14 * ST + tx] = t3[2] - t3[1];
+                v[15 * ST + tx] = t3[1] - t3[3];
+            }
+        }
+    }
+}
+
+/* out (O, H, W) (+)= A^T M A (+ bias) for each tile; M: (16, O, T) */
+static void wino_output(float *out, const float *M, const float *bias, size_t O, int H, int W,
+                        size_t T, int accumulate)
+{
+    const int TW = (W + 1) / 2, TH = (H + 1) / 2;
+    for (size_t o = 0; o < O; o++) {
+        float *oc = out + o * (size_t)H * W;
+        float bv = bias ? bias[o] : 0.0f;
+        for (int ty = 0; ty < TH; ty++) {
+            for (int tx = 0; tx < TW; tx++) {
+                size_t tile = (size_t)ty * TW + tx;
+                float m[16], t[8];
+                for (int e = 0; e < 16; e++) m[e] = M[((size_t)e * O + o) * T + tile];
+                for (int q = 0; q < 4; q++) { /* t = A^T m: (2, 4) */
+                    t[q] = m[q] + m[4 + q] + m[8 + q];
+                    t[4 + q] = m[4 + q] - m[8 + q] - m[12 + q];
+                }
+                float y[4];
+                for (int r = 0; r < 2; r++) { /* y = t A: (2, 2) */
+                    y[2 * r] = t[4 * r] + t[4 * r + 1] + t[4 * r + 2];
+                    y[2 * r + 1] = t[4 * r + 1] - t[4 * r + 2] - t[4 * r + 3];
+                }
+                for (int r = 0; r < 2; r++) {
+                    int yy = 2 * ty + r;
+                    if (yy >= H) break;
+                    for (int q = 0; q < 2; q++) {
+                        int xx = 2 * tx + q;
+                        if (xx >= W) break;
+                        float v = y[2 * r + q] + bv;
+                        if (accumulate)
+                            oc[yy * W + xx] += v;
+                        else
+                            oc[yy * W + xx] = v;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/* out (B, O, H, W) (+)= conv3x3(inp (B, I, H, W)) with transformed weights U (16, O, I) */
+static void wino_conv(float *out, const float *inp, const float *U, const float *bias, size_t O,
+                      size_t I, int H, int W, size_t B, int accumulate, float *ws)
+{
+    const size_t T = (size_t)((H + 1) / 2) * (size_t)((W + 1) / 2), HW = (size_t)H * W;
+    const size_t per = 16 * T * (I + O);
+#pragma omp parallel for schedule(static)
+    for (size_t b = 0; b < B; b++) {
+        float *V = ws + (size_t)omp_get_thread_num() * per, *M = V + 16 * T * I;
+        wino_input(V, inp + b * I * HW, I, H, W, T);
+        for (int e = 0; e < 16; e++)
+            gemm(0, 0, O, T, I, 1.0f, U + (size_t)e * O * I, I, V + (size_t)e * I * T, T, 0.0f,
+                 M + (size_t)e * O * T, T);
+        wino_output(out + b * O * HW, M, bias, O, H, W, T, accumulate);
+    }
+}
+
+
+/* Mg[e][o][tile] = A dy A^T of each 2x2 tile dy of dout (O, H, W) (zero outside) */
+static void wino_dout(float *Mg, const float *dy, size_t O, int H, int W, size_t T)
+{
+    const int TW = (W + 1) / 2, TH = (H + 1) / 2;
+    for (size_t o = 0; o < O; o++) {
+        const float *d = dy + o * (size_t)H * W;
+        for (int ty = 0; ty < TH; ty++) {
+            for (int tx = 0; tx < TW; tx++) {
+                float g[4];
+                for (int r = 0; r < 2; r++)
+                    for (int q = 0; q < 2; q++) {
+                        int yy = 2 * ty + r, xx = 2 * tx + q;
+                        g[2 * r + q] = (yy < H && xx < W) ? d[yy * W + xx] : 0.0f;
+                    }
+                float t[8]; /* t = A g: (4, 2) */
+                for (int q = 0; q < 2; q++) {
+                    t[q] = g[q];
+                    t[2 + q] = g[q] + g[2 + q];
+                    t[4 + q] = g[q] - g[2 + q];
+                    t[6 + q] = -g[2 + q];
+                }
+                size_t tile = (size_t)ty * TW + tx;
+                for (int r = 0; r < 4; r++) { /* m = t A^T: (4, 4) */
+                    float a = t[2 * r], b = t[2 * r + 1];
+                    float m[4] = {a, a + b, a - b, -b};
+                    for (int q = 0; q < 4; q++) Mg[((size_t)(4 * r + q) * O + o) * T + tile] = m[q];
+                }
+            }
+        }
+    }
+}
+
+/* dw (O, I, 3, 3) += G^T dU G, dU: (16, O, I) */
+static void wino_dweights(float *dw, const float *dU, size_t O, size_t I)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t o = 0; o < O; o++) {
+        for (size_t i = 0; i < I; i++) {
+            float u[16], t[12];
+            for (int e = 0; e < 16; e++) u[e] = dU[((size_t)e * O + o) * I + i];
+            for (int q = 0; q < 4; q++) { /* t = G^T u: (3, 4) */
+                float u0 = u[q], u1 = u[4 + q], u2 = u[8 + q], u3 = u[12 + q];
+                t[q] = u0 + 0.5f * (u1 + u2);
+                t[4 + q] = 0.5f * (u1 - u2);
+                t[8 + q] = 0.5f * (u1 + u2) + u3;
+            }
+            float *g = dw + (o * I + i) * 9;
+            for (int r = 0; r < 3; r++) { /* g += t G: (3, 3) */
+                float a = t[4 * r], b = t[4 * r + 1], c = t[4 * r + 2], d = t[4 * r + 3];
+                g[3 * r] += a + 0.5f * (b + c);
+                g[3 * r + 1] += 0.5f * (b - c);
+                g[3 * r + 2] += 0.5f * (b + c) + d;
+            }
+        }
+    }
+}
+
+/* weight gradient in the Winograd domain: dU[e] = sum_b Mg_b[e] V_b[e]^T, samples in order
+ * (groups of CONV2D_DW_GROUP transformed in parallel, then the 16 sums split over e) */
+static void wino_conv_dw(float *dw, const float *dout, const float *inp, const Conv2dShape *s,
+                         size_t B, float *ws)
+{
+    const size_t O = (size_t)s->OC, I = (size_t)s->IC, T = wino_tiles(s);
+    const size_t HW = (size_t)s->H * s->W, per = 16 * T * (I + O);
+    float *dU = ws, *buf = ws + 16 * O * I;
+    memset(dU, 0, 16 * O * I * sizeof(float));
+    for (size_t b0 = 0; b0 < B; b0 += CONV2D_DW_GROUP) {
+        size_t g = B - b0 < CONV2D_DW_GROUP ? B - b0 : CONV2D_DW_GROUP;
+#pragma omp parallel for schedule(static)
+        for (size_t j = 0; j < g; j++) {
+            float *V = buf + j * per, *Mg = V + 16 * T * I;
+            wino_input(V, inp + (b0 + j) * I * HW, I, s->H, s->W, T);
+            wino_dout(Mg, dout + (b0 + j) * O * HW, O, s->H, s->W, T);
+        }
+#pragma omp parallel for schedule(static)
+        for (int e = 0; e < 16; e++)
+            for (size_t j = 0; j < g; j++) {
+                const float *V = buf + j * per, *Mg = V + 16 * T * I;
+                gemm(0, 1, O, I, T, 1.0f, Mg + (size_t)e * O * T, T, V + (size_t)e * I * T, T,
+                     1.0f, dU + (size_t)e * O * I, I);
+            }
+    }
+    wino_dweights(dw, dU, O, I);
+}
+
 void conv2d_forward(float *out, const float *inp, const float *w, const float *bias,
                     const Conv2dShape *s, size_t B, float *ws)
 {
@@ -126,6 +386,13 @@ void conv2d_forward(float *out, const float *inp, const float *w, const float *b
     const size_t KK = (size_t)s->IC * s->K * s->K, OHW = (size_t)s->OH * s->OW;
     const size_t HW = (size_t)s->H * s->W;
     const int pw = is_pointwise(s);
+    if (use_winograd(s)) {
+        float *U = ws;
+        wino_weights(U, w, (size_t)s->OC, (size_t)s->IC, 0);
+        wino_conv(out, inp, U, bias, (size_t)s->OC, (size_t)s->IC, s->H, s->W, B, 0,
+                  ws + 16 * (size_t)s->OC * s->IC);
+        return;
+    }
 #pragma omp parallel for schedule(static)
     for (size_t b = 0; b < B; b++) {
         const float *col = inp + b * s->IC * HW;
@@ -168,7 +435,9 @@ void conv2d_backward(float *dinp, float *dw, float *dbias, const float *dout, co
     }
 
     /* weight gradient: dw (OC, KK) += sum_b dout_b (OC, OHW) col_b^T */
-    if (dw && pw) {
+    if (dw && use_winograd(s)) {
+        wino_conv_dw(dw, dout, inp, s, B, ws);
+    } else if (dw && pw) {
         /* col_b is the input itself: accumulate sample by sample, rows split in fixed chunks */
 #pragma omp parallel for schedule(static)
         for (size_t ch = 0; ch < nchunk; ch++) {
@@ -198,6 +467,15 @@ void conv2d_backward(float *dinp, float *dw, float *dbias, const float *dout, co
         }
     }
 
+    /* input gradient of a 3x3 'same' convolution: the convolution of dout with the flipped,
+     * transposed kernel */
+    if (dinp && use_winograd(s)) {
+        float *U = ws;
+        wino_weights(U, w, (size_t)s->IC, (size_t)s->OC, 1);
+        wino_conv(dinp, dout, U, NULL, (size_t)s->IC, (size_t)s->OC, s->H, s->W, B, 1,
+                  ws + 16 * (size_t)s->OC * s->IC);
+        return;
+    }
     /* input gradient: dcol_b = w^T dout_b, scattered back per sample */
     if (dinp) {
 #pragma omp parallel for schedule(static)

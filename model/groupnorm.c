@@ -4,12 +4,15 @@
 
 #include <math.h>
 
+/* below this many elements a loop runs on the calling thread: a parallel region costs more */
+#define PAR_MIN 32768
+
 void groupnorm_forward(float *out, float *act, float *mean, float *rstd, const float *inp,
                        const float *gamma, const float *beta, size_t B, size_t C, size_t HW,
                        size_t G)
 {
     const size_t CG = C / G, n = CG * HW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B * C * HW > PAR_MIN)
     for (size_t bg = 0; bg < B * G; bg++) {
         size_t b = bg / G, g = bg % G;
         const float *x = inp + (b * C + g * CG) * HW;
@@ -44,7 +47,7 @@ void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *d
 {
     const size_t CG = C / G, n = CG * HW;
     if (dgamma || dbeta) {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B * C * HW > PAR_MIN)
         for (size_t ch = 0; ch < C; ch++) {
             size_t g = ch / CG;
             double dg = 0.0, db = 0.0;
@@ -65,7 +68,7 @@ void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *d
         }
     }
     if (!dinp) return;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B * C * HW > PAR_MIN)
     for (size_t bg = 0; bg < B * G; bg++) {
         size_t b = bg / G, g = bg % G;
         double m = (double)mean[bg], rs = (double)rstd[bg];
@@ -102,7 +105,7 @@ void groupnorm_silu_backward(float *dinp, float *dgamma, float *dbeta, const flo
                              size_t G)
 {
     size_t N = B * C * HW;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
     for (size_t i = 0; i < N; i++) tmp[i] = dact[i] * silu_grad_f(out[i]);
     groupnorm_backward(dinp, dgamma, dbeta, tmp, inp, gamma, mean, rstd, B, C, HW, G);
 }

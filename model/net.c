@@ -68,11 +68,19 @@ static size_t table_add(Table *t, InitKind init, double fan, int ndim, const int
 
 /* ---- activations --------------------------------------------------------------------------- */
 
+typedef enum { GRAD_NONE = 0, GRAD_KEEP = 1, GRAD_LOCAL = 2 } GradKind;
+
+/* An activation: value and (when on the gradient path) gradient, views into the arenas.
+ * GRAD_KEEP gradients live for the whole backward pass (block outputs, skips, embeddings);
+ * GRAD_LOCAL ones are only used inside their block's backward, so every block's local
+ * gradients share one region, cleared when the block's backward starts. */
 typedef struct {
-    float *x, *d; /* views into the arenas: (B, n); d NULL when not on the gradient path */
+    float *x, *d; /* (B, n); d NULL for GRAD_NONE */
     size_t n;     /* floats per sample */
-    int grad;
+    int grad;     /* GradKind */
 } Act;
+
+#define BLOCK_MAX_LOCAL 12
 
 /* ---- layer parameter handles (offsets into the flat buffers) -------------------------------- */
 
@@ -111,6 +119,8 @@ typedef struct {
     Act *qkvo, *att, *ao, *po;
     /* Down / Up (c1), Up: up = upsampled input */
     Act *up;
+    Act *loc[BLOCK_MAX_LOCAL]; /* the GRAD_LOCAL activations */
+    int nloc;
 } Block;
 
 struct Net {
@@ -169,6 +179,14 @@ static Act *act_new(Net *n, size_t per_sample, int grad)
         n->acts = xrealloc(n->acts, n->cap_acts * sizeof *n->acts);
     }
     n->acts[n->n_acts++] = a;
+    return a;
+}
+
+static Act *loc_new(Net *n, Block *b, size_t per_sample)
+{
+    ASSERT(b->nloc < BLOCK_MAX_LOCAL);
+    Act *a = act_new(n, per_sample, GRAD_LOCAL);
+    b->loc[b->nloc++] = a;
     return a;
 }
 
@@ -302,11 +320,11 @@ static void build_temb(Net *n, size_t temb_dim, size_t temb_hidden, int num_clas
         int sh[2] = {num_classes + 1, (int)temb_hidden};
         n->cls = table_add(&n->tab, INIT_NORMAL, 0, 2, sh, "class_emb.weight");
     }
-    n->tsin = act_new(n, temb_dim, 0);
-    n->t0 = act_new(n, temb_hidden, 1);
-    n->t0a = act_new(n, temb_hidden, 1);
-    n->emb = act_new(n, temb_hidden, 1);
-    n->semb = act_new(n, temb_hidden, 1);
+    n->tsin = act_new(n, temb_dim, GRAD_NONE);
+    n->t0 = act_new(n, temb_hidden, GRAD_KEEP);
+    n->t0a = act_new(n, temb_hidden, GRAD_KEEP);
+    n->emb = act_new(n, temb_hidden, GRAD_KEEP);
+    n->semb = act_new(n, temb_hidden, GRAD_KEEP);
 }
 
 static int has_attn(const UNetConfig *c, int res)
@@ -339,21 +357,21 @@ static Act *build_res(Net *n, const char *name, Act *in, int ic, int oc, int H)
         snprintf(buf, sizeof buf, "%s.nin_shortcut", name);
         b->nin = conv_new(n, buf, conv2d_shape(ic, oc, 1, 1, 0, H, H), INIT_GLOROT);
     }
-    b->n1o = act_new(n, (size_t)ic * HW, 1);
-    b->a1 = act_new(n, (size_t)ic * HW, 1);
-    b->st1 = act_new(n, 2 * G, 0);
-    b->h1 = act_new(n, (size_t)oc * HW, 1);
-    b->tpo = act_new(n, (size_t)oc, 1);
-    b->n2o = act_new(n, (size_t)oc * HW, 1);
-    b->a2 = act_new(n, (size_t)oc * HW, 1);
-    b->st2 = act_new(n, 2 * G, 0);
+    b->n1o = loc_new(n, b, (size_t)ic * HW);
+    b->a1 = loc_new(n, b, (size_t)ic * HW);
+    b->st1 = act_new(n, 2 * G, GRAD_NONE);
+    b->h1 = loc_new(n, b, (size_t)oc * HW);
+    b->tpo = loc_new(n, b, (size_t)oc);
+    b->n2o = loc_new(n, b, (size_t)oc * HW);
+    b->a2 = loc_new(n, b, (size_t)oc * HW);
+    b->st2 = act_new(n, 2 * G, GRAD_NONE);
     if (c->dropout > 0.0f) {
-        b->drop = act_new(n, (size_t)oc * HW, 1);
-        b->mask = act_new(n, (size_t)oc * HW, 0);
+        b->drop = loc_new(n, b, (size_t)oc * HW);
+        b->mask = act_new(n, (size_t)oc * HW, GRAD_NONE);
     }
-    b->h2 = act_new(n, (size_t)oc * HW, 1);
-    if (b->has_nin) b->sk = act_new(n, (size_t)oc * HW, 1);
-    b->out = act_new(n, (size_t)oc * HW, 1);
+    b->h2 = loc_new(n, b, (size_t)oc * HW);
+    if (b->has_nin) b->sk = loc_new(n, b, (size_t)oc * HW);
+    b->out = act_new(n, (size_t)oc * HW, GRAD_KEEP);
     return b->out;
 }
 
@@ -373,13 +391,13 @@ static Act *build_attn(Net *n, const char *name, Act *in, int C, int H)
     snprintf(buf, sizeof buf, "%s.proj_out", name);
     b->proj = conv_new(n, buf, conv2d_shape(C, C, 1, 1, 0, H, H), INIT_ZERO);
     n->flops += 4.0 * (double)HW * (double)HW * (double)C; /* q k^T and P v */
-    b->n1o = act_new(n, (size_t)C * HW, 1);
-    b->st1 = act_new(n, 2 * G, 0);
-    b->qkvo = act_new(n, 3 * (size_t)C * HW, 1);
-    b->att = act_new(n, b->heads * HW * HW, 0);
-    b->ao = act_new(n, (size_t)C * HW, 1);
-    b->po = act_new(n, (size_t)C * HW, 1);
-    b->out = act_new(n, (size_t)C * HW, 1);
+    b->n1o = loc_new(n, b, (size_t)C * HW);
+    b->st1 = act_new(n, 2 * G, GRAD_NONE);
+    b->qkvo = loc_new(n, b, 3 * (size_t)C * HW);
+    b->att = act_new(n, b->heads * HW * HW, GRAD_NONE);
+    b->ao = loc_new(n, b, (size_t)C * HW);
+    b->po = loc_new(n, b, (size_t)C * HW);
+    b->out = act_new(n, (size_t)C * HW, GRAD_KEEP);
     return b->out;
 }
 
@@ -390,7 +408,7 @@ static Act *build_down(Net *n, const char *name, Act *in, int C, int H)
     b->in = in;
     snprintf(buf, sizeof buf, "%s.conv", name);
     b->c1 = conv_new(n, buf, conv2d_shape_same(C, C, 3, 2, H, H), INIT_GLOROT);
-    b->out = act_new(n, (size_t)C * b->c1.s.OH * b->c1.s.OW, 1);
+    b->out = act_new(n, (size_t)C * b->c1.s.OH * b->c1.s.OW, GRAD_KEEP);
     return b->out;
 }
 
@@ -402,8 +420,8 @@ static Act *build_up(Net *n, const char *name, Act *in, int C, int H)
     b->HW = (size_t)H * H;
     snprintf(buf, sizeof buf, "%s.conv", name);
     b->c1 = conv_new(n, buf, conv2d_shape(C, C, 3, 1, 1, 2 * H, 2 * H), INIT_GLOROT);
-    b->up = act_new(n, (size_t)C * 4 * b->HW, 1);
-    b->out = act_new(n, (size_t)C * 4 * b->HW, 1);
+    b->up = loc_new(n, b, (size_t)C * 4 * b->HW);
+    b->out = act_new(n, (size_t)C * 4 * b->HW, GRAD_KEEP);
     return b->out;
 }
 
@@ -415,7 +433,7 @@ static Act *build_concat(Net *n, Act *h, Act *skip, int C1, int C2, int H)
     b->HW = (size_t)H * H;
     b->n1.C = (size_t)C1; /* channel counts, reused fields */
     b->n2.C = (size_t)C2;
-    b->out = act_new(n, (size_t)(C1 + C2) * b->HW, 1);
+    b->out = act_new(n, (size_t)(C1 + C2) * b->HW, GRAD_KEEP);
     return b->out;
 }
 
@@ -425,9 +443,9 @@ static void build_unet(Net *n)
     char name[PARAM_NAME_MAX];
     build_temb(n, (size_t)c->temb_dim, (size_t)c->temb_hidden, c->num_classes);
     int H = c->img_size;
-    n->xin = act_new(n, (size_t)c->in_ch * H * H, 1);
+    n->xin = act_new(n, (size_t)c->in_ch * H * H, GRAD_KEEP);
     n->conv_in = conv_new(n, "conv_in", conv2d_shape(c->in_ch, c->ch, 3, 1, 1, H, H), INIT_GLOROT);
-    n->h0 = act_new(n, (size_t)c->ch * H * H, 1);
+    n->h0 = act_new(n, (size_t)c->ch * H * H, GRAD_KEEP);
 
     Act *hs[UNET_MAX_LEVELS * 16];
     int hs_ch[UNET_MAX_LEVELS * 16], nhs = 0;
@@ -481,10 +499,10 @@ static void build_unet(Net *n)
     ASSERT(nhs == 0);
     n->nout = norm_new(n, "norm_out", (size_t)C, (size_t)c->groups);
     n->conv_out = conv_new(n, "conv_out", conv2d_shape(C, c->in_ch, 3, 1, 1, H, H), INIT_ZERO);
-    n->no = act_new(n, (size_t)C * H * H, 1);
-    n->na = act_new(n, (size_t)C * H * H, 1);
-    n->nost = act_new(n, 2 * (size_t)c->groups, 0);
-    n->y = act_new(n, (size_t)c->in_ch * H * H, 1);
+    n->no = act_new(n, (size_t)C * H * H, GRAD_KEEP);
+    n->na = act_new(n, (size_t)C * H * H, GRAD_KEEP);
+    n->nost = act_new(n, 2 * (size_t)c->groups, GRAD_NONE);
+    n->y = act_new(n, (size_t)c->in_ch * H * H, GRAD_KEEP);
     ASSERT(h == n->blk[n->n_blk - 1]->out && h->n == (size_t)C * H * H);
 
     /* dropout layers take consecutive ranges of each sample's RNG sequence */
@@ -504,7 +522,7 @@ static void build_mlp(Net *n)
     char name[PARAM_NAME_MAX];
     build_temb(n, (size_t)c->temb_dim, (size_t)c->temb_hidden, c->num_classes);
     size_t L = (size_t)c->n_layers, Hd = (size_t)c->hidden;
-    n->xin = act_new(n, (size_t)c->in_dim, 1);
+    n->xin = act_new(n, (size_t)c->in_dim, GRAD_KEEP);
     n->ml = xcalloc(L, sizeof *n->ml);
     n->mt = xcalloc(L, sizeof *n->mt);
     n->mz = xcalloc(L, sizeof *n->mz);
@@ -515,12 +533,12 @@ static void build_mlp(Net *n)
         n->ml[i] = dense_new(n, name, i == 0 ? (size_t)c->in_dim : Hd, Hd, INIT_GLOROT);
         snprintf(name, sizeof name, "layers.%zu.temb_proj", i);
         n->mt[i] = dense_new(n, name, (size_t)c->temb_hidden, Hd, INIT_GLOROT);
-        n->mz[i] = act_new(n, Hd, 1);
-        n->mtp[i] = act_new(n, Hd, 1);
-        n->ma[i] = act_new(n, Hd, 1);
+        n->mz[i] = act_new(n, Hd, GRAD_KEEP);
+        n->mtp[i] = act_new(n, Hd, GRAD_KEEP);
+        n->ma[i] = act_new(n, Hd, GRAD_KEEP);
     }
     n->mout = dense_new(n, "out", Hd, (size_t)c->in_dim, INIT_GLOROT);
-    n->y = act_new(n, (size_t)c->in_dim, 1);
+    n->y = act_new(n, (size_t)c->in_dim, GRAD_KEEP);
 }
 
 static Net *net_alloc(NetKind kind)
@@ -746,28 +764,44 @@ static size_t ws_need(const Net *n, size_t B)
     return w;
 }
 
+static size_t padded(size_t n) { return (n + 15) & ~(size_t)15; }
+
 static void arena_reserve(Net *n, size_t B)
 {
     if (B > n->Bcap) {
-        size_t per = 0, dper = 0;
+        size_t per = 0, keep = 0, local = 0;
         for (size_t i = 0; i < n->n_acts; i++) {
-            per += (n->acts[i]->n + 15) & ~(size_t)15;
-            if (n->acts[i]->grad) dper += (n->acts[i]->n + 15) & ~(size_t)15;
+            per += padded(n->acts[i]->n);
+            if (n->acts[i]->grad == GRAD_KEEP) keep += padded(n->acts[i]->n);
+        }
+        for (size_t i = 0; i < n->n_blk; i++) {
+            size_t l = 0;
+            for (int k = 0; k < n->blk[i]->nloc; k++) l += padded(n->blk[i]->loc[k]->n);
+            local = l > local ? l : local;
         }
         xfree_aligned(n->arena);
         xfree_aligned(n->darena);
         n->arena_floats = per * B;
-        n->darena_floats = dper * B;
+        n->darena_floats = (keep + local) * B;
         n->arena = xalloc_aligned(n->arena_floats * sizeof(float));
         n->darena = xalloc_aligned(n->darena_floats * sizeof(float));
         float *p = n->arena, *q = n->darena;
         for (size_t i = 0; i < n->n_acts; i++) {
             Act *a = n->acts[i];
-            size_t sz = ((a->n + 15) & ~(size_t)15) * B;
             a->x = p;
-            p += sz;
-            a->d = a->grad ? q : NULL;
-            if (a->grad) q += sz;
+            p += padded(a->n) * B;
+            a->d = NULL;
+            if (a->grad == GRAD_KEEP) {
+                a->d = q;
+                q += padded(a->n) * B;
+            }
+        }
+        for (size_t i = 0; i < n->n_blk; i++) {
+            float *l = q;
+            for (int k = 0; k < n->blk[i]->nloc; k++) {
+                n->blk[i]->loc[k]->d = l;
+                l += padded(n->blk[i]->loc[k]->n) * B;
+            }
         }
         xfree(n->labels);
         n->labels = xcalloc(B, sizeof *n->labels);
@@ -779,6 +813,12 @@ static void arena_reserve(Net *n, size_t B)
         n->ws = xalloc_aligned(w * sizeof(float));
         n->ws_floats = w;
     }
+}
+
+/* clear the block's local gradients before its backward accumulates into them */
+static void blk_zero_local(const Block *b, size_t B)
+{
+    for (int k = 0; k < b->nloc; k++) memset(b->loc[k]->d, 0, B * b->loc[k]->n * sizeof(float));
 }
 
 /* ---- forward / backward helpers ------------------------------------------------------------ */
@@ -937,6 +977,7 @@ static void unet_backward(Net *n, size_t B)
                             h->x, PP(n->nout.g), n->nost->x, n->nost->x + B * G, B, C, HW, G);
     for (size_t i = n->n_blk; i-- > 0;) {
         Block *b = n->blk[i];
+        blk_zero_local(b, B);
         switch (b->kind) {
         case BLK_RES: res_backward(n, b, B); break;
         case BLK_ATTN: attn_block_backward(n, b, B); break;
@@ -1021,13 +1062,11 @@ void net_backward(Net *n, const float *dout)
     const size_t B = n->B;
     int saved = omp_get_max_threads();
     omp_set_num_threads(n->threads);
-    /* gradients of activations: cleared, then accumulated by every consumer */
-    size_t used = 0;
+    /* gradients of activations: cleared, then accumulated by every consumer (block-local
+     * ones are cleared as each block's backward starts) */
     for (size_t i = 0; i < n->n_acts; i++)
-        if (n->acts[i]->grad) used += ((n->acts[i]->n + 15) & ~(size_t)15) * n->Bcap;
-    ASSERT(used == n->darena_floats);
-    for (size_t i = 0; i < n->n_acts; i++)
-        if (n->acts[i]->grad) memset(n->acts[i]->d, 0, B * n->acts[i]->n * sizeof(float));
+        if (n->acts[i]->grad == GRAD_KEEP)
+            memset(n->acts[i]->d, 0, B * n->acts[i]->n * sizeof(float));
     memcpy(n->y->d, dout, B * n->y->n * sizeof(float));
     if (n->kind == NET_UNET)
         unet_backward(n, B);

@@ -4,22 +4,25 @@
 
 #include <string.h>
 
+/* below this many elements a loop runs on the calling thread: a parallel region costs more */
+#define PAR_MIN 32768
+
 void silu_forward(float *out, const float *inp, size_t N)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
     for (size_t i = 0; i < N; i++) out[i] = silu_f(inp[i]);
 }
 
 void silu_backward(float *dinp, const float *dout, const float *inp, size_t N)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
     for (size_t i = 0; i < N; i++) dinp[i] += dout[i] * silu_grad_f(inp[i]);
 }
 
 void upsample2x_forward(float *out, const float *inp, size_t B, size_t C, size_t H, size_t W)
 {
     const size_t OW = 2 * W;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B * C * H * W > PAR_MIN / 4)
     for (size_t bc = 0; bc < B * C; bc++) {
         const float *x = inp + bc * H * W;
         float *o = out + bc * 4 * H * W;
@@ -37,7 +40,7 @@ void upsample2x_forward(float *out, const float *inp, size_t B, size_t C, size_t
 void upsample2x_backward(float *dinp, const float *dout, size_t B, size_t C, size_t H, size_t W)
 {
     const size_t OW = 2 * W;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B * C * H * W > PAR_MIN / 4)
     for (size_t bc = 0; bc < B * C; bc++) {
         float *dx = dinp + bc * H * W;
         const float *d = dout + bc * 4 * H * W;
@@ -56,29 +59,37 @@ void dropout_forward(float *out, float *mask, const float *inp, float p, size_t 
     const double thr_d = (double)p * 4294967296.0;
     const uint64_t thr = thr_d >= 4294967296.0 ? UINT64_C(4294967296) : (uint64_t)thr_d;
     const float scale = 1.0f / (1.0f - p);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B * N > PAR_MIN)
     for (size_t b = 0; b < B; b++) {
-        Rng r;
-        rng_init(&r, seed, rng_stream(RNG_P_DROPOUT, sample_idx[b]), step, rng_block);
+        /* the words of rng_init(seed, rng_stream(RNG_P_DROPOUT, idx), step, rng_block), in
+         * order, a 4-word Philox block at a time */
+        const uint64_t stream = rng_stream(RNG_P_DROPOUT, sample_idx[b]);
+        const uint32_t key[2] = {(uint32_t)seed, (uint32_t)(seed >> 32)};
+        uint32_t ctr[4] = {rng_block, step, (uint32_t)stream, (uint32_t)(stream >> 32)};
         float *m = mask + b * N, *o = out + b * N;
         const float *x = inp + b * N;
-        for (size_t i = 0; i < N; i++) {
-            m[i] = (uint64_t)rng_u32(&r) >= thr ? scale : 0.0f;
-            o[i] = x[i] * m[i];
+        for (size_t i = 0; i < N; i += 4) {
+            uint32_t w[4];
+            philox4x32_10(ctr, key, w);
+            ctr[0]++;
+            for (size_t k = 0; k < 4 && i + k < N; k++) {
+                m[i + k] = (uint64_t)w[k] >= thr ? scale : 0.0f;
+                o[i + k] = x[i + k] * m[i + k];
+            }
         }
     }
 }
 
 void dropout_backward(float *dinp, const float *dout, const float *mask, size_t N)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
     for (size_t i = 0; i < N; i++) dinp[i] += dout[i] * mask[i];
 }
 
 void concat_forward(float *out, const float *a, const float *b, size_t B, size_t C1, size_t C2,
                     size_t HW)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B * (C1 + C2) * HW > PAR_MIN)
     for (size_t s = 0; s < B; s++) {
         float *o = out + s * (C1 + C2) * HW;
         memcpy(o, a + s * C1 * HW, sizeof(float) * C1 * HW);
@@ -89,7 +100,7 @@ void concat_forward(float *out, const float *a, const float *b, size_t B, size_t
 void concat_backward(float *da, float *db, const float *dout, size_t B, size_t C1, size_t C2,
                      size_t HW)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B * (C1 + C2) * HW > PAR_MIN)
     for (size_t s = 0; s < B; s++) {
         const float *d = dout + s * (C1 + C2) * HW;
         float *x = da + s * C1 * HW, *y = db + s * C2 * HW;
@@ -100,19 +111,19 @@ void concat_backward(float *da, float *db, const float *dout, size_t B, size_t C
 
 void add_forward(float *out, const float *a, const float *b, size_t N)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
     for (size_t i = 0; i < N; i++) out[i] = a[i] + b[i];
 }
 
 void add_backward(float *da, const float *dout, size_t N)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (N > PAR_MIN)
     for (size_t i = 0; i < N; i++) da[i] += dout[i];
 }
 
 void chan_add_forward(float *x, const float *v, size_t B, size_t C, size_t HW)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B * C * HW > PAR_MIN)
     for (size_t bc = 0; bc < B * C; bc++) {
         float *r = x + bc * HW, a = v[bc];
         for (size_t i = 0; i < HW; i++) r[i] += a;
@@ -121,7 +132,7 @@ void chan_add_forward(float *x, const float *v, size_t B, size_t C, size_t HW)
 
 void chan_add_backward(float *dv, const float *dx, size_t B, size_t C, size_t HW)
 {
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (B * C * HW > PAR_MIN)
     for (size_t bc = 0; bc < B * C; bc++) {
         const float *r = dx + bc * HW;
         double s = 0.0;

@@ -6,6 +6,9 @@
 #include <math.h>
 #include <string.h>
 
+/* below this many elements a loop runs on the calling thread: a parallel region costs more */
+#define PAR_MIN 32768
+
 OptimConfig optim_config_default(void)
 {
     OptimConfig c = {OPTIM_ADAM, 0.9f, 0.999f, 1e-8f, 0.0f, 0.0f, 0.0f, 0};
@@ -87,7 +90,7 @@ void adam_update_range(const OptimConfig *cfg, float *params, const float *grads
     const float bc2_sqrt = (float)sqrt(bc2);
     const float decay = cfg->kind == OPTIM_ADAMW ? 1.0f - lr * wd : 1.0f;
     const float l2 = cfg->kind == OPTIM_ADAM ? wd : 0.0f;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (hi - lo > PAR_MIN)
     for (size_t i = lo; i < hi; i++) {
         float p = params[i];
         float g = grads[i] * grad_scale + l2 * p;
@@ -103,7 +106,7 @@ void adam_update_range(const OptimConfig *cfg, float *params, const float *grads
 void ema_update_range(float *ema, const float *params, double decay, size_t lo, size_t hi)
 {
     const float d = (float)decay, c = (float)(1.0 - decay);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if (hi - lo > PAR_MIN)
     for (size_t i = lo; i < hi; i++) ema[i] = d * ema[i] + c * params[i];
 }
 

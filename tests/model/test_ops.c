@@ -139,3 +139,18 @@ Test(ops, class_embedding_with_null_row)
         cr_assert_eq(dt[1 * D + i], 0.0f);
     }
 }
+
+Test(ops, dropout_words_follow_the_rng_cursor)
+{
+    enum { N = 10 };
+    float x[N], y[N], m[N];
+    for (int i = 0; i < N; i++) x[i] = 1.0f;
+    uint64_t idx = 5;
+    dropout_forward(y, m, x, 0.5f, 1, N, 9, &idx, 2, 3);
+    Rng r;
+    rng_init(&r, 9, rng_stream(RNG_P_DROPOUT, 5), 2, 3);
+    for (int i = 0; i < N; i++) {
+        float want = rng_u32(&r) >= 2147483648u ? 2.0f : 0.0f;
+        cr_assert_eq(m[i], want, "word %d", i);
+    }
+}

@@ -104,6 +104,12 @@ static void load(Ref *r)
     fclose(f);
 }
 
+static void ref_free(Ref *r)
+{
+    free(r->names); free(r->shapes); free(r->p0); free(r->x); free(r->t); free(r->labels);
+    free(r->target); free(r->out); free(r->grads); free(r->after);
+}
+
 /* max |a - b| / max |b| over one tensor */
 static double tensor_rel(const float *a, const float *b, size_t n)
 {
@@ -178,4 +184,5 @@ Test(parity, unet_matches_pytorch)
     optim_free(&o);
     net_destroy(&n);
     free(out); free(dout);
+    ref_free(&r);
 }
