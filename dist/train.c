@@ -62,6 +62,7 @@ typedef struct {
     double *chunk_sumsq; /* n_chunks */
     size_t n_chunks;
     float *scratch;      /* n floats: the live weights while sampling from the EMA */
+    int ready_rc;        /* first error of on_grad_ready */
     RunLog rl;
 } Trainer;
 
@@ -248,6 +249,14 @@ static int load_data(Trainer *tr)
     return dataset_open(&tr->ds, name, js->data.dir, DATASET_TRAIN);
 }
 
+/* Gradients of [lo, hi) are final during the backward: in overlap mode the reducer starts the
+ * buckets they complete (it acts on the rank's last micro-shard only). */
+static void on_grad_ready(void *ctx, size_t lo, size_t hi)
+{
+    Trainer *tr = ctx;
+    if (tr->ready_rc == ERR_OK) tr->ready_rc = reducer_mark_ready(tr->red, lo, hi);
+}
+
 static int setup(Trainer *tr, const JobSpec *js)
 {
     memset(tr, 0, sizeof *tr);
@@ -310,11 +319,16 @@ static int setup(Trainer *tr, const JobSpec *js)
     TRY(optim_config_check(&tr->oc));
     optim_init(&tr->opt, &tr->oc, tr->n, net_params(tr->net));
 
-    ReducerConfig rcfg = {.n = tr->n, .M = tr->M,
+    /* Overlap buckets: an eighth of the model, between 64 KiB and 4 MiB, so even a small model
+     * has several buckets to start during its backward. */
+    size_t bucket = tr->n / 8;
+    bucket = bucket < 16384 ? 16384 : bucket > 1048576 ? 1048576 : bucket;
+    ReducerConfig rcfg = {.n = tr->n, .M = tr->M, .bucket_floats = bucket,
                           .mode = js->train.reduce == JOB_REDUCE_OVERLAP ? REDUCE_OVERLAP
                                                                          : REDUCE_DETERMINISTIC,
                           .zero1 = js->train.zero1, .shard_align = NORM_CHUNK};
     TRY(reducer_create(&tr->red, &rcfg));
+    if (js->train.reduce == JOB_REDUCE_OVERLAP) net_set_grad_ready(tr->net, on_grad_ready, tr);
 
     size_t mD = tr->m * tr->D;
     tr->x0 = xalloc_aligned(sizeof(float) * mD);
@@ -391,6 +405,7 @@ static int compute_gradient(Trainer *tr, uint64_t k, double stats[ST_N], float *
         }
         reducer_leaf_begin_into(tr->red, s, net_grads(tr->net));
         net_backward(tr->net, tr->dout);
+        TRY(tr->ready_rc);
         TRY(reducer_leaf_end(tr->red));
     }
     if (js->train.zero1) return reducer_finish_shard(tr->red, grad, lo, hi);
@@ -491,6 +506,10 @@ static int write_final(Trainer *tr, const TrainResult *res)
             res->steps_done, tr->size, tr->threads, tr->n, res->last_loss, res->nonfinite,
             res->img_per_s, (unsigned long long)res->param_hash,
             (unsigned long long)res->ema_hash, reducer_bitwise(tr->red) ? "true" : "false");
+    ReducerStats rs;
+    reducer_stats(tr->red, &rs);
+    fprintf(af.f, ",\"comm_s_per_step\":%.6g,\"buckets\":%zu,\"buckets_started_in_backward\":%zu",
+            rs.steps ? rs.comm_s / (double)rs.steps : 0.0, rs.buckets, rs.buckets_early);
     if (isfinite(res->swd))
         fprintf(af.f, ",\"swd\":%.9g,\"swd_floor\":%.9g,\"swd_ratio\":%.6g", res->swd,
                 res->swd_floor, res->swd / res->swd_floor);
@@ -550,6 +569,14 @@ static int sample_and_write(Trainer *tr, TrainResult *res, int final)
     return rc;
 }
 
+/* Whether a key was written in the spec file or given with --set (not a default). */
+static int spec_explicit(const JobSpec *js, const char *key)
+{
+    for (size_t i = 0; js->loc && i < jobspec_nkeys(); i++)
+        if (!strcmp(jobspec_key(i), key)) return js->loc[i].line > 0 || js->loc[i].set > 0;
+    return 0;
+}
+
 /* Settings of the job spec this version of the loop does not act on yet: say so once, rather
  * than let a user believe they took effect. */
 static int check_unsupported(const Trainer *tr)
@@ -559,10 +586,10 @@ static int check_unsupported(const Trainer *tr)
         return ERR(ERR_SPEC, "checkpoint.resume: must: this version of dfm train does not write or "
                    "resume checkpoints (it writes weights.bin at the end of the run)");
     if (tr->rank != 0) return ERR_OK;
-    if (js->checkpoint.every > 0)
+    if (js->checkpoint.every > 0 && spec_explicit(js, "checkpoint.every"))
         log_warn("checkpoint.every = %d: periodic checkpoints are not written by this version; "
                  "the final weights go to %s/weights.bin", js->checkpoint.every, js->run.out_dir);
-    if (js->eval.every > 0)
+    if (js->eval.every > 0 && spec_explicit(js, "eval.every"))
         log_warn("eval.every = %d: periodic evaluation is not run by this version; toy2d runs "
                  "report the sliced Wasserstein distance of the final samples", js->eval.every);
     return ERR_OK;

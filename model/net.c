@@ -103,6 +103,7 @@ typedef enum { BLK_RES = 1, BLK_ATTN, BLK_DOWN, BLK_UP, BLK_CONCAT } BlockKind;
 
 typedef struct {
     BlockKind kind;
+    size_t p_lo;   /* first parameter offset of the block (its tensors are contiguous) */
     Act *in, *in2; /* inputs (in2: the skip of a concat) */
     Act *out;
     size_t HW;
@@ -125,6 +126,9 @@ typedef struct {
 
 struct Net {
     NetKind kind;
+    NetGradReadyFn ready_fn; /* see net_set_grad_ready */
+    void *ready_ctx;
+    size_t ready_hi;         /* gradients in [ready_hi, total) reported final */
     UNetConfig ucfg;
     MLPConfig mcfg;
     Table tab;
@@ -194,6 +198,7 @@ static Block *blk_new(Net *n, BlockKind kind)
 {
     Block *b = xcalloc(1, sizeof *b);
     b->kind = kind;
+    b->p_lo = n->tab.total;
     if (n->n_blk == n->cap_blk) {
         n->cap_blk = n->cap_blk ? 2 * n->cap_blk : 64;
         n->blk = xrealloc(n->blk, n->cap_blk * sizeof *n->blk);
@@ -967,6 +972,14 @@ static void unet_forward(Net *n, const uint64_t *sample_idx, uint64_t seed, uint
                    n->ws);
 }
 
+/* Parameters [lo, ready_hi) have their final gradients: tell the listener (in descending order,
+ * each offset once per backward). */
+static void grad_ready(Net *n, size_t lo)
+{
+    if (n->ready_fn && lo < n->ready_hi) n->ready_fn(n->ready_ctx, lo, n->ready_hi);
+    if (lo < n->ready_hi) n->ready_hi = lo;
+}
+
 static void unet_backward(Net *n, size_t B)
 {
     const Act *h = n->blk[n->n_blk - 1]->out;
@@ -975,6 +988,7 @@ static void unet_backward(Net *n, size_t B)
                     PP(n->conv_out.w), &n->conv_out.s, B, n->ws);
     groupnorm_silu_backward(h->d, GG(n->nout.g), GG(n->nout.b), n->na->d, n->no->x, n->no->d,
                             h->x, PP(n->nout.g), n->nost->x, n->nost->x + B * G, B, C, HW, G);
+    grad_ready(n, n->nout.g);
     for (size_t i = n->n_blk; i-- > 0;) {
         Block *b = n->blk[i];
         blk_zero_local(b, B);
@@ -996,9 +1010,11 @@ static void unet_backward(Net *n, size_t B)
             concat_backward(b->in->d, b->in2->d, b->out->d, B, b->n1.C, b->n2.C, b->HW);
             break;
         }
+        grad_ready(n, b->p_lo);
     }
     conv2d_backward(n->xin->d, GG(n->conv_in.w), GG(n->conv_in.b), n->h0->d, n->xin->x,
                     PP(n->conv_in.w), &n->conv_in.s, B, n->ws);
+    grad_ready(n, n->conv_in.w);
 }
 
 static void mlp_forward(Net *n, size_t B)
@@ -1068,12 +1084,20 @@ void net_backward(Net *n, const float *dout)
         if (n->acts[i]->grad == GRAD_KEEP)
             memset(n->acts[i]->d, 0, B * n->acts[i]->n * sizeof(float));
     memcpy(n->y->d, dout, B * n->y->n * sizeof(float));
+    n->ready_hi = n->tab.total;
     if (n->kind == NET_UNET)
         unet_backward(n, B);
     else
         mlp_backward(n, B);
     temb_backward(n, B);
+    grad_ready(n, 0);
     omp_set_num_threads(saved);
+}
+
+void net_set_grad_ready(Net *n, NetGradReadyFn fn, void *ctx)
+{
+    n->ready_fn = fn;
+    n->ready_ctx = ctx;
 }
 
 const float *net_input_grad(const Net *n) { return n->have_fwd ? n->xin->d : NULL; }

@@ -126,6 +126,14 @@ void net_forward(Net *net, const float *x, const float *t, const int *labels,
                  size_t B, float *out);
 /* dout: like out of the last net_forward; adds d loss / d params into grads. */
 void net_backward(Net *net, const float *dout);
+/* Listener for gradients becoming final during net_backward, for overlapping their reduction
+ * with the rest of the backward (dist/reduce.h). During each net_backward, fn(ctx, lo, hi) is
+ * called with disjoint ranges of the flat buffer that together cover [0, net_num_params) once,
+ * in descending offset order (the U-Net reports the output layers, then each block from the
+ * last to the first, then the input convolution and the time embedding); after the call,
+ * grads[lo, hi) hold their final values for this backward. fn = NULL removes the listener. */
+typedef void (*NetGradReadyFn)(void *ctx, size_t lo, size_t hi);
+void net_set_grad_ready(Net *net, NetGradReadyFn fn, void *ctx);
 /* Gradient of the loss w.r.t. the last forward's input x (valid after net_backward), or NULL. */
 const float *net_input_grad(const Net *net);
 void net_zero_grad(Net *net);

@@ -52,6 +52,9 @@ for np in 2 4; do
     if run "ovl-np$np" "$np" --set train.reduce=overlap &&
         out=$("$DFM_BIN/tools/wcmp" "$TMP/ddpm-np1/weights.bin" "$TMP/ovl-np$np/weights.bin" 1e-5); then
         ok "overlap on $np ranks matches deterministic to 1e-5 ($out)"
+        early=$(sed -n 's/.*"buckets_started_in_backward":\([0-9]*\).*/\1/p' "$TMP/ovl-np$np/final.json")
+        if [ "${early:-0}" -gt 0 ]; then ok "overlap on $np ranks: $early buckets started during the backward"
+        else nok "overlap on $np ranks: no bucket started during the backward"; fi
     else nok "overlap on $np ranks: ${out:-run failed}"; tail -5 "$TMP/ovl-np$np.log"; fi
 done
 

@@ -385,3 +385,49 @@ Test(net, mlp_counts_and_gradient_check)
     free(g);
     net_destroy(&n);
 }
+
+/* The gradient-ready listener: disjoint descending ranges covering every parameter once, each
+ * reported only when its gradient is final. */
+typedef struct {
+    Net *net;
+    float *snap;
+    size_t last_lo, covered;
+    int calls, order_ok;
+} ReadyLog;
+
+static void on_ready(void *ctx, size_t lo, size_t hi)
+{
+    ReadyLog *r = ctx;
+    if (hi > r->last_lo || lo >= hi) r->order_ok = 0;
+    r->last_lo = lo;
+    r->covered += hi - lo;
+    r->calls++;
+    memcpy(r->snap + lo, net_grads(r->net) + lo, (hi - lo) * sizeof(float));
+}
+
+Test(net, grad_ready_listener_reports_final_ranges)
+{
+    UNetConfig c = tiny_config();
+    Net *n = net_create_unet(&c);
+    randomize(n, 17);
+    enum { B = 2 };
+    const size_t per = 128, np = net_num_params(n);
+    float x[B * 128], r[B * 128], out[B * 128], t[B] = {3, 700};
+    int labels[B] = {1, -1};
+    uint64_t idx[B] = {4, 5};
+    fill_uniform(x, B * per, 1.0f, 71);
+    fill_uniform(r, B * per, 1.0f, 72);
+    ReadyLog log = {.net = n, .snap = calloc(np, sizeof(float)), .last_lo = np, .order_ok = 1};
+    net_set_grad_ready(n, on_ready, &log);
+    net_zero_grad(n);
+    net_forward(n, x, t, labels, idx, 5, 1, 1, B, out);
+    net_backward(n, r);
+    cr_assert(log.order_ok, "ranges not disjoint and descending");
+    cr_assert_eq(log.covered, np, "covered %zu of %zu", log.covered, np);
+    cr_assert_eq(log.last_lo, 0);
+    cr_assert_gt(log.calls, 4, "only %d ranges: nothing to overlap", log.calls);
+    cr_assert(memcmp(log.snap, net_grads(n), np * sizeof(float)) == 0,
+              "a range was reported before its gradient was final");
+    free(log.snap);
+    net_destroy(&n);
+}
