@@ -139,7 +139,7 @@ export OMPI_MCA_rmaps_base_oversubscribe := 1
 
 test: deps
 	@$(MAKE) --no-print-directory lint
-	@$(MAKE) --no-print-directory $(DFM) $(UNIT) $(MPI_TESTS) $(TOOLS)
+	@$(MAKE) -j2 --no-print-directory $(DFM) $(UNIT) $(MPI_TESTS) $(TOOLS) $(FUZZ_BIN)
 	@$(MAKE) --no-print-directory test-unit test-cli test-mpi test-fuzz
 
 test-unit: $(UNIT)
@@ -159,7 +159,7 @@ ubsan:
 # The sanitizer targets run the same unit, CLI and MPI tests against instrumented binaries.
 # Open MPI's own allocations trip LeakSanitizer (open-mpi/ompi#6242): suppressions cover them.
 test-san: deps
-	@$(MAKE) --no-print-directory $(DFM) $(UNIT) $(MPI_TESTS) $(TOOLS)
+	@$(MAKE) -j2 --no-print-directory $(DFM) $(UNIT) $(MPI_TESTS) $(TOOLS)
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  $(MAKE) --no-print-directory test-unit test-cli test-mpi
@@ -203,7 +203,7 @@ test-fuzz: $(FUZZ_BIN)
 NP ?= 2
 RUN_JOB ?= jobs/quickstart.yaml
 run: deps
-	@$(MAKE) --no-print-directory $(DFM)
+	@$(MAKE) -j2 --no-print-directory $(DFM)
 	$(DFM) fetch fashion-mnist --quiet
 	mpirun -np $(NP) --oversubscribe --bind-to none $(DFM) train $(RUN_JOB)
 

@@ -249,8 +249,8 @@ static int load_data(Trainer *tr)
     return dataset_open(&tr->ds, name, js->data.dir, DATASET_TRAIN);
 }
 
-/* Gradients of [lo, hi) are final during the backward: in overlap mode the reducer starts the
- * buckets they complete (it acts on the rank's last micro-shard only). */
+/* Gradients of [lo, hi) are final during the backward: the reducer starts the exchange of the
+ * buckets they complete (it acts on the rank's last micro-shard only), in both modes. */
 static void on_grad_ready(void *ctx, size_t lo, size_t hi)
 {
     Trainer *tr = ctx;
@@ -328,7 +328,7 @@ static int setup(Trainer *tr, const JobSpec *js)
                                                                          : REDUCE_DETERMINISTIC,
                           .zero1 = js->train.zero1, .shard_align = NORM_CHUNK};
     TRY(reducer_create(&tr->red, &rcfg));
-    if (js->train.reduce == JOB_REDUCE_OVERLAP) net_set_grad_ready(tr->net, on_grad_ready, tr);
+    net_set_grad_ready(tr->net, on_grad_ready, tr);
 
     size_t mD = tr->m * tr->D;
     tr->x0 = xalloc_aligned(sizeof(float) * mD);
@@ -375,6 +375,23 @@ static void teardown(Trainer *tr)
 
 /* ---- one optimizer step ------------------------------------------------------------------ */
 
+/* Fault injection for the non-finite-loss tests: DFM_FAULT_NAN_STEPS=A or A-B (1-based steps)
+ * puts a NaN into the first example of micro-batch 0 at those steps, as corrupt data would. */
+static int fault_nan_at(long step1)
+{
+    static long a = -2, b = -2;
+    if (a == -2) {
+        const char *e = getenv("DFM_FAULT_NAN_STEPS");
+        a = b = -1;
+        if (e && *e) {
+            char *end;
+            a = strtol(e, &end, 10);
+            b = *end == '-' ? strtol(end + 1, NULL, 10) : a;
+        }
+    }
+    return a >= 0 && step1 >= a && step1 <= b;
+}
+
 /* Statistics reduced across ranks: loss sum, then per-quartile loss sums and counts. */
 enum { ST_LOSS = 0, ST_QSUM = 1, ST_QCNT = 5, ST_N = 9 };
 
@@ -390,6 +407,7 @@ static int compute_gradient(Trainer *tr, uint64_t k, double stats[ST_N], float *
     int conditional = js->model.num_classes > 0;
     for (size_t s = first; s < end; s++) {
         loader_fill(&tr->ds, &tr->lc, k, s * tr->m, tr->m, tr->x0, tr->labels_in, tr->idx);
+        if (s == 0 && fault_nan_at((long)k + 1)) tr->x0[0] = NAN;
         TRY(sched_train_targets(&tr->tc, &tr->sch, k, tr->idx, tr->m, tr->D, tr->x0,
                                 conditional ? tr->labels_in : NULL, tr->xt, tr->tnet, tr->target,
                                 conditional ? tr->labels : NULL, NULL, NULL));

@@ -72,6 +72,17 @@ elif grep -q "disagree" "$TMP/diverge.log"; then
     ok "divergence injection caught: $(grep -m1 disagree "$TMP/diverge.log" | cut -c1-100)"
 else nok "divergence run failed without the agreement message"; tail -5 "$TMP/diverge.log"; fi
 
+# A non-finite loss skips the step and is counted; too many in a row stop the run.
+if DFM_FAULT_NAN_STEPS=3 run nan-once 2 && grep -q '"nonfinite":1' "$TMP/nan-once/final.json" &&
+    grep -q '"steps":4,' "$TMP/nan-once/final.json"; then
+    ok "one non-finite step is skipped and counted, the run goes on"
+else nok "one non-finite step: $(cat "$TMP/nan-once/final.json" 2>/dev/null)"; tail -3 "$TMP/nan-once.log"; fi
+if DFM_FAULT_NAN_STEPS=2-5 run nan-many 2 --set train.max_nonfinite=2; then
+    nok "consecutive non-finite steps did not stop the run"
+elif grep -q "3 consecutive steps had a non-finite loss or gradient (last at step 4" "$TMP/nan-many.log"; then
+    ok "three non-finite steps in a row stop the run at step 4 with a hint"
+else nok "non-finite stop: wrong message"; tail -3 "$TMP/nan-many.log"; fi
+
 # Ranks started as singletons by a launcher that promised more.
 if SLURM_NTASKS=4 "$DFM" train "$TINY" --set data.dir="$DATA" --set run.out_dir="$TMP/single" > "$TMP/single.log" 2>&1; then
     nok "world-size mismatch not detected"
