@@ -1,6 +1,7 @@
 /* io/fetch.c - libcurl downloads with resume, sniffing, verification and atomic install.
  * See io/fetch.h for the contract. */
 #include "io/fetch.h"
+#include "io/fsutil.h"
 
 #include <curl/curl.h>
 #include <errno.h>
@@ -50,41 +51,6 @@ static void sleep_s(double s)
     ts.tv_sec = (time_t)s;
     ts.tv_nsec = (long)((s - (double)ts.tv_sec) * 1e9);
     while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {}
-}
-
-static int fsync_dir(const char *dir)
-{
-    int fd = open(dir, O_RDONLY | O_DIRECTORY);
-    if (fd < 0) return ERR(ERR_IO, "open directory %s: %s", dir, strerror(errno));
-    int rc = fsync(fd);
-    int e = errno;
-    close(fd);
-    if (rc != 0 && e != EINVAL) return ERR(ERR_IO, "fsync directory %s: %s", dir, strerror(e));
-    return ERR_OK;
-}
-
-static int mkdir_p(const char *dir)
-{
-    char *p = xstrdup(dir);
-    size_t n = strlen(p);
-    for (size_t i = 1; i <= n; i++) {
-        if (p[i] != '/' && p[i] != '\0') continue;
-        char c = p[i];
-        p[i] = '\0';
-        if (mkdir(p, 0755) != 0 && errno != EEXIST) {
-            int e = errno;
-            ERR(ERR_IO, "create directory %s: %s", p, strerror(e));
-            err_hint("pass --dir with a writable directory");
-            xfree(p);
-            return ERR_IO;
-        }
-        p[i] = c;
-    }
-    xfree(p);
-    struct stat st;
-    if (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode))
-        return ERR(ERR_IO, "%s is not a directory", dir);
-    return ERR_OK;
 }
 
 void fetch_sha256_buf(const void *buf, size_t n, char hex[65])
@@ -146,7 +112,10 @@ void fetch_options_default(FetchOptions *o)
 
 int fetch_lock(const char *dir, int *fd)
 {
-    TRY(mkdir_p(dir));
+    if (fs_mkdir_p(dir) != ERR_OK) {
+        err_hint("pass --dir with a writable directory");
+        return ERR_IO;
+    }
     char *p = path_join(dir, ".lock", "");
     int f = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (f < 0) {
@@ -710,7 +679,7 @@ static int install(const char *dir, const FetchFile *f, const char *part, const 
     }
     if (rc == ERR_OK && rename(tmp, final) != 0)
         rc = ERR(ERR_IO, "rename %s to %s: %s", tmp, final, strerror(errno));
-    if (rc == ERR_OK) rc = fsync_dir(dir);
+    if (rc == ERR_OK) rc = fs_fsync_dir(dir);
     if (rc != ERR_OK) {
         unlink(tmp);
         if (recorded) {

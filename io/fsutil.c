@@ -42,7 +42,11 @@ int fs_fsync_dir_of(const char *path)
 {
     char buf[4096];
     snprintf(buf, sizeof buf, "%s", path);
-    const char *dir = dirname(buf);
+    return fs_fsync_dir(dirname(buf));
+}
+
+int fs_fsync_dir(const char *dir)
+{
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (fd < 0) return ERR(ERR_IO, "cannot open directory %s: %s", dir, strerror(errno));
     int rc = fsync(fd);

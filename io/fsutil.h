@@ -20,7 +20,8 @@ int fs_mkdir_p(const char *dir);
 int fs_atomic_open(AtomicFile *af, const char *path);
 int fs_atomic_commit(AtomicFile *af);
 void fs_atomic_abort(AtomicFile *af);
-/* fsync the directory that contains path. */
+/* fsync a directory (so a rename in it is durable), or the directory that contains path. */
+int fs_fsync_dir(const char *dir);
 int fs_fsync_dir_of(const char *path);
 int fs_exists(const char *path);
 
