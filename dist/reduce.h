@@ -44,10 +44,10 @@
  *     tested), identical on every rank, but not bitwise across rank counts.
  *
  * ZeRO-1 (cfg.zero1). The flat buffer is cut into P blocks of ceil(n/P) values rounded up to a
- * multiple of cfg.shard_align (default 16; the last ones may be short or empty). reducer_finish_shard gives each rank the
- * summed gradient of its own block only (deterministic mode: the reduce-scatter half of the
- * scheme above over the whole buffer at once, no buckets and no overlap, so those values are the
- * same bits as the unsharded result); the caller updates
+ * multiple of cfg.shard_align (default 16; the last ones may be short or empty).
+ * reducer_finish_shard gives each rank the summed gradient of its own block only (deterministic
+ * mode: the reduce-scatter half of the scheme above over the whole buffer at once, no buckets
+ * and no overlap, so those values are the same bits as the unsharded result); the caller updates
  * the parameters and optimizer state of that block and calls reducer_allgather_params. In
  * deterministic mode the weights are bitwise those of the unsharded run (any P: the update is
  * element-wise, so only the gradient bits matter). For power-of-two P,
