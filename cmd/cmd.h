@@ -26,6 +26,14 @@ int cmd_usage_error(const char *sub, const char *fmt, ...) __attribute__((format
 /* True when s is "-h" or "--help". */
 int cmd_is_help(const char *s);
 
+/* Parse "JOB.yaml [--set KEY=VALUE | --set=KEY=VALUE ...] [-h|--help]" for subcommand `sub`.
+ * sets must have room for argc entries. Returns -1 when the command should go on (*path set,
+ * sets[0..*n_sets) filled, pointing into argv), otherwise the exit status to return: 0 after
+ * printing usage(stdout) for --help, 2 after a usage error (unknown option, missing or second
+ * job spec, --set without a value). */
+int cmd_job_args(int argc, char **argv, const char *sub, void (*usage)(FILE *), const char **path,
+                 const char **sets, int *n_sets);
+
 int cmd_validate(int argc, char **argv);
 int cmd_fetch(int argc, char **argv);
 int cmd_train(int argc, char **argv);

@@ -59,6 +59,36 @@ int cmd_usage_error(const char *sub, const char *fmt, ...)
     return 2;
 }
 
+int cmd_job_args(int argc, char **argv, const char *sub, void (*sub_usage)(FILE *), const char **path,
+                 const char **sets, int *n_sets)
+{
+    *path = NULL;
+    *n_sets = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (cmd_is_help(a)) {
+            sub_usage(stdout);
+            return 0;
+        } else if (!strcmp(a, "--set")) {
+            if (i + 1 >= argc) return cmd_usage_error(sub, "%s: --set needs section.key=value", sub);
+            sets[(*n_sets)++] = argv[++i];
+        } else if (!strncmp(a, "--set=", 6)) {
+            sets[(*n_sets)++] = a + 6;
+        } else if (a[0] == '-' && a[1] != '\0') {
+            fprintf(stderr, "dfm: %s: unknown option '%s'\n", sub, a);
+            sub_usage(stderr);
+            return 2;
+        } else if (*path) {
+            return cmd_usage_error(sub, "%s: one job spec at a time (got '%s' and '%s')", sub,
+                                   *path, a);
+        } else {
+            *path = a;
+        }
+    }
+    if (!*path) return cmd_usage_error(sub, "%s: missing JOB.yaml", sub);
+    return -1;
+}
+
 static void version(void)
 {
     printf("dfm %s (commit %s)\n", DFM_VERSION, DFM_GIT_COMMIT);

@@ -5,11 +5,10 @@
 #include "cmd/cmd.h"
 #include "core/err.h"
 #include "core/log.h"
+#include "core/mem.h"
 #include "dist/dist.h"
 #include "dist/train.h"
 #include "io/jobspec.h"
-
-#define MAX_SETS 256
 
 static void train_usage(FILE *f)
 {
@@ -28,32 +27,18 @@ static void train_usage(FILE *f)
 
 int cmd_train(int argc, char **argv)
 {
-    const char *path = NULL;
-    const char *sets[MAX_SETS];
-    int n_sets = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cmd_is_help(a)) {
-            train_usage(stdout);
-            return 0;
-        } else if (!strcmp(a, "--set") || !strncmp(a, "--set=", 6)) {
-            const char *v = a[5] == '=' ? a + 6 : (i + 1 < argc ? argv[++i] : NULL);
-            if (!v) return cmd_usage_error("train", "--set needs KEY=VALUE");
-            if (n_sets == MAX_SETS) return cmd_usage_error("train", "too many --set options");
-            sets[n_sets++] = v;
-        } else if (a[0] == '-' && a[1]) {
-            return cmd_usage_error("train", "unknown option '%s'", a);
-        } else if (!path) {
-            path = a;
-        } else {
-            return cmd_usage_error("train", "unexpected argument '%s'", a);
-        }
+    const char *path;
+    const char **sets = xcalloc((size_t)argc + 1, sizeof *sets);
+    int n_sets, rc = cmd_job_args(argc, argv, "train", train_usage, &path, sets, &n_sets);
+    if (rc >= 0) {
+        xfree(sets);
+        return rc;
     }
-    if (!path) return cmd_usage_error("train", "missing the job spec (JOB.yaml)");
 
     /* Check the spec before starting MPI: a typo costs no allocation on a cluster. */
     JobSpec js;
-    int rc = jobspec_load_with(&js, path, sets, n_sets);
+    rc = jobspec_load_with(&js, path, sets, n_sets);
+    xfree(sets);
     if (rc) return cmd_report(rc);
 
     rc = dist_init(&argc, &argv);

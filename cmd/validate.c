@@ -33,40 +33,12 @@ static void validate_usage(FILE *f)
 
 int cmd_validate(int argc, char **argv)
 {
-    const char *path = NULL;
+    const char *path;
     const char **sets = xcalloc((size_t)argc + 1, sizeof *sets);
-    int n_sets = 0, rc;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (cmd_is_help(a)) {
-            validate_usage(stdout);
-            xfree(sets);
-            return 0;
-        }
-        if (!strcmp(a, "--set")) {
-            if (i + 1 >= argc) {
-                xfree(sets);
-                return cmd_usage_error("validate", "validate: --set needs section.key=value");
-            }
-            sets[n_sets++] = argv[++i];
-        } else if (!strncmp(a, "--set=", 6)) {
-            sets[n_sets++] = a + 6;
-        } else if (a[0] == '-' && a[1] != '\0') {
-            fprintf(stderr, "dfm: validate: unknown option '%s'\n", a);
-            validate_usage(stderr);
-            xfree(sets);
-            return 2;
-        } else if (path) {
-            xfree(sets);
-            return cmd_usage_error("validate", "validate: one job spec at a time (got '%s' and '%s')",
-                                   path, a);
-        } else {
-            path = a;
-        }
-    }
-    if (!path) {
+    int n_sets, rc = cmd_job_args(argc, argv, "validate", validate_usage, &path, sets, &n_sets);
+    if (rc >= 0) {
         xfree(sets);
-        return cmd_usage_error("validate", "validate: missing JOB.yaml");
+        return rc;
     }
     JobSpec js;
     rc = jobspec_load_with(&js, path, sets, n_sets);
