@@ -667,8 +667,7 @@ static int train_loop(Trainer *tr, TrainResult *res)
                            .grad_norm = gnorm, .lr = lr, .img_per_s = res->img_per_s,
                            .wall_s = wall, .nonfinite = res->nonfinite};
             for (int q = 0; q < 4; q++)
-                r.loss_q[q] = st[ST_QCNT + q] > 0 ? st[ST_QSUM + q] / st[ST_QCNT + q] * (double)tr->B
-                                                  : (double)NAN;
+                r.loss_q[q] = st[ST_QCNT + q] > 0 ? st[ST_QSUM + q] / st[ST_QCNT + q] : (double)NAN;
             TRY(runlog_record(&tr->rl, &r));
         }
         if (js->train.sample_every > 0 && (step + 1) % js->train.sample_every == 0 &&

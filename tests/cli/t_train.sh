@@ -97,5 +97,14 @@ lines=$(wc -l < "$TMP/ddpm-np2/metrics.jsonl")
 if [ "$lines" -eq 5 ] && grep -q '"loss_q":\[' "$TMP/ddpm-np2/metrics.jsonl"; then
     ok "metrics.jsonl has one record per step with per-quartile losses"
 else nok "metrics.jsonl has $lines lines"; fi
+# The step loss is the mean over the batch, so it lies between the smallest and the largest of
+# the per-quartile means (each the mean of its examples' losses).
+if awk -F'"loss":|,"loss_q":\\[|\\],"grad_norm"' '{
+        n = split($3, q, ","); lo = 1e300; hi = -1e300
+        for (i = 1; i <= n; i++) if (q[i] != "null") { if (q[i] + 0 < lo) lo = q[i] + 0; if (q[i] + 0 > hi) hi = q[i] + 0 }
+        if (!($2 + 0 >= lo * (1 - 1e-6) && $2 + 0 <= hi * (1 + 1e-6))) bad = 1
+    } END { exit bad }' "$TMP/ddpm-np2/metrics.jsonl"; then
+    ok "per-quartile losses bracket the step loss"
+else nok "per-quartile losses inconsistent with the step loss: $(head -1 "$TMP/ddpm-np2/metrics.jsonl")"; fi
 
 [ "$n_fail" -eq 0 ]
