@@ -203,6 +203,10 @@ def main():
             raise Missing(f"dfm ran {len(d)} steps, PyTorch {len(t)}; need {a.last}+ each")
         md = statistics.fmean(r["loss"] for r in d[-a.last:])
         mt = statistics.fmean(r["loss"] for r in t[-a.last:])
+        # standard error of each mean, treating the steps' batch losses as independent draws:
+        # the scale of the difference that noise alone produces
+        se_d = statistics.stdev(r["loss"] for r in d[-a.last:]) / a.last ** 0.5 if a.last > 1 else 0
+        se_t = statistics.stdev(r["loss"] for r in t[-a.last:]) / a.last ** 0.5 if a.last > 1 else 0
         rel = abs(md - mt) / mt
         ok = rel <= PARITY_TOL
         summary["parity"] = (md, mt, rel, ok)
@@ -211,7 +215,7 @@ def main():
              "`dfm train` vs tests/torch/train_quickstart.py (same U-Net, init scheme, schedule, "
              "t sampling, Adam, warm-up, clipping, batch; different random numbers).")
         emit()
-        marks = sorted({1, 10, 50, 100, n // 2, n - a.last, n} - {0})
+        marks = sorted(s for s in {1, 10, 50, 100, n // 2, n - a.last, n} if 1 <= s <= n)
         win = max(1, min(10, a.last // 2))
         rows = []
         for s in marks:
@@ -224,8 +228,12 @@ def main():
         emit()
         emit(table([f"mean loss, steps {n - a.last + 1}..{n}", "dfm", "PyTorch",
                     "relative difference", "verdict (<= 5%)"],
-                   [["", f"{md:.5f}", f"{mt:.5f}", f"{rel * 100:.2f}%",
+                   [["", f"{md:.5f} ± {se_d:.5f}", f"{mt:.5f} ± {se_t:.5f}",
+                     f"{rel * 100:.2f}% (noise: ± {(se_d ** 2 + se_t ** 2) ** 0.5 / mt * 100:.1f}%)",
                      ("PASS" if ok else "FAIL") + (" (quick: not judged)" if quick else "")]]))
+        emit()
+        emit("(± = standard error of the mean over those steps' batch losses; the noise figure "
+             "is the standard error of the difference, relative to PyTorch's mean.)")
 
     section("3. Loss parity with PyTorch", parity)
 
