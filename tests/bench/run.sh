@@ -12,8 +12,9 @@
 #      the peak RSS (/usr/bin/time %M) is its own; dfm's GFLOP/s next to OpenBLAS sgemm's
 #      (bin/bench/bench_sgemm).
 #   2. data parallel: `dfm train jobs/bench-fmnist-small.yaml` as 1 rank x 2 threads and
-#      2 ranks x 1 thread (deterministic and overlap reduction), images/s from the wall_s of
-#      metrics.jsonl (first step discarded as warm-up); bin/bench/bench_reduce on 2 ranks for
+#      2 ranks x 1 thread (deterministic and overlap reduction), in rounds that take turns,
+#      images/s from the median of the per-step wall_s deltas of metrics.jsonl pooled over the
+#      rounds (each run's first step discarded as warm-up); bin/bench/bench_reduce on 2 ranks for
 #      the communication time per step and the fraction hidden by overlap.
 #   3. loss parity: the quickstart job trained by dfm and by tests/torch/train_quickstart.py
 #      from the same resolved spec; mean loss over the last 100 of 300 steps, within 5%.
@@ -39,11 +40,11 @@ fi
 
 if [ "$QUICK" = 1 ]; then
     MODEL_B=16 MODEL_REPS=2 SGEMM_REPS=2 SGEMM_SIZES=1024,2048
-    DP_B=16 DP_STEPS=4 REDUCE_STEPS=5
+    DP_B=16 DP_STEPS=3 DP_ROUNDS=1 REDUCE_STEPS=5
     P_STEPS=40 P_LAST=20 P_WARMUP=20
 else
     MODEL_B=64 MODEL_REPS=3 SGEMM_REPS=3 SGEMM_SIZES=1024,1536,2048
-    DP_B=64 DP_STEPS=6 REDUCE_STEPS=10
+    DP_B=64 DP_STEPS=4 DP_ROUNDS=2 REDUCE_STEPS=10
     P_STEPS=300 P_LAST=100 P_WARMUP=100
 fi
 P_THREADS=${BENCH_PARITY_THREADS:-2}
@@ -105,7 +106,7 @@ run sgemm "$DFM_BIN/bench/bench_sgemm" 1,2 "$SGEMM_SIZES" "$SGEMM_REPS"
 fi
 
 if want dp; then
-echo "== 2. data-parallel training (fmnist-small, global batch $DP_B, $DP_STEPS steps)"
+echo "== 2. data-parallel training (fmnist-small, global batch $DP_B, $DP_ROUNDS rounds of $DP_STEPS steps)"
 dp() { # name np threads reduce
     name=$1 np=$2 th=$3 red=$4
     # shellcheck disable=SC2086  # MPIFLAGS is a word list on purpose
@@ -115,9 +116,14 @@ dp() { # name np threads reduce
         --set run.out_dir="$OUT/dp/$name" --set checkpoint.resume=never \
         --set data.dir="$OUT/data" --set sample.count=1 --set sample.steps=1
 }
-dp np1x2-det 1 2 deterministic
-dp np2x1-det 2 1 deterministic
-dp np2x1-overlap 2 1 overlap
+# rounds: the three layouts take turns, so a change in the machine's load hits them alike
+r=1
+while [ $r -le $DP_ROUNDS ]; do
+    dp np1x2-det-r$r 1 2 deterministic
+    dp np2x1-det-r$r 2 1 deterministic
+    dp np2x1-overlap-r$r 2 1 overlap
+    r=$((r + 1))
+done
 NPARAMS=$(head -1 "$RAW/bench-resolved.yaml" | sed -n 's/.* \([0-9][0-9]*\) parameters.*/\1/p')
 # shellcheck disable=SC2086
 OMP_NUM_THREADS=1 run reduce "$MPIRUN" -np 2 $MPIFLAGS "$DFM_BIN/bench/bench_reduce" \
