@@ -58,9 +58,8 @@ for f in "$DFM" "$DFM_BIN/bench/bench_model" "$DFM_BIN/bench/bench_sgemm" \
          "$DFM_BIN/bench/bench_reduce"; do
     [ -x "$f" ] || { echo "bench: $f is missing (run 'make bench')" >&2; exit 1; }
 done
-[ -x /usr/bin/time ] || { echo "bench: /usr/bin/time is missing (apt-get install time)" >&2; exit 1; }
-"$PY" -c 'import torch, yaml, numpy' 2>/dev/null ||
-    { echo "bench: $PY cannot import torch, yaml and numpy (python3-torch, python3-yaml)" >&2; exit 1; }
+"$PY" -c 'import torch, numpy' 2>/dev/null ||
+    { echo "bench: $PY cannot import torch and numpy (apt-get install python3-torch)" >&2; exit 1; }
 
 rm -rf "$RAW" "$OUT/dp" "$OUT/parity-dfm"
 mkdir -p "$RAW" "$OUT/dp" || exit 1
@@ -70,13 +69,17 @@ T_START=$(date +%s)
 # note: one line into raw/env.txt and onto the terminal
 note() { echo "$*" | tee -a "$RAW/env.txt"; }
 load() { cut -d' ' -f1-3 /proc/loadavg; }
-# run NAME CMD...: stdout+stderr to raw/NAME.txt, peak RSS to raw/NAME.time; says how long
+# run NAME CMD...: stdout+stderr to raw/NAME.txt, peak RSS to raw/NAME.time (/usr/bin/time, or
+# the same through getrusage where the time package is missing); says how long
 run() {
     name=$1; shift
     t0=$(date +%s)
     echo "  $name: $*" | tee -a "$RAW/commands.txt"
-    /usr/bin/time -f "maxrss_kb %M elapsed_s %e" -o "$RAW/$name.time" "$@" \
-        > "$RAW/$name.txt" 2>&1
+    if [ -x /usr/bin/time ]; then
+        /usr/bin/time -f "maxrss_kb %M elapsed_s %e" -o "$RAW/$name.time" "$@" > "$RAW/$name.txt" 2>&1
+    else
+        "$PY" "$ROOT/tests/bench/peakrss.py" -o "$RAW/$name.time" "$@" > "$RAW/$name.txt" 2>&1
+    fi
     rc=$?
     echo "    $(( $(date +%s) - t0 )) s, load $(load)"
     if [ $rc -ne 0 ]; then

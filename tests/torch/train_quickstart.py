@@ -35,8 +35,6 @@ import time
 
 import numpy as np
 import torch
-import torch.nn as nn
-import yaml
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from unet_torch import AttnBlock, ResBlock, UNet, ordered_parameters  # noqa: E402
@@ -47,6 +45,50 @@ FMNIST_DIR = "/usr/share/datasets/fashion-mnist"
 def die(msg):
     print(f"train_quickstart: {msg}", file=sys.stderr)
     sys.exit(2)
+
+
+def parse_scalar(v):
+    if v.startswith("[") and v.endswith("]"):
+        return [parse_scalar(x.strip()) for x in v[1:-1].split(",") if x.strip()]
+    if v in ("true", "false"):
+        return v == "true"
+    if len(v) >= 2 and v[0] == v[-1] == '"':
+        return v[1:-1]
+    for conv in (int, float):
+        try:
+            return conv(v)
+        except ValueError:
+            pass
+    return v
+
+
+def load_spec(path):
+    """The resolved spec dfm validate prints: block mappings indented by two spaces, scalars and
+    flow lists. PyYAML reads it when installed; this reader needs nothing else."""
+    try:
+        import yaml
+        with open(path) as f:
+            return yaml.safe_load(f)
+    except ImportError:
+        pass
+    root = {}
+    stack = [(-1, root)]
+    with open(path) as f:
+        for line in f:
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            ind = len(line) - len(line.lstrip(" "))
+            key, _, val = line.strip().partition(":")
+            while stack[-1][0] >= ind:
+                stack.pop()
+            parent = stack[-1][1]
+            val = val.strip()
+            if val:
+                parent[key] = parse_scalar(val)
+            else:
+                parent[key] = {}
+                stack.append((ind, parent[key]))
+    return root
 
 
 def load_images(path):
@@ -115,8 +157,7 @@ def main():
     ap.add_argument("--seed", type=int, default=None, help="default: run.seed of the spec")
     a = ap.parse_args()
 
-    with open(a.spec) as f:
-        spec = yaml.safe_load(f)
+    spec = load_spec(a.spec)
     tr, ob = spec["train"], spec["objective"]
     steps = a.steps if a.steps is not None else int(tr["steps"])
     if not 1 <= a.last <= steps:
