@@ -3,9 +3,12 @@
 
 Usage: /usr/bin/python3 tests/bench/bench_torch.py [batch=64] [threads=1,2] [reps=3]
 Prints images/s for forward only (no_grad, eval) and a training step (forward + backward +
-Adam with clipping), best of `reps` after one warm-up, matching tests/bench/bench_model.c.
+Adam with clipping), the MEDIAN of `reps` after one warm-up (and the best), matching
+tests/bench/bench_model.c: with 1 thread timed by the process CPU time, with more threads by
+the wall time. Each repetition is printed too ("rep ..." lines).
 """
 import os
+import statistics
 import sys
 import time
 
@@ -29,7 +32,7 @@ def main():
     print(f"torch {torch.__version__} fmnist-small U-Net: {n} parameters, batch {B}")
     for th in threads:
         torch.set_num_threads(th)
-        bf = bs = cf = cs = 1e30
+        wf, ws, cf, cs = [], [], [], []
         for r in range(reps + 1):
             model.eval()
             c0, t0 = time.process_time(), time.perf_counter()
@@ -44,10 +47,14 @@ def main():
             opt.step()
             t2, c2 = time.perf_counter(), time.process_time()
             if r:
-                bf, bs = min(bf, t1 - t0), min(bs, t2 - t1)
-                cf, cs = min(cf, c1 - c0), min(cs, c2 - c1)
-        print(f"threads {th}: forward {B / bf:.1f} images/s, train step {B / bs:.1f} images/s "
-              f"({bs:.3f} s/step); CPU seconds: forward {cf:.3f}, step {cs:.3f}")
+                wf.append(t1 - t0), ws.append(t2 - t1), cf.append(c1 - c0), cs.append(c2 - c1)
+                print(f"rep threads {th}: forward wall {t1 - t0:.4f} cpu {c1 - c0:.4f} s, "
+                      f"step wall {t2 - t1:.4f} cpu {c2 - c1:.4f} s", flush=True)
+        vf, vs = (cf, cs) if th == 1 else (wf, ws)
+        mf, ms = statistics.median(vf), statistics.median(vs)
+        print(f"threads {th}: forward {B / mf:.2f} images/s, train step {B / ms:.2f} images/s "
+              f"({ms:.3f} s/step); median of {reps}, timer {'cpu' if th == 1 else 'wall'}; "
+              f"best: forward {B / min(vf):.2f}, step {B / min(vs):.2f} images/s", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,158 @@
+#!/bin/sh
+# tests/bench/run.sh - the benchmarks of `make bench`: dfm next to PyTorch on this machine.
+#
+#   DFM=bin/dfm DFM_BIN=bin sh tests/bench/run.sh        (make bench sets both)
+#   BENCH_QUICK=1 ...                                     smoke version, about 5 minutes
+#   BENCH_SECTIONS="model dp parity"                      which sections to run (default all)
+#
+# Sections (every ratio is formed from numbers measured in this same run):
+#   1. model: fmnist-small U-Net, batch 64: train step (forward + backward + Adam) and forward
+#      images/s at 1 and 2 threads, dfm (bin/bench/bench_model) and PyTorch
+#      (tests/bench/bench_torch.py), each engine and thread count in its own process so that
+#      the peak RSS (/usr/bin/time %M) is its own; dfm's GFLOP/s next to OpenBLAS sgemm's
+#      (bin/bench/bench_sgemm).
+#   2. data parallel: `dfm train jobs/bench-fmnist-small.yaml` as 1 rank x 2 threads and
+#      2 ranks x 1 thread (deterministic and overlap reduction), in rounds that take turns,
+#      images/s from the median of the per-step wall_s deltas of metrics.jsonl pooled over the
+#      rounds (each run's first step discarded as warm-up); bin/bench/bench_reduce on 2 ranks for
+#      the communication time per step and the fraction hidden by overlap.
+#   3. loss parity: the quickstart job trained by dfm and by tests/torch/train_quickstart.py
+#      from the same resolved spec; mean loss over the last 100 of 300 steps, within 5%.
+# Raw outputs go to build/bench/raw/, the tables to standard output and build/bench/report.md
+# (tests/bench/report.py formats them). Exit status: 0, or 1 when a command failed or the
+# loss parity check failed.
+set -u
+
+ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+cd "$ROOT" || exit 1
+DFM=${DFM:-$ROOT/bin/dfm}
+DFM_BIN=${DFM_BIN:-$ROOT/bin}
+PY=/usr/bin/python3
+OUT=${BENCH_OUT:-$ROOT/build/bench}
+RAW=$OUT/raw
+QUICK=${BENCH_QUICK:-0}
+MPIRUN=${MPIRUN:-mpirun}
+MPIFLAGS=${DFM_MPIRUN_FLAGS:---oversubscribe --mca pml ob1 --mca btl self,vader --bind-to none}
+if [ "$(id -u)" = 0 ]; then
+    OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+    export OMPI_ALLOW_RUN_AS_ROOT OMPI_ALLOW_RUN_AS_ROOT_CONFIRM
+fi
+
+if [ "$QUICK" = 1 ]; then
+    MODEL_B=16 MODEL_REPS=2 SGEMM_REPS=2 SGEMM_SIZES=1024,2048
+    DP_B=16 DP_STEPS=3 DP_ROUNDS=1 REDUCE_STEPS=5
+    P_STEPS=40 P_LAST=20 P_WARMUP=20
+else
+    MODEL_B=64 MODEL_REPS=3 SGEMM_REPS=3 SGEMM_SIZES=1024,1536,2048
+    DP_B=64 DP_STEPS=4 DP_ROUNDS=2 REDUCE_STEPS=10
+    P_STEPS=300 P_LAST=100 P_WARMUP=100
+fi
+P_THREADS=${BENCH_PARITY_THREADS:-2}
+SECTIONS=${BENCH_SECTIONS:-model dp parity}
+want() { case " $SECTIONS " in *" $1 "*) return 0 ;; esac; return 1; }
+for s in $SECTIONS; do
+    case $s in model|dp|parity) ;; *) echo "bench: unknown section '$s' in BENCH_SECTIONS (model dp parity)" >&2; exit 2 ;; esac
+done
+
+for f in "$DFM" "$DFM_BIN/bench/bench_model" "$DFM_BIN/bench/bench_sgemm" \
+         "$DFM_BIN/bench/bench_reduce"; do
+    [ -x "$f" ] || { echo "bench: $f is missing (run 'make bench')" >&2; exit 1; }
+done
+"$PY" -c 'import torch, numpy' 2>/dev/null ||
+    { echo "bench: $PY cannot import torch and numpy (apt-get install python3-torch)" >&2; exit 1; }
+
+rm -rf "$RAW" "$OUT/dp" "$OUT/parity-dfm"
+mkdir -p "$RAW" "$OUT/dp" || exit 1
+FAILED=0
+T_START=$(date +%s)
+
+# note: one line into raw/env.txt and onto the terminal
+note() { echo "$*" | tee -a "$RAW/env.txt"; }
+load() { cut -d' ' -f1-3 /proc/loadavg; }
+# run NAME CMD...: stdout+stderr to raw/NAME.txt, peak RSS to raw/NAME.time (/usr/bin/time, or
+# the same through getrusage where the time package is missing); says how long
+run() {
+    name=$1; shift
+    t0=$(date +%s)
+    echo "  $name: $*" | tee -a "$RAW/commands.txt"
+    if [ -x /usr/bin/time ]; then
+        /usr/bin/time -f "maxrss_kb %M elapsed_s %e" -o "$RAW/$name.time" "$@" > "$RAW/$name.txt" 2>&1
+    else
+        "$PY" "$ROOT/tests/bench/peakrss.py" -o "$RAW/$name.time" "$@" > "$RAW/$name.txt" 2>&1
+    fi
+    rc=$?
+    echo "    $(( $(date +%s) - t0 )) s, load $(load)"
+    if [ $rc -ne 0 ]; then
+        echo "bench: $name failed (exit $rc); last lines of $RAW/$name.txt:" >&2
+        tail -15 "$RAW/$name.txt" >&2
+        FAILED=1
+    fi
+    return $rc
+}
+
+note "date: $(date -u '+%Y-%m-%d %H:%M UTC')"
+note "host: $(grep -m1 'model name' /proc/cpuinfo | sed 's/.*: //'), $(nproc) cores"
+note "load at start: $(load)"
+note "mode: $( [ "$QUICK" = 1 ] && echo 'quick (BENCH_QUICK=1: smaller batches, fewer repetitions and steps)' || echo full)"
+note "dfm: $("$DFM" --version 2>&1 | head -1)"
+note "torch: $("$PY" -c 'import torch; print(torch.__version__)')"
+"$DFM" validate jobs/bench-fmnist-small.yaml > "$RAW/bench-resolved.yaml" || FAILED=1
+note "model: $(head -1 "$RAW/bench-resolved.yaml" | sed 's/^# model: //')"
+
+if want model; then
+echo "== 1. model throughput (batch $MODEL_B, median of $MODEL_REPS after a warm-up)"
+for th in 1 2; do
+    OMP_NUM_THREADS=$th run model-dfm-$th "$DFM_BIN/bench/bench_model" "$MODEL_B" "$th" "$MODEL_REPS"
+    OMP_NUM_THREADS=$th run model-torch-$th "$PY" tests/bench/bench_torch.py "$MODEL_B" "$th" "$MODEL_REPS"
+done
+run sgemm "$DFM_BIN/bench/bench_sgemm" 1,2 "$SGEMM_SIZES" "$SGEMM_REPS"
+fi
+
+if want dp; then
+echo "== 2. data-parallel training (fmnist-small, global batch $DP_B, $DP_ROUNDS rounds of $DP_STEPS steps)"
+dp() { # name np threads reduce
+    name=$1 np=$2 th=$3 red=$4
+    # shellcheck disable=SC2086  # MPIFLAGS is a word list on purpose
+    OMP_NUM_THREADS=$th run "dp-$name" "$MPIRUN" -np "$np" $MPIFLAGS "$DFM" train \
+        jobs/bench-fmnist-small.yaml --set train.steps="$DP_STEPS" --set train.batch="$DP_B" \
+        --set train.threads="$th" --set train.reduce="$red" --set train.log_every=1 \
+        --set run.out_dir="$OUT/dp/$name" --set checkpoint.resume=never \
+        --set data.dir="$OUT/data" --set sample.count=1 --set sample.steps=1
+}
+# rounds: the three layouts take turns, so a change in the machine's load hits them alike
+r=1
+while [ $r -le $DP_ROUNDS ]; do
+    dp np1x2-det-r$r 1 2 deterministic
+    dp np2x1-det-r$r 2 1 deterministic
+    dp np2x1-overlap-r$r 2 1 overlap
+    r=$((r + 1))
+done
+NPARAMS=$(head -1 "$RAW/bench-resolved.yaml" | sed -n 's/.* \([0-9][0-9]*\) parameters.*/\1/p')
+# shellcheck disable=SC2086
+OMP_NUM_THREADS=1 run reduce "$MPIRUN" -np 2 $MPIFLAGS "$DFM_BIN/bench/bench_reduce" \
+    "${NPARAMS:-6469889}" "$REDUCE_STEPS"
+fi
+
+if want parity; then
+echo "== 3. loss parity with PyTorch (quickstart, $P_STEPS steps, mean of the last $P_LAST)"
+PSET="--set train.steps=$P_STEPS --set train.warmup=$P_WARMUP --set train.threads=$P_THREADS
+      --set sample.count=4 --set sample.steps=2 --set checkpoint.every=0
+      --set checkpoint.resume=never --set run.out_dir=$OUT/parity-dfm --set data.dir=$OUT/data"
+# shellcheck disable=SC2086  # PSET is a word list on purpose
+"$DFM" validate jobs/quickstart.yaml $PSET > "$RAW/quickstart-resolved.yaml" || FAILED=1
+# shellcheck disable=SC2086
+OMP_NUM_THREADS=$P_THREADS run parity-dfm "$DFM" train jobs/quickstart.yaml $PSET
+OMP_NUM_THREADS=$P_THREADS run parity-torch "$PY" tests/torch/train_quickstart.py \
+    "$RAW/quickstart-resolved.yaml" --last "$P_LAST" --threads "$P_THREADS" \
+    --jsonl "$RAW/parity-torch.jsonl"
+cp "$OUT/parity-dfm/metrics.jsonl" "$RAW/parity-dfm.jsonl" 2>/dev/null
+fi
+
+note "load at end: $(load)"
+note "total: $(( $(date +%s) - T_START )) s"
+"$PY" tests/bench/report.py "$OUT" --last "$P_LAST" --dp-batch "$DP_B" --model-batch "$MODEL_B" \
+    --quick "$QUICK" --sections "$SECTIONS"
+rc=$?
+[ $rc -eq 0 ] || FAILED=1
+[ $FAILED -eq 0 ] || { echo "bench: FAILED (see above)" >&2; exit 1; }
+exit 0
