@@ -18,8 +18,8 @@ and trains the same U-Net (tests/torch/unet_torch.py) the way dfm's training loo
     t ~ U{1..T}, x_t = sqrt(abar_t) x0 + sqrt(1 - abar_t) eps, network time input t - 1,
     loss = mean over all elements of (eps_hat - eps)^2 (eps prediction only);
   - Adam(lr, (beta1, beta2), eps, weight_decay) with the linear warm-up
-    lr_k = lr * (k + 1) / warmup for 0-based step k < warmup, then constant (lr_schedule
-    constant only), gradient clipping to train.grad_clip by global norm (scale clip/(norm+1e-6),
+    lr_k = lr * (k + 1) / warmup for 0-based step k < warmup, then constant, or cosine down to
+    min_lr over the rest of the run (sched/lr.h), gradient clipping to train.grad_clip by global norm (scale clip/(norm+1e-6),
     as dfm and torch.nn.utils.clip_grad_norm_ do).
 EMA does not change the training loss and is not run. Prints one line per `log_every` steps
 and finally `mean loss over steps A..B: X`; --jsonl writes {"step", "loss"} per step.
@@ -165,10 +165,12 @@ def main():
     if ob["type"] != "ddpm" or ob["ddpm"]["schedule"] != "linear" or \
             ob["ddpm"]["prediction"] != "eps":
         die("only objective ddpm, schedule linear, prediction eps are supported")
-    if tr["optimizer"] != "adam" or tr["lr_schedule"] != "constant" or tr["grad_accum"] != 1:
-        die("only optimizer adam, lr_schedule constant, grad_accum 1 are supported")
+    if tr["optimizer"] != "adam" or tr["lr_schedule"] not in ("constant", "cosine") \
+            or tr["grad_accum"] != 1:
+        die("only optimizer adam, lr_schedule constant or cosine, grad_accum 1 are supported")
     T = int(ob["ddpm"]["timesteps"])
     B, lr, warmup = int(tr["batch"]), float(tr["lr"]), int(tr["warmup"])
+    min_lr = float(tr["min_lr"])
     clip = float(tr["grad_clip"])
     seed = a.seed if a.seed is not None else int(spec["run"]["seed"])
     flip = bool(spec["data"]["flip"])
@@ -216,7 +218,14 @@ def main():
         t = torch.randint(1, T + 1, (B,), generator=gen)
         eps = torch.randn(x0.shape, generator=gen)
         xt = sa[t - 1][:, None, None, None] * x0 + s1a[t - 1][:, None, None, None] * eps
-        cur_lr = lr * (k + 1) / warmup if k < warmup else lr
+        if k < warmup:
+            cur_lr = lr * (k + 1) / warmup
+        elif tr["lr_schedule"] == "cosine":
+            total = int(tr["steps"])
+            prog = min(max((k - warmup) / max(total - warmup, 1), 0.0), 1.0)
+            cur_lr = min_lr + (lr - min_lr) * (1 + math.cos(math.pi * prog)) / 2
+        else:
+            cur_lr = lr
         for g in opt.param_groups:
             g["lr"] = cur_lr
         opt.zero_grad(set_to_none=True)
