@@ -9,6 +9,7 @@ loss parity check fails (> 5%); 0 otherwise (throughput targets are reported, no
 """
 import argparse
 import json
+import glob
 import os
 import re
 import statistics
@@ -214,8 +215,17 @@ def main():
 
     # ---- 3. parity ----------------------------------------------------------------------------
     def parity():
-        d = jsonl(os.path.join(raw, "parity-dfm.jsonl"))
-        t = jsonl(os.path.join(raw, "parity-torch.jsonl"))
+        def seeds_mean(prefix):
+            """Per-step losses averaged over the seeds' runs (raw/<prefix>-<seed>.jsonl)."""
+            runs = [jsonl(f) for f in sorted(glob.glob(os.path.join(raw, prefix + "-*.jsonl")))]
+            runs = [r for r in runs if r]
+            if not runs:
+                raise Missing(f"no {prefix}-<seed>.jsonl in {raw}")
+            n = min(len(r) for r in runs)
+            return [{"loss": statistics.fmean(r[i]["loss"] for r in runs)} for i in range(n)], len(runs)
+
+        d, nd = seeds_mean("parity-dfm")
+        t, nt = seeds_mean("parity-torch")
         n = min(len(d), len(t))
         if n < a.last or len(d) != len(t):
             raise Missing(f"dfm ran {len(d)} steps, PyTorch {len(t)}; need {a.last}+ each")
@@ -229,7 +239,8 @@ def main():
         ok = rel <= PARITY_TOL
         summary["parity"] = (md, mt, rel, ok)
         emit(f"quickstart job ({read(os.path.join(raw, 'quickstart-resolved.yaml')).splitlines()[0].lstrip('# ')}), "
-             f"{n} steps from the same resolved spec (raw/quickstart-resolved.yaml): dfm "
+             f"{n} steps from the same resolved spec (raw/quickstart-resolved.yaml), "
+             f"losses averaged per step over {nd} seed(s) for dfm and {nt} for PyTorch: dfm "
              "`dfm train` vs tests/torch/train_quickstart.py (same U-Net, init scheme, schedule, "
              "t sampling, Adam, warm-up, clipping, batch; different random numbers).")
         emit()

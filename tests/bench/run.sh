@@ -17,7 +17,8 @@
 #      rounds (each run's first step discarded as warm-up); bin/bench/bench_reduce on 2 ranks for
 #      the communication time per step and the fraction hidden by overlap.
 #   3. loss parity: the quickstart job trained by dfm and by tests/torch/train_quickstart.py
-#      from the same resolved spec; mean loss over the last 100 of 300 steps, within 5%.
+#      from the same resolved spec, with seeds 1, 2 and 3 (BENCH_PARITY_SEEDS); mean over the
+#      seeds of the loss over the last 100 of 300 steps, within 5%.
 # Raw outputs go to build/bench/raw/, the tables to standard output and build/bench/report.md
 # (tests/bench/report.py formats them). Exit status: 0, or 1 when a command failed or the
 # loss parity check failed.
@@ -41,11 +42,11 @@ fi
 if [ "$QUICK" = 1 ]; then
     MODEL_B=16 MODEL_REPS=2 SGEMM_REPS=2 SGEMM_SIZES=1024,2048
     DP_B=16 DP_STEPS=3 DP_ROUNDS=1 REDUCE_STEPS=5
-    P_STEPS=40 P_LAST=20 P_WARMUP=20
+    P_STEPS=40 P_LAST=20 P_WARMUP=20 P_SEEDS=1
 else
     MODEL_B=64 MODEL_REPS=3 SGEMM_REPS=3 SGEMM_SIZES=1024,1536,2048
     DP_B=64 DP_STEPS=4 DP_ROUNDS=2 REDUCE_STEPS=10
-    P_STEPS=300 P_LAST=100 P_WARMUP=100
+    P_STEPS=300 P_LAST=100 P_WARMUP=100 P_SEEDS=${BENCH_PARITY_SEEDS:-"1 2 3"}
 fi
 P_THREADS=${BENCH_PARITY_THREADS:-2}
 SECTIONS=${BENCH_SECTIONS:-model dp parity}
@@ -140,12 +141,19 @@ PSET="--set train.steps=$P_STEPS --set train.warmup=$P_WARMUP --set train.thread
       --set checkpoint.resume=never --set run.out_dir=$OUT/parity-dfm --set data.dir=$OUT/data"
 # shellcheck disable=SC2086  # PSET is a word list on purpose
 "$DFM" validate jobs/quickstart.yaml $PSET > "$RAW/quickstart-resolved.yaml" || FAILED=1
-# shellcheck disable=SC2086
-OMP_NUM_THREADS=$P_THREADS run parity-dfm "$DFM" train jobs/quickstart.yaml $PSET
-OMP_NUM_THREADS=$P_THREADS run parity-torch "$PY" tests/torch/train_quickstart.py \
-    "$RAW/quickstart-resolved.yaml" --last "$P_LAST" --threads "$P_THREADS" \
-    --jsonl "$RAW/parity-torch.jsonl"
-cp "$OUT/parity-dfm/metrics.jsonl" "$RAW/parity-dfm.jsonl" 2>/dev/null
+# One seed gives a standard error of about 3% on the difference of the two means, so the
+# engines are compared on the per-step losses averaged over several seeds (P_SEEDS).
+rm -f "$RAW"/parity-dfm-*.jsonl "$RAW"/parity-torch-*.jsonl
+for seed in $P_SEEDS; do
+    rm -rf "$OUT/parity-dfm"
+    # shellcheck disable=SC2086
+    OMP_NUM_THREADS=$P_THREADS run "parity-dfm-$seed" "$DFM" train jobs/quickstart.yaml $PSET \
+        --set run.seed="$seed"
+    cp "$OUT/parity-dfm/metrics.jsonl" "$RAW/parity-dfm-$seed.jsonl" 2>/dev/null
+    OMP_NUM_THREADS=$P_THREADS run "parity-torch-$seed" "$PY" tests/torch/train_quickstart.py \
+        "$RAW/quickstart-resolved.yaml" --last "$P_LAST" --threads "$P_THREADS" --seed "$seed" \
+        --jsonl "$RAW/parity-torch-$seed.jsonl"
+done
 fi
 
 note "load at end: $(load)"
