@@ -83,6 +83,8 @@ UNIT     := $(BIN)/tests/unit
 .PHONY: all deps test test-unit test-cli test-mpi test-fuzz asan ubsan lint fuzz parity bench \
         run clean debug
 .DEFAULT_GOAL := all
+# Objects of the test programs and tools are intermediate files to make: keep them.
+.SECONDARY:
 
 all: $(DFM)
 
