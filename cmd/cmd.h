@@ -10,6 +10,8 @@
 
 #include <stdio.h>
 
+#include "io/jobspec.h"
+
 typedef struct {
     const char *name;
     const char *summary;
@@ -33,6 +35,11 @@ int cmd_is_help(const char *s);
  * job spec, --set without a value). */
 int cmd_job_args(int argc, char **argv, const char *sub, void (*usage)(FILE *), const char **path,
                  const char **sets, int *n_sets);
+
+/* cmd_job_args, then load the job spec with its --set overrides into *js. Returns -1 when the
+ * command should go on (*js loaded; the caller frees it), otherwise the exit status to return
+ * (help, usage error, or an invalid spec already reported). */
+int cmd_load_job(int argc, char **argv, const char *sub, void (*sub_usage)(FILE *), JobSpec *js);
 
 int cmd_validate(int argc, char **argv);
 int cmd_fetch(int argc, char **argv);

@@ -4,6 +4,8 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "core/mem.h"
+#include "io/jobspec.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "dist/dist.h"
@@ -87,6 +89,19 @@ int cmd_job_args(int argc, char **argv, const char *sub, void (*sub_usage)(FILE 
     }
     if (!*path) return cmd_usage_error(sub, "%s: missing JOB.yaml", sub);
     return -1;
+}
+
+int cmd_load_job(int argc, char **argv, const char *sub, void (*sub_usage)(FILE *), JobSpec *js)
+{
+    const char *path;
+    const char **sets = xcalloc((size_t)argc + 1, sizeof *sets);
+    int n_sets, rc = cmd_job_args(argc, argv, sub, sub_usage, &path, sets, &n_sets);
+    if (rc < 0) {
+        rc = jobspec_load_with(js, path, sets, n_sets);
+        rc = rc == ERR_OK ? -1 : cmd_report(rc);
+    }
+    xfree(sets);
+    return rc;
 }
 
 static void version(void)

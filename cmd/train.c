@@ -5,7 +5,6 @@
 #include "cmd/cmd.h"
 #include "core/err.h"
 #include "core/log.h"
-#include "core/mem.h"
 #include "dist/dist.h"
 #include "dist/train.h"
 #include "io/jobspec.h"
@@ -27,19 +26,10 @@ static void train_usage(FILE *f)
 
 int cmd_train(int argc, char **argv)
 {
-    const char *path;
-    const char **sets = xcalloc((size_t)argc + 1, sizeof *sets);
-    int n_sets, rc = cmd_job_args(argc, argv, "train", train_usage, &path, sets, &n_sets);
-    if (rc >= 0) {
-        xfree(sets);
-        return rc;
-    }
-
     /* Check the spec before starting MPI: a typo costs no allocation on a cluster. */
     JobSpec js;
-    rc = jobspec_load_with(&js, path, sets, n_sets);
-    xfree(sets);
-    if (rc) return cmd_report(rc);
+    int rc = cmd_load_job(argc, argv, "train", train_usage, &js);
+    if (rc >= 0) return rc;
 
     rc = dist_init(&argc, &argv);
     if (rc == ERR_OK) rc = dist_check_world();

@@ -8,7 +8,6 @@
 
 #include "cmd/cmd.h"
 #include "core/err.h"   /* cmd_report codes */
-#include "core/mem.h"   /* xcalloc, xfree */
 #include "dist/train.h"  /* train_net_config */
 #include "io/jobspec.h" /* jobspec_load_with, jobspec_emit, jobspec_free */
 #include "model/net.h"  /* net_count_params, net_flops_per_sample */
@@ -33,17 +32,9 @@ static void validate_usage(FILE *f)
 
 int cmd_validate(int argc, char **argv)
 {
-    const char *path;
-    const char **sets = xcalloc((size_t)argc + 1, sizeof *sets);
-    int n_sets, rc = cmd_job_args(argc, argv, "validate", validate_usage, &path, sets, &n_sets);
-    if (rc >= 0) {
-        xfree(sets);
-        return rc;
-    }
     JobSpec js;
-    rc = jobspec_load_with(&js, path, sets, n_sets);
-    xfree(sets);
-    if (rc != ERR_OK) return cmd_report(rc);
+    int rc = cmd_load_job(argc, argv, "validate", validate_usage, &js);
+    if (rc >= 0) return rc;
     NetConfig nc;
     train_net_config(&js, &nc);
     size_t nparams = net_count_params(&nc);
