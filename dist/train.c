@@ -17,6 +17,7 @@
 #include "dist/dist.h"
 #include "dist/jobconf.h"
 #include "io/fsutil.h"
+#include "io/json.h"
 #include "io/weights.h"
 
 /* The gradient norm is summed in double over fixed chunks of this many floats, then over the
@@ -332,21 +333,35 @@ static int write_final(Trainer *tr, const TrainResult *res)
     AtomicFile af;
     snprintf(path, sizeof path, "%s/final.json", js->run.out_dir);
     TRY(fs_atomic_open(&af, path));
-    fprintf(af.f,
-            "{\"steps\":%ld,\"ranks\":%d,\"threads\":%d,\"params\":%zu,\"loss\":%.9g,"
-            "\"nonfinite\":%ld,\"img_per_s\":%.6g,\"param_hash\":\"%016llx\","
-            "\"ema_hash\":\"%016llx\",\"bitwise_rank_invariant\":%s",
-            res->steps_done, tr->size, tr->threads, tr->n, res->last_loss, res->nonfinite,
-            res->img_per_s, (unsigned long long)res->param_hash,
-            (unsigned long long)res->ema_hash, reducer_bitwise(tr->red) ? "true" : "false");
     ReducerStats rs;
     reducer_stats(tr->red, &rs);
-    fprintf(af.f, ",\"comm_s_per_step\":%.6g,\"buckets\":%zu,\"buckets_started_in_backward\":%zu",
-            rs.steps ? rs.comm_s / (double)rs.steps : 0.0, rs.buckets, rs.buckets_early);
-    if (isfinite(res->swd))
-        fprintf(af.f, ",\"swd\":%.9g,\"swd_floor\":%.9g,\"swd_ratio\":%.6g", res->swd,
-                res->swd_floor, res->swd / res->swd_floor);
-    fprintf(af.f, "}\n");
+    JsonWriter w;
+    json_init(&w, af.f);
+    json_object_begin(&w);
+    json_kv_int(&w, "steps", res->steps_done);
+    json_kv_int(&w, "ranks", tr->size);
+    json_kv_int(&w, "threads", tr->threads);
+    json_kv_uint(&w, "params", tr->n);
+    json_kv_num(&w, "loss", res->last_loss);
+    json_kv_int(&w, "nonfinite", res->nonfinite);
+    json_kv_num(&w, "img_per_s", res->img_per_s);
+    json_kv_hex64(&w, "param_hash", res->param_hash);
+    json_kv_hex64(&w, "ema_hash", res->ema_hash);
+    json_kv_bool(&w, "bitwise_rank_invariant", reducer_bitwise(tr->red));
+    json_kv_num(&w, "comm_s_per_step", rs.steps ? rs.comm_s / (double)rs.steps : 0.0);
+    json_kv_uint(&w, "buckets", rs.buckets);
+    json_kv_uint(&w, "buckets_started_in_backward", rs.buckets_early);
+    if (js->data.dataset == JOB_DATA_TOY2D) {
+        json_kv_num(&w, "swd", res->swd);
+        json_kv_num(&w, "swd_floor", res->swd_floor);
+        json_kv_num(&w, "swd_ratio", res->swd / res->swd_floor);
+    }
+    json_object_end(&w);
+    rc = json_end_line(&w, path);
+    if (rc != ERR_OK) {
+        fs_atomic_abort(&af);
+        return rc;
+    }
     return fs_atomic_commit(&af);
 }
 
