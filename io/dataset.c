@@ -1,6 +1,7 @@
 /* io/dataset.c - dataset manifests, IDX and CIFAR-10 readers, toy generators.
  * See io/dataset.h for the contract. */
 #include "io/dataset.h"
+#include "io/fsutil.h"
 
 #include <errno.h>
 #include <math.h>
@@ -162,6 +163,7 @@ static int unknown_dataset(const char *name)
     return ERR_ARG;
 }
 
+/* dir/name; callers check first that dir is not empty ("" + "/" + name is the root). */
 static char *subdir(const char *dir, const char *name)
 {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -179,6 +181,7 @@ int dataset_fetch(const char *name, const char *dir, const char *const *extra, s
         ERR(ERR_ARG, "dataset '%s' is generated from the seed; there is nothing to fetch", name);
         return ERR_ARG;
     }
+    TRY(fs_path_nonempty(dir, "the data directory"));
     FetchOptions o;
     if (base_opts) o = *base_opts;
     else fetch_options_default(&o);
@@ -221,6 +224,7 @@ int dataset_verify(const char *name, const char *dir)
     const Manifest *m = manifest_find(name);
     if (!m) return unknown_dataset(name);
     if (!m->info.fetched) return ERR_OK;
+    TRY(fs_path_nonempty(dir, "the data directory"));
     char *d = subdir(dir, name);
     int rc = ERR_OK;
     for (size_t i = 0; rc == ERR_OK && i < m->nfiles; i++) rc = fetch_verify(d, &m->files[i]);
@@ -489,6 +493,7 @@ int dataset_open(Dataset *ds, const char *name, const char *dir, DatasetSplit sp
         ERR(ERR_ARG, "dataset '%s' is generated: use dataset_toy", name);
         return ERR_ARG;
     }
+    TRY(fs_path_nonempty(dir, "the data directory"));
     snprintf(ds->name, sizeof ds->name, "%s", name);
     char *d = subdir(dir, name);
     int rc = m->files == g_cifar_files ? open_cifar(ds, d, m, split) : open_idx(ds, d, m, split);

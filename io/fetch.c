@@ -36,6 +36,17 @@ static char *path_join(const char *dir, const char *name, const char *suffix)
     return p;
 }
 
+/* fopen(path, "r") that does not follow a symbolic link at path. */
+static FILE *fopen_nofollow(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    struct stat st;
+    FILE *f = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fdopen(fd, "r") : NULL;
+    if (!f) close(fd);
+    return f;
+}
+
 static int file_size(const char *path, uint64_t *size)
 {
     struct stat st;
@@ -112,15 +123,23 @@ void fetch_options_default(FetchOptions *o)
 
 int fetch_lock(const char *dir, int *fd)
 {
+    TRY(fs_path_nonempty(dir, "the data directory"));
     if (fs_mkdir_p(dir) != ERR_OK) {
         err_hint("pass --dir with a writable directory");
         return ERR_IO;
     }
     char *p = path_join(dir, ".lock", "");
-    int f = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    /* Never through a link: a lock file planted as a symlink would make dfm create or lock a
+     * file elsewhere. It is not replaced either (others may hold a lock on it). */
+    int f = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (f < 0) {
         int e = errno;
-        ERR(ERR_IO, "open lock file %s: %s", p, strerror(e));
+        if (e == ELOOP) {
+            ERR(ERR_IO, "lock file %s is a symbolic link; dfm does not lock through links", p);
+            err_hint("remove %s (no dfm process uses a link as its lock)", p);
+        } else {
+            ERR(ERR_IO, "open lock file %s: %s", p, strerror(e));
+        }
         xfree(p);
         return ERR_IO;
     }
@@ -152,7 +171,7 @@ void fetch_unlock(int fd)
 static int record_read(const char *dir, const char *local, char hex[65])
 {
     char *p = path_join(dir, local, ".sha256");
-    FILE *f = fopen(p, "r");
+    FILE *f = fopen_nofollow(p);
     xfree(p);
     if (!f) return 0;
     char line[256] = {0};
@@ -172,11 +191,14 @@ static int record_write(const char *dir, const char *local, const char hex[65])
 {
     char *p = path_join(dir, local, ".sha256");
     char *t = path_join(dir, local, ".sha256.tmp");
-    FILE *f = fopen(t, "w");
-    int rc = ERR_OK;
-    if (!f) {
+    int fd = -1;
+    int rc = fs_create_excl(t, &fd);
+    FILE *f = rc == ERR_OK ? fdopen(fd, "w") : NULL;
+    if (rc == ERR_OK && !f) {
         rc = ERR(ERR_IO, "create %s: %s", t, strerror(errno));
-    } else {
+        close(fd);
+        unlink(t);
+    } else if (f) {
         fprintf(f, "%s  %s\n", hex, local);
         if (fflush(f) != 0 || fsync(fileno(f)) != 0) rc = ERR(ERR_IO, "write %s: %s", t, strerror(errno));
         if (fclose(f) != 0 && rc == ERR_OK) rc = ERR(ERR_IO, "close %s: %s", t, strerror(errno));
@@ -238,6 +260,7 @@ static int verify_payload(const char *dir, const FetchFile *f, const char *path,
 
 int fetch_verify(const char *dir, const FetchFile *f)
 {
+    TRY(fs_path_nonempty(dir, "the data directory"));
     char *path = path_join(dir, f->local, "");
     char hex[65];
     uint64_t size = 0;
@@ -420,12 +443,23 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
 {
     *keep_part = 0;
     uint64_t have = 0;
-    if (!resume_ok || file_size(part, &have) != 0) have = 0;
-    int fd = open(part, O_WRONLY | O_CREAT | O_CLOEXEC | (have ? O_APPEND : O_TRUNC), 0644);
-    if (fd < 0) {
-        ERR(ERR_IO, "create %s: %s", part, strerror(errno));
-        return ATTEMPT_NEXT_MIRROR;
+    int fd = -1;
+    if (resume_ok) {
+        /* Only a regular file of ours with no other link is appended to: a part planted as a
+         * link would make the server's bytes land in another file. */
+        unsigned long long sz = 0;
+        const char *why = NULL;
+        int r = fs_open_append_owned(part, &fd, &sz, &why);
+        if (r < 0) return ATTEMPT_NEXT_MIRROR;
+        if (r == 0 && strcmp(why, "absent") != 0)
+            log_warn("%s is %s: not resuming it, downloading from byte 0", part, why);
+        if (r == 1 && sz == 0) {
+            close(fd);
+            fd = -1;
+        }
+        have = fd >= 0 ? (uint64_t)sz : 0;
     }
+    if (fd < 0 && fs_create_excl(part, &fd) != ERR_OK) return ATTEMPT_NEXT_MIRROR;
     CURL *c = curl_easy_init();
     if (!c) {
         close(fd);
@@ -564,11 +598,10 @@ static int gunzip_file(const char *src, const char *dst, char hex[65], uint64_t 
 {
     FILE *in = fopen(src, "rb");
     if (!in) return ERR(ERR_IO, "open %s: %s", src, strerror(errno));
-    int ofd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (ofd < 0) {
-        int e = errno;
+    int ofd = -1;
+    if (fs_create_excl(dst, &ofd) != ERR_OK) {
         fclose(in);
-        return ERR(ERR_IO, "create %s: %s", dst, strerror(e));
+        return ERR_IO;
     }
     enum { IN = 1 << 18, OUT = 1 << 20 };
     unsigned char *ib = xmalloc(IN), *ob = xmalloc(OUT);
@@ -710,7 +743,7 @@ static char *url_join(const char *base, const char *name)
 
 static int src_matches(const char *srcfile, const char *url)
 {
-    FILE *f = fopen(srcfile, "r");
+    FILE *f = fopen_nofollow(srcfile);
     if (!f) return 0;
     char line[4096] = {0};
     int ok = fgets(line, sizeof line, f) != NULL;
@@ -722,8 +755,18 @@ static int src_matches(const char *srcfile, const char *url)
 
 static void src_write(const char *srcfile, const char *url)
 {
-    FILE *f = fopen(srcfile, "w");
-    if (!f) return;
+    int fd = -1;
+    if (fs_create_excl(srcfile, &fd) != ERR_OK) {
+        /* Without a record the part is never resumed: harmless. */
+        log_warn("%s", err_message());
+        err_clear();
+        return;
+    }
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        return;
+    }
     fprintf(f, "%s\n", url);
     fclose(f);
 }
@@ -736,6 +779,7 @@ static int url_allowed(const char *url)
 
 int fetch_file(const char *dir, const FetchFile *f, const FetchOptions *o)
 {
+    TRY(fs_path_nonempty(dir, "the data directory"));
     char *final = path_join(dir, f->local, "");
     if (access(final, F_OK) == 0) {
         if (fetch_verify(dir, f) == ERR_OK) {

@@ -57,6 +57,13 @@ check "fetch --list names the datasets" sh -c "'$DFM' fetch --list | grep -q fas
 "$DFM" fetch >/dev/null 2>&1; [ $? -eq 2 ] && ok "no dataset exits 2" || bad "no dataset exits 2"
 "$DFM" fetch imagenet --dir "$tmp/x" >/dev/null 2>&1; [ $? -eq 2 ] && ok "unknown dataset exits 2" || bad "unknown dataset exits 2"
 "$DFM" fetch fashion-mnist --dir >/dev/null 2>&1; [ $? -eq 2 ] && ok "--dir without value exits 2" || bad "--dir without value exits 2"
+# An empty --dir (an unset shell variable) is an error, never the root directory. The mirror is
+# the local copy, so a fetch that wrongly went ahead would be caught by the files it left.
+"$DFM" fetch fashion-mnist --dir "" --no-builtin-mirrors --mirror "file://$tmp/nowhere/" \
+    >"$tmp/empty.out" 2>&1
+rc=$?
+[ $rc -eq 2 ] && one_error_line "$tmp/empty.out" "empty path" && [ ! -e /fashion-mnist ] \
+    && ok "--dir '' is an error" || bad "--dir '' is an error (exit $rc)"
 
 if [ -f "$deb/train-images-idx3-ubyte.gz" ]; then
     # ---- offline from the Debian package (the built-in first mirror) ----

@@ -586,3 +586,155 @@ Test(fetch, redirect_to_file_url_is_refused)
     cr_assert(strstr(err_message(), "curl error 1)") != NULL, "%s", err_message());
     assert_nothing_trusted();
 }
+
+/* ---- a shared cache directory: links planted under every name the fetcher uses ----------- */
+
+static const char VICTIM[] = "precious bytes that must not change\n";
+
+/* A file outside the cache that planted links point at. */
+static char *victim_path(void)
+{
+    static char p[400];
+    snprintf(p, sizeof p, "%s/victim", g_root);
+    return p;
+}
+
+static void plant_victim(void)
+{
+    mkdir(g_out, 0755);
+    cr_assert_eq(test_write_file(victim_path(), VICTIM, sizeof VICTIM - 1), 0);
+}
+
+static void assert_victim_intact(void)
+{
+    size_t n = 0;
+    unsigned char *b = test_read_file(victim_path(), &n);
+    cr_assert_not_null(b, "the victim file disappeared");
+    cr_assert(n == sizeof VICTIM - 1 && memcmp(b, VICTIM, n) == 0,
+              "a planted link made the fetcher write into another file (%zu bytes now)", n);
+    free(b);
+}
+
+static void plant_src(void)
+{
+    char src[300];
+    snprintf(src, sizeof src, "%sdata.gz\n", g_urls[0]);
+    cr_assert_eq(test_write_file(out_path("data.gz.part.src"), src, strlen(src)), 0);
+}
+
+Test(fetch, symlink_at_payload_tmp_is_not_followed)
+{
+    FetchOptions o = opts(1, "", NULL);
+    FetchFile f = file_spec();
+    plant_victim();
+    cr_assert_eq(symlink(victim_path(), out_path("data.tmp")), 0);
+    cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
+    assert_victim_intact();
+    assert_good_payload();
+}
+
+Test(fetch, symlink_at_raw_payload_tmp_is_not_followed)
+{
+    FetchOptions o = opts(1, "", NULL);
+    FetchFile f = file_spec();
+    f.enc = FETCH_RAW;
+    f.payload_size = g_ngz;
+    f.payload_sha256 = NULL;
+    plant_victim();
+    cr_assert_eq(symlink(victim_path(), out_path("data.tmp")), 0);
+    cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
+    assert_victim_intact();
+}
+
+Test(fetch, symlink_at_part_is_not_resumed_into)
+{
+    FetchOptions o = opts(1, "", NULL);
+    FetchFile f = file_spec();
+    plant_victim();
+    cr_assert_eq(symlink(victim_path(), out_path("data.gz.part")), 0);
+    plant_src();
+    cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
+    assert_victim_intact();
+    assert_good_payload();
+    cr_assert_eq(testsrv_count(&g_s, "range=- status=200"), 1);
+}
+
+Test(fetch, hard_link_at_part_is_not_resumed_into)
+{
+    FetchOptions o = opts(1, "", NULL);
+    FetchFile f = file_spec();
+    plant_victim();
+    cr_assert_eq(link(victim_path(), out_path("data.gz.part")), 0);
+    plant_src();
+    cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
+    assert_victim_intact();
+    assert_good_payload();
+}
+
+Test(fetch, part_owned_by_another_user_is_not_resumed)
+{
+    FetchOptions o = opts(1, "", NULL);
+    FetchFile f = file_spec();
+    mkdir(g_out, 0755);
+    cr_assert_eq(test_write_file(out_path("data.gz.part"), g_gz, 1000), 0);
+    plant_src();
+    /* (as root, chown makes it someone else's; as another user, it is already ours only if
+     * we created it, so the test needs root to plant it) */
+    if (geteuid() != 0) cr_skip_test("needs root to give the part to another user");
+    cr_assert_eq(chown(out_path("data.gz.part"), 4242, 4242), 0);
+    cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
+    assert_good_payload();
+    cr_assert_eq(testsrv_count(&g_s, "range=1000"), 0, "a part of another user was resumed");
+}
+
+Test(fetch, symlink_at_part_src_is_not_followed)
+{
+    FetchOptions o = opts(1, "", NULL);
+    FetchFile f = file_spec();
+    plant_victim();
+    cr_assert_eq(symlink(victim_path(), out_path("data.gz.part.src")), 0);
+    cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
+    assert_victim_intact();
+    assert_good_payload();
+}
+
+Test(fetch, symlink_at_record_tmp_is_not_followed)
+{
+    FetchOptions o = opts(1, "", NULL);
+    FetchFile f = file_spec();
+    f.payload_sha256 = NULL; /* trust on first use: the hash is recorded */
+    plant_victim();
+    cr_assert_eq(symlink(victim_path(), out_path("data.sha256.tmp")), 0);
+    cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
+    assert_victim_intact();
+    size_t n = 0;
+    char *rec = (char *)test_read_file(out_path("data.sha256"), &n);
+    cr_assert(rec && n >= 64 && !strncmp(rec, g_sha, 64));
+    free(rec);
+}
+
+Test(fetch, symlink_at_lock_is_refused)
+{
+    /* A dangling link: following it would create a file elsewhere. */
+    char target[400];
+    snprintf(target, sizeof target, "%s/created-through-link", g_root);
+    mkdir(g_out, 0755);
+    cr_assert_eq(symlink(target, out_path(".lock")), 0);
+    int fd = -1;
+    cr_assert_eq(fetch_lock(g_out, &fd), ERR_IO);
+    cr_assert(strstr(err_message(), "symbolic link") != NULL, "%s", err_message());
+    cr_assert(!test_exists(target), "the lock was created through a planted link");
+}
+
+Test(fetch, empty_directory_is_an_error)
+{
+    FetchOptions o = opts(1, "", NULL);
+    FetchFile f = file_spec();
+    int fd = -1;
+    cr_assert_eq(fetch_lock("", &fd), ERR_ARG);
+    cr_assert(strstr(err_message(), "empty path") != NULL, "%s", err_message());
+    cr_assert_eq(fetch_verify("", &f), ERR_ARG);
+    cr_assert_eq(fetch_file("", &f, &o), ERR_ARG);
+    cr_assert_eq(testsrv_count(&g_s, "GET"), 0);
+    cr_assert(!test_exists("/data"));
+}
