@@ -113,6 +113,14 @@ void fetch_options_default(FetchOptions *o)
     o->low_speed_bytes = 1024;
     o->low_speed_time_s = 30;
     o->progress = -1;
+    o->max_bytes = FETCH_MAX_BYTES;
+    o->deadline_s = FETCH_DEADLINE_S;
+    const char *d = getenv("DFM_FETCH_DEADLINE_S");
+    if (d && *d) {
+        char *end;
+        double v = strtod(d, &end);
+        if (!*end && v > 0) o->deadline_s = v;
+    }
     const char *e = getenv("DFM_FETCH_BACKOFF_MS");
     if (e && *e) {
         char *end;
@@ -292,7 +300,7 @@ typedef struct {
     int expect_gzip;
     long status;
     /* why the write callback stopped the transfer (0: it did not) */
-    enum { STOP_NONE = 0, STOP_HTTP, STOP_HTML, STOP_NOT_GZIP, STOP_WRITE } stop;
+    enum { STOP_NONE = 0, STOP_HTTP, STOP_HTML, STOP_NOT_GZIP, STOP_WRITE, STOP_TOO_BIG } stop;
     int write_errno;
     unsigned char sniff[64];
     size_t nsniff;
@@ -302,6 +310,7 @@ typedef struct {
     double t0, last_draw, total;
     int last_quarter, drawn;
     const char *label;
+    uint64_t cap; /* the most bytes the remote file may have */
 } Xfer;
 
 static int is_html(const unsigned char *p, size_t n)
@@ -320,6 +329,10 @@ static int is_html(const unsigned char *p, size_t n)
 static int write_all(Xfer *x, const void *p, size_t n)
 {
     const char *c = p;
+    if (x->offset + x->written + n > x->cap) { /* a body with no end, or the wrong file */
+        x->stop = STOP_TOO_BIG;
+        return -1;
+    }
     while (n > 0) {
         ssize_t w = write(x->fd, c, n);
         if (w < 0) {
@@ -439,7 +452,8 @@ typedef enum { ATTEMPT_OK = 0, ATTEMPT_RETRY, ATTEMPT_NEXT_MIRROR } AttemptVerdi
 /* Download url into part (resuming when resume_ok). Returns ATTEMPT_*; on failure the error is
  * recorded and *keep_part says whether the part may be resumed. */
 static AttemptVerdict transfer(const char *url, const char *part, int resume_ok, const FetchFile *f,
-                               const FetchOptions *o, int *keep_part)
+                               const FetchOptions *o, uint64_t cap, double time_left,
+                               int *keep_part)
 {
     *keep_part = 0;
     uint64_t have = 0;
@@ -474,6 +488,7 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
     x.resumed = have > 0;
     x.expect_gzip = f->enc == FETCH_GZIP;
     x.label = f->remote;
+    x.cap = cap;
     /* One bar per job: other node leaders stay quiet like log_info does. */
     x.bar = log_rank() == 0 && (o->progress == 1 || (o->progress < 0 && isatty(STDERR_FILENO)));
     x.t0 = core_now();
@@ -498,6 +513,11 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, o->connect_timeout_s);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, o->low_speed_bytes);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, o->low_speed_time_s);
+    /* Bounded in size (a Content-Length above the cap is refused before the body; on_body
+     * enforces it for a body without one) and in time (the whole fetch has a deadline, so a
+     * server trickling bytes cannot hold the data directory's lock forever). */
+    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)(cap - have));
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(time_left * 1000.0) > 0 ? (long)(time_left * 1000.0) : 1L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "dfm/" DFM_VERSION " (libcurl)");
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
@@ -508,6 +528,13 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, &x);
     if (have) curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)have);
 
+    if (have >= cap) {
+        curl_easy_cleanup(c);
+        close(fd);
+        ERR(ERR_NET, "%s: the part already holds %llu bytes, more than the file may have (%llu)",
+            part, (unsigned long long)have, (unsigned long long)cap);
+        return ATTEMPT_RETRY; /* part deleted: start over */
+    }
     if (have)
         log_info("resuming %s from byte %llu", url, (unsigned long long)have);
     else
@@ -547,6 +574,11 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
     case STOP_WRITE:
         ERR(ERR_IO, "write %s: %s", part, strerror(x.write_errno));
         return ATTEMPT_NEXT_MIRROR;
+    case STOP_TOO_BIG:
+        ERR(ERR_FORMAT, "GET %s: the reply is larger than %s (%llu bytes): stopped", url,
+            f->nfile_pins || f->payload_size ? "the file can be" : "the limit for a file of "
+            "unknown size", (unsigned long long)cap);
+        return ATTEMPT_NEXT_MIRROR;
     default: break;
     }
     if (werr) {
@@ -561,6 +593,18 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
             *keep_part = 1;
             return x.status >= 500 || x.status == 408 || x.status == 429 ? ATTEMPT_RETRY
                                                                           : ATTEMPT_NEXT_MIRROR;
+        }
+        if (cc == CURLE_FILESIZE_EXCEEDED) {
+            ERR(ERR_FORMAT, "GET %s: the server announces more bytes than the file can have "
+                "(%llu)", url, (unsigned long long)cap);
+            return ATTEMPT_NEXT_MIRROR;
+        }
+        if (cc == CURLE_OPERATION_TIMEDOUT && core_now() - x.t0 >= time_left - 0.05) {
+            ERR(ERR_NET, "GET %s: the fetch deadline of %.0f s passed after %llu bytes (curl "
+                "error %d)", url, o->deadline_s, (unsigned long long)(x.offset + x.written),
+                (int)cc);
+            *keep_part = 1;
+            return ATTEMPT_NEXT_MIRROR;
         }
         ERR(ERR_NET, "GET %s: %s (curl error %d)", url, msg, (int)cc);
         switch (cc) {
@@ -593,8 +637,8 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
 /* ---- decode + verify + install ------------------------------------------------------------ */
 
 /* Gunzip src into dst (concatenated members allowed), hashing the output. */
-static int gunzip_file(const char *src, const char *dst, char hex[65], uint64_t *out_size,
-                       const char *url)
+static int gunzip_file(const char *src, const char *dst, uint64_t limit, char hex[65],
+                       uint64_t *out_size, const char *url)
 {
     FILE *in = fopen(src, "rb");
     if (!in) return ERR(ERR_IO, "open %s: %s", src, strerror(errno));
@@ -638,6 +682,12 @@ static int gunzip_file(const char *src, const char *dst, char hex[65], uint64_t 
             break;
         }
         size_t got = OUT - z.avail_out;
+        if (got > limit - total) { /* never written: a gzip bomb stops here */
+            rc = ERR(ERR_FORMAT, "%s: the gzip data inflate to more than %llu bytes, the most "
+                     "the payload may have: refused (a gzip bomb or the wrong file)", url,
+                     (unsigned long long)limit);
+            break;
+        }
         if (got) {
             sha256_update(s, ob, got);
             total += got;
@@ -682,7 +732,7 @@ static int gunzip_file(const char *src, const char *dst, char hex[65], uint64_t 
 
 /* Verify the downloaded part, decode it to <local>.tmp and install it as <local>. */
 static int install(const char *dir, const FetchFile *f, const char *part, const char *url,
-                   int strict)
+                   const FetchOptions *o)
 {
     char fhex[65], phex[65];
     uint64_t fsize = 0, psize = 0;
@@ -698,7 +748,9 @@ static int install(const char *dir, const FetchFile *f, const char *part, const 
     char *tmp = path_join(dir, f->local, ".tmp");
     int rc = ERR_OK;
     if (f->enc == FETCH_GZIP) {
-        rc = gunzip_file(part, tmp, phex, &psize, url);
+        /* payload_size + 1 bytes are enough to tell a wrong size */
+        uint64_t limit = f->payload_size ? f->payload_size + 1 : o->max_bytes;
+        rc = gunzip_file(part, tmp, limit, phex, &psize, url);
     } else {
         /* Copy by rename: the part is the payload. */
         if (rename(part, tmp) != 0) rc = ERR(ERR_IO, "rename %s: %s", part, strerror(errno));
@@ -707,7 +759,7 @@ static int install(const char *dir, const FetchFile *f, const char *part, const 
     }
     int recorded = 0;
     if (rc == ERR_OK) {
-        rc = verify_payload(dir, f, tmp, phex, psize, 1, pin, strict, &recorded);
+        rc = verify_payload(dir, f, tmp, phex, psize, 1, pin, o->strict, &recorded);
         if (rc == ERR_INTEGRITY || rc == ERR_FORMAT) err_context("data from %s", url);
     }
     if (rc == ERR_OK && rename(tmp, final) != 0)
@@ -771,6 +823,22 @@ static void src_write(const char *srcfile, const char *url)
     fclose(f);
 }
 
+/* The most bytes the remote file may have: its largest pinned copy, or for a known payload size
+ * that size plus what any gzip encoder may add (deflate's stored blocks cost 5 bytes per 64 KiB,
+ * the header and trailer a few hundred), or else the documented maximum. */
+static uint64_t remote_cap(const FetchFile *f, const FetchOptions *o)
+{
+    uint64_t cap = 0;
+    for (size_t i = 0; i < f->nfile_pins; i++)
+        if (f->file_pins[i].size > cap) cap = f->file_pins[i].size;
+    if (f->payload_size) {
+        uint64_t b = f->payload_size;
+        if (f->enc == FETCH_GZIP) b += f->payload_size / 8192 + 4096;
+        if (b > cap) cap = b;
+    }
+    return cap ? cap : o->max_bytes;
+}
+
 static int url_allowed(const char *url)
 {
     return !strncasecmp(url, "http://", 7) || !strncasecmp(url, "https://", 8) ||
@@ -805,8 +873,10 @@ int fetch_file(const char *dir, const FetchFile *f, const FetchOptions *o)
     char *srcf = path_join(dir, f->remote, ".part.src");
     char summary[ERR_MSG_MAX] = {0};
     size_t slen = 0;
-    int last_rc = ERR_NET, ok = 0;
-    for (size_t m = 0; m < o->nmirrors && !ok; m++) {
+    int last_rc = ERR_NET, ok = 0, late = 0;
+    uint64_t cap = remote_cap(f, o);
+    double deadline = core_now() + (o->deadline_s > 0 ? o->deadline_s : FETCH_DEADLINE_S);
+    for (size_t m = 0; m < o->nmirrors && !ok && !late; m++) {
         char *url = url_join(o->mirrors[m], f->remote);
         if (!url_allowed(url)) {
             last_rc = ERR(ERR_ARG, "%s: only http://, https:// and file:// URLs are allowed", url);
@@ -821,12 +891,20 @@ int fetch_file(const char *dir, const FetchFile *f, const FetchOptions *o)
                     sleep_s(delay);
                     delay *= 2;
                 }
+                if (core_now() >= deadline) {
+                    if (a == 0)
+                        last_rc = ERR(ERR_NET, "%s: not tried, the fetch deadline of %.0f s has "
+                                      "passed", url, o->deadline_s);
+                    late = 1;
+                    break;
+                }
                 if (!resume_ok) unlink(part);
                 src_write(srcf, url);
                 int keep = 0;
-                AttemptVerdict v = transfer(url, part, resume_ok, f, o, &keep);
+                AttemptVerdict v = transfer(url, part, resume_ok, f, o, cap,
+                                            deadline - core_now(), &keep);
                 if (v == ATTEMPT_OK) {
-                    last_rc = install(dir, f, part, url, o->strict);
+                    last_rc = install(dir, f, part, url, o);
                     unlink(part);
                     unlink(srcf);
                     if (last_rc == ERR_OK) ok = 1;
@@ -861,7 +939,10 @@ int fetch_file(const char *dir, const FetchFile *f, const FetchOptions *o)
         }
         ERR(last_rc, "could not fetch %s from any of %zu mirror%s: %s", f->remote, o->nmirrors,
             o->nmirrors == 1 ? "" : "s", summary);
-        if (last_rc == ERR_INTEGRITY)
+        if (late)
+            err_hint("the whole fetch of one file may take %.0f s (DFM_FETCH_DEADLINE_S "
+                     "changes it); a partial download is resumed on the next run", o->deadline_s);
+        else if (last_rc == ERR_INTEGRITY)
             err_hint("a mirror served different data; pass --mirror URL with a trusted copy of %s",
                      f->remote);
         else if (last_rc == ERR_FORMAT)
@@ -876,3 +957,4 @@ int fetch_file(const char *dir, const FetchFile *f, const FetchOptions *o)
     xfree(srcf);
     return ok ? ERR_OK : last_rc;
 }
+

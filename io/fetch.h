@@ -32,6 +32,15 @@
  * failures (connection refused or cut, timeouts, HTTP 5xx/408/429) with a doubling delay;
  * permanent failures (HTTP 4xx, HTML page, missing file, bad data) move to the next mirror.
  *
+ * Bounds: a transfer stops at the most bytes the remote file may have (its largest pinned copy,
+ * or its payload size plus gzip's worst-case overhead, or else FetchOptions.max_bytes), both
+ * when the server announces a larger Content-Length and while a body without one arrives;
+ * gunzip stops at payload size + 1 bytes (max_bytes when the size is not pinned), before they
+ * are written; and all attempts at one file, over every mirror, share one deadline
+ * (deadline_s, default FETCH_DEADLINE_S; DFM_FETCH_DEADLINE_S in the environment overrides
+ * it), so a server that trickles bytes cannot hold the lock, and the ranks waiting behind it,
+ * for ever. A part cut by the deadline is kept and resumed by the next run.
+ *
  * Concurrency: callers serialise fetches into one directory with fetch_lock (flock on
  * <dir>/.lock); a process that waited re-verifies what the other one installed instead of
  * downloading again. io/ is MPI-free: dist/data.c decides which ranks fetch.
@@ -85,7 +94,16 @@ typedef struct {
                                     0: log lines; 1: bar */
     int strict;                  /* refuse trust on first use: a file without a payload pin or
                                     record must match one of its file pins */
+    uint64_t max_bytes;          /* size limit for a file (remote or decoded) whose size is
+                                    not pinned; default FETCH_MAX_BYTES */
+    double deadline_s;           /* all attempts at one file end after this many seconds;
+                                    default FETCH_DEADLINE_S */
 } FetchOptions;
+
+/* No built-in dataset file comes near either limit (the largest, CIFAR-10's archive, is
+ * 170 MB and decodes to 185 MB; it downloads in minutes on a slow link). */
+#define FETCH_MAX_BYTES ((uint64_t)1 << 30)
+#define FETCH_DEADLINE_S 1800.0
 
 /* curl_global_init; call once before threads start. Returns ERR_OK or ERR_NET. */
 int fetch_global_init(void);

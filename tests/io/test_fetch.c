@@ -3,6 +3,8 @@
 #include <criterion/criterion.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
+#include <signal.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -737,4 +739,139 @@ Test(fetch, empty_directory_is_an_error)
     cr_assert_eq(fetch_file("", &f, &o), ERR_ARG);
     cr_assert_eq(testsrv_count(&g_s, "GET"), 0);
     cr_assert(!test_exists("/data"));
+}
+
+/* ---- bounded downloads: gzip bomb, endless body, trickling server ------------------------ */
+
+/* gzip of n zero bytes, deflated in pieces so the bomb is never held whole in memory. */
+static unsigned char *gzip_zeros(size_t n, size_t *out_n)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    cr_assert_eq(deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY), Z_OK);
+    static unsigned char zeros[1 << 16];
+    size_t cap = n / 500 + 4096, len = 0;
+    unsigned char *out = malloc(cap);
+    for (size_t done = 0;;) {
+        size_t take = n - done < sizeof zeros ? n - done : sizeof zeros;
+        z.next_in = zeros;
+        z.avail_in = (uInt)take;
+        done += take;
+        int flush = done == n ? Z_FINISH : Z_NO_FLUSH;
+        do {
+            z.next_out = out + len;
+            z.avail_out = (uInt)(cap - len);
+            int r = deflate(&z, flush);
+            cr_assert(r == Z_OK || r == Z_STREAM_END || r == Z_BUF_ERROR);
+            len = cap - z.avail_out;
+        } while (z.avail_out == 0);
+        if (flush == Z_FINISH) break;
+    }
+    deflateEnd(&z);
+    *out_n = len;
+    return out;
+}
+
+Test(fetch, gzip_bomb_stops_inflating_at_the_payload_size)
+{
+    /* 100 MB of zeros in ~100 KB of gzip; the payload is pinned at 300000 bytes. With the
+     * file-size limit of this test process at 8 MB, inflating the bomb to disk would fail
+     * with EFBIG: the fetcher must stop at payload size + 1 and never write the rest. */
+    size_t nbomb = 0;
+    unsigned char *bomb = gzip_zeros((size_t)100 << 20, &nbomb);
+    cr_assert(nbomb < g_npayload, "the bomb should be smaller than the payload it claims");
+    char p[512];
+    snprintf(p, sizeof p, "%s/bomb.gz", g_srv);
+    cr_assert_eq(test_write_file(p, bomb, nbomb), 0);
+    free(bomb);
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {8 << 20, 8 << 20};
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    FetchOptions o = opts(1, "", NULL);
+    FetchFile f = file_spec();
+    f.remote = "bomb.gz";
+    cr_assert_eq(fetch_once(&o, &f), ERR_FORMAT, "%s", err_message());
+    cr_assert(strstr(err_message(), "gzip bomb") != NULL, "%s", err_message());
+    assert_nothing_trusted();
+}
+
+Test(fetch, gzip_bomb_without_pinned_size_stops_at_the_limit)
+{
+    size_t nbomb = 0;
+    unsigned char *bomb = gzip_zeros((size_t)100 << 20, &nbomb);
+    char p[512];
+    snprintf(p, sizeof p, "%s/bomb.gz", g_srv);
+    cr_assert_eq(test_write_file(p, bomb, nbomb), 0);
+    free(bomb);
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {8 << 20, 8 << 20};
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    FetchOptions o = opts(1, "", NULL);
+    o.max_bytes = 1 << 20;
+    FetchFile f = file_spec();
+    f.remote = "bomb.gz";
+    f.payload_size = 0;
+    f.payload_sha256 = NULL;
+    cr_assert_eq(fetch_once(&o, &f), ERR_FORMAT, "%s", err_message());
+    cr_assert(strstr(err_message(), "gzip bomb") != NULL, "%s", err_message());
+    assert_nothing_trusted();
+    cr_assert(!test_exists(out_path("data.sha256")));
+}
+
+Test(fetch, endless_body_is_cut_at_the_size_limit)
+{
+    /* The server sends gzip-looking bytes without a Content-Length and never stops. */
+    FetchOptions o = opts(1, "endless/", NULL);
+    o.retries = 3;
+    FetchFile f = file_spec();
+    double t0 = core_now();
+    cr_assert_eq(fetch_once(&o, &f), ERR_FORMAT, "%s", err_message());
+    cr_assert(strstr(err_message(), "larger than") != NULL, "%s", err_message());
+    cr_assert(core_now() - t0 < 10.0);
+    assert_nothing_trusted();
+    cr_assert(!test_exists(out_path("data.gz.part")), "an oversized part was kept");
+    cr_assert_eq(testsrv_count(&g_s, "GET /endless/"), 1, "an oversized reply was retried");
+}
+
+Test(fetch, endless_body_of_unknown_size_is_cut_at_max_bytes)
+{
+    FetchOptions o = opts(1, "endless/", NULL);
+    o.max_bytes = 1 << 20;
+    FetchFile f = file_spec();
+    f.payload_size = 0;
+    f.payload_sha256 = NULL;
+    cr_assert_eq(fetch_once(&o, &f), ERR_FORMAT, "%s", err_message());
+    cr_assert(strstr(err_message(), "1048576") != NULL, "%s", err_message());
+    assert_nothing_trusted();
+}
+
+Test(fetch, announced_oversize_is_refused_before_the_body)
+{
+    FetchOptions o = opts(1, "huge/", NULL);
+    FetchFile f = file_spec();
+    cr_assert_eq(fetch_once(&o, &f), ERR_FORMAT, "%s", err_message());
+    cr_assert(strstr(err_message(), "more bytes than") != NULL, "%s", err_message());
+    assert_nothing_trusted();
+}
+
+Test(fetch, trickling_server_meets_the_deadline)
+{
+    /* 40 KB/s passes the low-speed check but would need 7.5 s for the file; every attempt
+     * and mirror share one deadline. */
+    FetchOptions o = opts(2, "trickle/", "trickle/");
+    o.retries = 3;
+    o.deadline_s = 1.5;
+    FetchFile f = file_spec();
+    double t0 = core_now();
+    cr_assert_eq(fetch_once(&o, &f), ERR_NET, "%s", err_message());
+    double el = core_now() - t0;
+    cr_assert(el < 4.0, "the deadline was not kept (%.1f s)", el);
+    cr_assert(strstr(err_message(), "deadline") != NULL, "%s", err_message());
+    cr_assert(strstr(err_hint_text(), "DFM_FETCH_DEADLINE_S") != NULL, "%s", err_hint_text());
+    assert_nothing_trusted();
+    /* what arrived is kept for the next run */
+    size_t n = 0;
+    unsigned char *b = test_read_file(out_path("data.gz.part"), &n);
+    cr_assert(b && n > 0 && n < g_ngz && memcmp(b, g_gz, n) == 0);
+    free(b);
 }
