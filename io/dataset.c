@@ -197,13 +197,8 @@ int dataset_fetch(const char *name, const char *dir, const char *const *extra, s
     o.mirrors = mirrors;
     o.nmirrors = nextra + nbuiltin;
     char *d = subdir(dir, name);
-    int fd = -1;
-    int rc = fetch_lock(d, &fd);
-    for (size_t i = 0; rc == ERR_OK && i < m->nfiles; i++) {
-        rc = fetch_file(d, &m->files[i], &o);
-        if (rc != ERR_OK) err_context("dfm fetch %s", name);
-    }
-    fetch_unlock(fd);
+    int rc = fetch_all(d, m->files, m->nfiles, &o);
+    if (rc != ERR_OK) err_context("dfm fetch %s", name);
     if (rc == ERR_OK) log_info("%s: %zu file%s verified in %s", name, m->nfiles,
                                m->nfiles == 1 ? "" : "s", d);
     xfree(d);

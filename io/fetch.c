@@ -958,3 +958,37 @@ int fetch_file(const char *dir, const FetchFile *f, const FetchOptions *o)
     return ok ? ERR_OK : last_rc;
 }
 
+/* ---- a set of files: read-only when they verify ------------------------------------------ */
+
+int fetch_all(const char *dir, const FetchFile *files, size_t n, const FetchOptions *o)
+{
+    TRY(fs_path_nonempty(dir, "the data directory"));
+    /* Verified data need no write access: a shared read-only dataset directory works as is,
+     * without a lock (nothing is written, so nothing can race). */
+    size_t i = 0;
+    for (; i < n; i++)
+        if (fetch_verify(dir, &files[i]) != ERR_OK) break;
+    if (i == n) {
+        err_clear();
+        log_info("%s: %zu file%s present and verified", dir, n, n == 1 ? "" : "s");
+        return ERR_OK;
+    }
+    char why[ERR_MSG_MAX];
+    snprintf(why, sizeof why, "%s", err_message());
+    err_clear();
+    int fd = -1, rc = fetch_lock(dir, &fd);
+    if (rc != ERR_OK) {
+        char lockmsg[ERR_MSG_MAX];
+        snprintf(lockmsg, sizeof lockmsg, "%s", err_message());
+        ERR(rc, "%s must be downloaded (%s), but the data directory cannot be written: %s",
+            files[i].local, why, lockmsg);
+        err_hint("reading verified data needs no write access, but downloading or repairing "
+                 "%s writes %s/%s and its temporaries and locks %s/.lock: run 'dfm fetch' once "
+                 "where %s is writable, or choose a writable data directory", files[i].local,
+                 dir, files[i].local, dir, dir);
+        return rc;
+    }
+    for (i = 0; rc == ERR_OK && i < n; i++) rc = fetch_file(dir, &files[i], o);
+    fetch_unlock(fd);
+    return rc;
+}

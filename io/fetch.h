@@ -43,7 +43,8 @@
  *
  * Concurrency: callers serialise fetches into one directory with fetch_lock (flock on
  * <dir>/.lock); a process that waited re-verifies what the other one installed instead of
- * downloading again. io/ is MPI-free: dist/data.c decides which ranks fetch.
+ * downloading again. fetch_all verifies first and locks only when something must be written,
+ * so verified data in a read-only directory need no write access at all. io/ is MPI-free: dist/data.c decides which ranks fetch.
  *
  * fetch_global_init must be called once, before any threads start (cmd/ does it); the other
  * functions may be called from one thread at a time.
@@ -126,6 +127,12 @@ int fetch_verify(const char *dir, const FetchFile *f);
  * download from the mirrors in order. The caller holds fetch_lock(dir). On failure no file
  * under <local> exists and the error names each URL tried with its HTTP status or curl error. */
 int fetch_file(const char *dir, const FetchFile *f, const FetchOptions *o);
+
+/* Make every file of a set present and verified in dir. When all of them already verify,
+ * nothing is written (no lock either): verified data on a read-only file system are usable.
+ * Otherwise take fetch_lock(dir) and fetch_file each; when the directory cannot be written,
+ * the error names the file that needs downloading and what must be writable. */
+int fetch_all(const char *dir, const FetchFile *files, size_t n, const FetchOptions *o);
 
 /* SHA-256 of a whole file as 64 lowercase hex digits, and its size. */
 int fetch_sha256_file(const char *path, char hex[65], uint64_t *size);

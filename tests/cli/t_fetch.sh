@@ -79,6 +79,41 @@ if [ -f "$deb/train-images-idx3-ubyte.gz" ]; then
     "$DFM" fetch fashion-mnist --dir "$tmp/d1" >/dev/null 2>"$tmp/e3"
     [ $? -eq 0 ] && all_verified "$tmp/d1" && ok "corrupted file is replaced" || bad "corrupted file is replaced"
 
+    # ---- verified data on a read-only file system: reading them needs no write access ----
+    # Root ignores permission bits, so root gets a real read-only bind mount in a private mount
+    # namespace (EROFS for everyone) and, separately, runs as the unprivileged user nobody on
+    # a tree it does not own; another user makes the tree read-only with chmod.
+    ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+    train_ro() { # run dfm train on the tiny U-Net with data.dir=$1, out_dir writable
+        echo "'$DFM' train '$ROOT/tests/train/tiny-unet.yaml' --set data.dir='$1' \
+            --set run.out_dir='$tmp/ro_run' --set train.steps=1 --set train.warmup=0 \
+            --set sample.count=4 --set sample.batch=4 --set sample.steps=2"
+    }
+    cp -r "$tmp/d1" "$tmp/d_miss" && rm -f "$tmp/d_miss/fashion-mnist/t10k-labels-idx1-ubyte"
+    if [ "$(id -u)" -eq 0 ] && unshare -m true 2>/dev/null; then
+        ro_run() { unshare -m sh -c "mount --bind -o ro '$1' '$1' && exec $2"; }
+        chmod 755 "$tmp"
+        setpriv --reuid=65534 --regid=65534 --clear-groups "$DFM" fetch fashion-mnist \
+            --dir "$tmp/d1" >/dev/null 2>"$tmp/e_nobody"
+        [ $? -eq 0 ] && ok "verified data are usable by a user who cannot write them" \
+            || { bad "verified data, user nobody"; cat "$tmp/e_nobody"; }
+    else
+        ro_run() { chmod -R a-w "$1"; sh -c "$2"; rc_=$?; chmod -R u+w "$1"; return $rc_; }
+    fi
+    ro_run "$tmp/d1" "'$DFM' fetch fashion-mnist --dir '$tmp/d1'" >/dev/null 2>"$tmp/e_ro"
+    [ $? -eq 0 ] && ok "fetch: verified data on a read-only file system" \
+        || { bad "fetch: verified data on a read-only file system"; cat "$tmp/e_ro"; }
+    ro_run "$tmp/d1" "$(train_ro "$tmp/d1")" >"$tmp/o_rot" 2>&1
+    [ $? -eq 0 ] && [ -s "$tmp/ro_run/weights.bin" ] \
+        && ok "train: verified data on a read-only file system" \
+        || { bad "train: verified data on a read-only file system"; tail -5 "$tmp/o_rot"; }
+    ro_run "$tmp/d_miss" "'$DFM' fetch fashion-mnist --dir '$tmp/d_miss'" >/dev/null 2>"$tmp/e_rom"
+    rc=$?
+    [ $rc -eq 1 ] && one_error_line "$tmp/e_rom" "t10k-labels-idx1-ubyte must be downloaded" \
+        && grep -q "^dfm: hint: .*needs no write access" "$tmp/e_rom" \
+        && ok "a download into a read-only directory says what must be writable" \
+        || { bad "a download into a read-only directory (exit $rc)"; cat "$tmp/e_rom"; }
+
     # ---- through a real HTTP server that honours Range and misbehaves on request ----
     "$DFM_BIN/tools/httpd" -d "$deb" -l "$tmp/httpd.log" -t 90 >"$tmp/port" &
     srv_pid=$!
