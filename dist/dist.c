@@ -3,6 +3,7 @@
 
 #include <limits.h>
 #include <mpi.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,6 +16,9 @@
 static int g_init, g_rank, g_size = 1, g_local_rank, g_local_size = 1;
 static MPI_Comm g_node = MPI_COMM_NULL; /* ranks sharing this node's memory */
 static char g_libver[MPI_MAX_LIBRARY_VERSION_STRING];
+static pthread_t g_main_thread;
+/* Largest message of the chunked collectives, in elements (MPI counts are ints). */
+static size_t g_chunk = (size_t)1 << 28;
 
 int dist_mpi_fail(int rc, const char *what)
 {
@@ -27,18 +31,36 @@ int dist_mpi_fail(int rc, const char *what)
 #define MPI_TRY(call) \
     do { int mpi_rc_ = (call); if (mpi_rc_ != MPI_SUCCESS) return dist_mpi_fail(mpi_rc_, #call); } while (0)
 
+int dist_on_main_thread(void) { return !g_init || pthread_equal(pthread_self(), g_main_thread); }
+
+/* ASSERT and out-of-memory end here, possibly on an OpenMP worker. Under MPI_THREAD_FUNNELED
+ * only the main thread may call MPI, so a worker just ends the process: a rank that exits
+ * non-zero without MPI_Finalize makes mpirun (and srun) take the whole job down. */
 static void abort_hook(int status)
 {
-    if (g_init) MPI_Abort(MPI_COMM_WORLD, status);
+    if (g_init && dist_on_main_thread()) MPI_Abort(MPI_COMM_WORLD, status);
+    fflush(stderr);
     _exit(status);
 }
 
 int dist_init(int *argc, char ***argv)
 {
+    /* Every MPI call is made by the main thread: OpenMP workers only compute, and the overlap
+     * reducer is progressed from the backward's layer callbacks, which run between parallel
+     * regions on the main thread (reducer_mark_ready asserts it). A thread that does file
+     * I/O only needs no more. */
     int provided = 0, flag = 0;
     MPI_Initialized(&flag);
-    if (!flag) MPI_TRY(MPI_Init_thread(argc, argv, MPI_THREAD_MULTIPLE, &provided));
+    if (!flag) MPI_TRY(MPI_Init_thread(argc, argv, MPI_THREAD_FUNNELED, &provided));
+    else MPI_Query_thread(&provided);
+    g_main_thread = pthread_self();
     g_init = 1;
+    if (provided < MPI_THREAD_FUNNELED) {
+        ERR(ERR_MPI, "the MPI library provides thread level %d, dfm needs MPI_THREAD_FUNNELED "
+            "(%d): its ranks run OpenMP threads", provided, MPI_THREAD_FUNNELED);
+        err_hint("use an MPI library built with thread support (Open MPI provides it)");
+        return ERR_MPI;
+    }
     MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
     MPI_TRY(MPI_Comm_rank(MPI_COMM_WORLD, &g_rank));
     MPI_TRY(MPI_Comm_size(MPI_COMM_WORLD, &g_size));
@@ -96,8 +118,8 @@ int dist_check_world(void)
     return ERR_OK;
 }
 
-/* MPI counts are ints: split large buffers into chunks. */
-#define CHUNK ((size_t)1 << 28)
+/* MPI counts are ints: split large buffers into chunks (dist_set_chunk). */
+#define CHUNK g_chunk
 
 int dist_allreduce_sum_f32(float *buf, size_t n)
 {
@@ -146,9 +168,33 @@ int dist_allgather(const void *in, void *out, size_t nbytes)
         memmove(out, in, nbytes);
         return ERR_OK;
     }
-    ASSERT(nbytes < (size_t)INT_MAX);
-    MPI_TRY(MPI_Allgather(in, (int)nbytes, MPI_BYTE, out, (int)nbytes, MPI_BYTE, MPI_COMM_WORLD));
+    if (nbytes <= g_chunk) {
+        MPI_TRY(MPI_Allgather(in, (int)nbytes, MPI_BYTE, out, (int)nbytes, MPI_BYTE,
+                              MPI_COMM_WORLD));
+        return ERR_OK;
+    }
+    /* In chunks: chunk [off, off + c) of every rank lands at out + r * nbytes + off, through a
+     * receive type of c bytes whose extent is nbytes (an MPI_Aint, not an int). */
+    for (size_t off = 0; off < nbytes; off += g_chunk) {
+        size_t c = nbytes - off < g_chunk ? nbytes - off : g_chunk;
+        MPI_Datatype block, spaced;
+        MPI_TRY(MPI_Type_contiguous((int)c, MPI_BYTE, &block));
+        int rc = MPI_Type_create_resized(block, 0, (MPI_Aint)nbytes, &spaced);
+        MPI_Type_free(&block);
+        if (rc != MPI_SUCCESS) return dist_mpi_fail(rc, "MPI_Type_create_resized");
+        rc = MPI_Type_commit(&spaced);
+        if (rc == MPI_SUCCESS)
+            rc = MPI_Allgather((const char *)in + off, (int)c, MPI_BYTE, (char *)out + off, 1,
+                               spaced, MPI_COMM_WORLD);
+        MPI_Type_free(&spaced);
+        if (rc != MPI_SUCCESS) return dist_mpi_fail(rc, "MPI_Allgather(chunk)");
+    }
     return ERR_OK;
+}
+
+void dist_set_chunk(size_t elements)
+{
+    g_chunk = elements >= 1 && elements <= ((size_t)1 << 28) ? elements : (size_t)1 << 28;
 }
 
 int dist_barrier(void)
