@@ -31,9 +31,19 @@ int dist_local_size(void);
  * by the ranks on it, at least 1. */
 int dist_default_threads(void);
 
-/* Fail with ERR_MPI when a launcher promised a different world size (SLURM_NTASKS,
- * OMPI_COMM_WORLD_SIZE, PMI_SIZE): the sign of ranks started as separate singletons. */
+/* Fail with ERR_MPI when the MPI launcher promised a different world size
+ * (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_SIZE), or, with no MPI launcher variable and a world of
+ * one, when Slurm started several tasks (SLURM_STEP_NUM_TASKS, else SLURM_NTASKS): ranks
+ * started as separate singletons. The MPI launcher's variables are trusted first: SLURM_NTASKS
+ * is the allocation, which `mpirun -np 2` inside `sbatch -n 4` rightly uses only part of. */
 int dist_check_world(void);
+
+/* Collective, before the ranks exchange anything job-dependent: compare this rank's SHA-256 of
+ * the resolved job spec (64 hex digits), dfm commit and parameter count with every other
+ * rank's. ERR_OK when all agree; otherwise ERR_MPI on every rank, with one message naming each
+ * field that differs, rank 0's value and the ranks that differ from it. A reducer built on
+ * different sizes hangs or fails inside MPI (MPI_ERR_IN_STATUS); this says why instead. */
+int dist_job_agree(const char *spec_sha256, const char *commit, uint64_t n_params);
 
 int dist_allreduce_sum_f32(float *buf, size_t n);
 int dist_allreduce_sum_f64(double *buf, size_t n);

@@ -15,6 +15,7 @@
 #include "core/rng.h"
 #include "dist/data.h"
 #include "dist/dist.h"
+#include "dist/jobagree.h"
 #include "dist/reduce.h"
 #include "io/dataset.h"
 #include "io/fsutil.h"
@@ -265,6 +266,7 @@ static int setup(Trainer *tr, const JobSpec *js)
     tr->size = dist_size();
     tr->threads = js->train.threads > 0 ? js->train.threads : dist_default_threads();
     omp_set_num_threads(tr->threads);
+    TRY(dist_job_agree_spec(js)); /* before any job-dependent exchange */
 
     TRY(load_data(tr));
     tr->D = dataset_dim(&tr->ds);
