@@ -245,8 +245,7 @@ static int load_data(Trainer *tr)
     const char *name = dataset_name(js);
     if (js->data.dataset == JOB_DATA_TOY2D)
         return dataset_toy(&tr->ds, name, (size_t)js->data.toy_size, js->run.seed);
-    TRY(dist_dataset_fetch(name, js->data.dir, (const char *const *)js->data.mirrors,
-                           (size_t)js->data.n_mirrors, js->data.n_mirrors == 0, NULL));
+    TRY(dist_dataset_fetch_job(js, name));
     return dataset_open(&tr->ds, name, js->data.dir, DATASET_TRAIN);
 }
 

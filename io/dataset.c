@@ -97,12 +97,10 @@ static const FetchFile g_cifar_files[1] = {
 
 static const char *const g_fm_mirrors[] = {
     "file:///usr/share/datasets/fashion-mnist/",
-    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
 };
 static const char *const g_mnist_mirrors[] = {
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
 };
 static const char *const g_cifar_mirrors[] = {
     "https://www.cs.toronto.edu/~kriz/",

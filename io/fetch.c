@@ -195,7 +195,7 @@ static int record_read(const char *dir, const char *local, char hex[65])
     return 1;
 }
 
-static int record_write(const char *dir, const char *local, const char hex[65])
+static int record_write(const char *dir, const char *local, const char hex[65], const char *origin)
 {
     char *p = path_join(dir, local, ".sha256");
     char *t = path_join(dir, local, ".sha256.tmp");
@@ -207,7 +207,8 @@ static int record_write(const char *dir, const char *local, const char hex[65])
         close(fd);
         unlink(t);
     } else if (f) {
-        fprintf(f, "%s  %s\n", hex, local);
+        /* sha256sum's format, then where the hash came from (readers take the first line) */
+        fprintf(f, "%s  %s\n# %s\n", hex, local, origin);
         if (fflush(f) != 0 || fsync(fileno(f)) != 0) rc = ERR(ERR_IO, "write %s: %s", t, strerror(errno));
         if (fclose(f) != 0 && rc == ERR_OK) rc = ERR(ERR_IO, "close %s: %s", t, strerror(errno));
         if (rc == ERR_OK && rename(t, p) != 0) rc = ERR(ERR_IO, "rename %s: %s", t, strerror(errno));
@@ -218,15 +219,21 @@ static int record_write(const char *dir, const char *local, const char hex[65])
     return rc;
 }
 
+/* Set when a download was refused only for matching no pin: the final hint then says how to
+ * opt in. (Fetches run on one thread at a time: see io/fetch.h.) */
+static int g_refused_unpinned;
+
 /* ---- verification of a stored payload ----------------------------------------------------- */
 
 /* Check a payload against its pinned or recorded hash, then its format. For a new download
- * (fresh = 1) without either hash, record the hash it has: derived from a pinned copy of the
- * remote bytes when `pin` is set, trust on first use otherwise (refused when strict). */
+ * from `url` without either hash, record the hash it has when the remote bytes matched a
+ * pinned copy (`pin`), or when the caller allowed unpinned bytes for this run; refuse it
+ * otherwise. */
 static int verify_payload(const char *dir, const FetchFile *f, const char *path, const char *got_hex,
-                          uint64_t got_size, int fresh, const FetchPin *pin, int strict,
-                          int *recorded_now)
+                          uint64_t got_size, const char *url, const FetchPin *pin,
+                          int allow_unpinned, int *recorded_now)
 {
+    int fresh = url != NULL;
     if (f->payload_size && got_size != f->payload_size) {
         ERR(ERR_INTEGRITY, "%s: %llu bytes, expected %llu", path, (unsigned long long)got_size,
             (unsigned long long)f->payload_size);
@@ -249,13 +256,24 @@ static int verify_payload(const char *dir, const FetchFile *f, const char *path,
         err_hint("delete it and run 'dfm fetch' again to download and record it");
         return ERR_INTEGRITY;
     }
-    if (!pin && strict) {
-        ERR(ERR_INTEGRITY, "%s: the downloaded bytes match no pinned SHA-256 and strict mode "
-                           "refuses trust on first use", f->remote);
-        err_hint("use a mirror that serves the pinned copy, or drop --strict to record this one");
+    if (!pin && !allow_unpinned) {
+        g_refused_unpinned = 1;
+        ERR(ERR_INTEGRITY, "%s: the downloaded bytes match no pinned SHA-256 (neither a known "
+            "copy of %s nor a recorded payload): refused", f->local, f->remote);
+        err_hint("use a mirror that serves the pinned copy; to trust these bytes anyway, for "
+                 "this run only, pass --allow-unpinned to dfm fetch (data.allow_unpinned: true "
+                 "in the job for dfm train): their hash is then recorded, with where they came "
+                 "from, and checked from then on");
         return ERR_INTEGRITY;
     }
-    TRY(record_write(dir, f->local, got_hex));
+    char origin[600];
+    if (pin)
+        snprintf(origin, sizeof origin, "from %.300s, whose bytes matched the pinned copy from %.200s",
+                 url, pin->origin ? pin->origin : "a known mirror");
+    else
+        snprintf(origin, sizeof origin, "from %.300s, matching no pin, trusted on first use at the "
+                 "user's request (allow_unpinned)", url);
+    TRY(record_write(dir, f->local, got_hex, origin));
     if (pin)
         log_info("%s: recorded payload SHA-256 %s (its download matched the pinned copy from %s)",
                  f->local, got_hex, pin->origin ? pin->origin : "a known mirror");
@@ -280,7 +298,7 @@ int fetch_verify(const char *dir, const FetchFile *f)
                  cwd[0] ? ")" : "");
         err_hint("run 'dfm fetch' to download it");
     } else if ((rc = fetch_sha256_file(path, hex, &size)) == ERR_OK) {
-        rc = verify_payload(dir, f, path, hex, size, 0, NULL, 0, NULL);
+        rc = verify_payload(dir, f, path, hex, size, NULL, NULL, 0, NULL);
         if (rc != ERR_OK && rc != ERR_IO)
             err_hint("run 'dfm fetch' again: it replaces a file that fails verification");
     }
@@ -498,7 +516,9 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
     /* The protocol limits are a security property: refuse to run without them. */
     if (curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK ||
         curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file") != CURLE_OK ||
-        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK) {
+        /* a redirect never downgrades: from https only to https */
+        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR,
+                         strncasecmp(url, "https:", 6) ? "http,https" : "https") != CURLE_OK) {
         curl_easy_cleanup(c);
         close(fd);
         ERR(ERR_NET, "%s: this libcurl (%s) cannot restrict protocols to http, https and file",
@@ -759,7 +779,7 @@ static int install(const char *dir, const FetchFile *f, const char *part, const 
     }
     int recorded = 0;
     if (rc == ERR_OK) {
-        rc = verify_payload(dir, f, tmp, phex, psize, 1, pin, o->strict, &recorded);
+        rc = verify_payload(dir, f, tmp, phex, psize, url, pin, o->allow_unpinned, &recorded);
         if (rc == ERR_INTEGRITY || rc == ERR_FORMAT) err_context("data from %s", url);
     }
     if (rc == ERR_OK && rename(tmp, final) != 0)
@@ -874,6 +894,7 @@ int fetch_file(const char *dir, const FetchFile *f, const FetchOptions *o)
     char summary[ERR_MSG_MAX] = {0};
     size_t slen = 0;
     int last_rc = ERR_NET, ok = 0, late = 0;
+    g_refused_unpinned = 0;
     uint64_t cap = remote_cap(f, o);
     double deadline = core_now() + (o->deadline_s > 0 ? o->deadline_s : FETCH_DEADLINE_S);
     for (size_t m = 0; m < o->nmirrors && !ok && !late; m++) {
@@ -942,6 +963,11 @@ int fetch_file(const char *dir, const FetchFile *f, const FetchOptions *o)
         if (late)
             err_hint("the whole fetch of one file may take %.0f s (DFM_FETCH_DEADLINE_S "
                      "changes it); a partial download is resumed on the next run", o->deadline_s);
+        else if (last_rc == ERR_INTEGRITY && g_refused_unpinned)
+            err_hint("use a mirror that serves the pinned copy of %s; to trust these bytes "
+                     "anyway, for this run only, pass --allow-unpinned to dfm fetch "
+                     "(data.allow_unpinned: true in the job for dfm train): their hash is then "
+                     "recorded, with where they came from, and checked from then on", f->remote);
         else if (last_rc == ERR_INTEGRITY)
             err_hint("a mirror served different data; pass --mirror URL with a trusted copy of %s",
                      f->remote);

@@ -17,16 +17,19 @@
  *      while the decompressed data are identical), so a .gz whose bytes match no file pin is
  *      still accepted when its payload matches;
  *   2. otherwise the hash recorded in <dir>/<local>.sha256 by an earlier verified download;
- *   3. otherwise (first download) nothing: the hash is recorded. If the remote bytes matched a
- *      pinned copy (file_pins: size + SHA-256 of a known upstream file) the record is derived
- *      from that pin; if not, it is trust on first use, logged as a warning, and refused when
- *      FetchOptions.strict is set.
+ *   3. otherwise (first download) the remote bytes must match a pinned copy (file_pins: size
+ *      + SHA-256 of a known upstream file): the payload's hash is then recorded. Bytes that
+ *      match no pin are refused, unless the user opted in for this run
+ *      (FetchOptions.allow_unpinned: `dfm fetch --allow-unpinned`, job key
+ *      data.allow_unpinned), which records their hash as trusted on first use.
+ *   A record (<local>.sha256) says where its hash came from on its second line: the URL, and
+ *   the pinned copy it matched or that it was trusted on first use.
  *
  * Stored files are the decoded payloads (decompressed once at fetch time) so loading never
  * inflates; verification at load is one SHA-256 pass over the payload.
  *
  * URLs: only http, https and file are allowed (redirects: http and https only, so a server
- * cannot redirect into the local file system). TLS peers and host names are verified. A reply
+ * cannot redirect into the local file system, and never from https to http). TLS peers and host names are verified. A reply
  * whose first bytes are an HTML document, or that is not gzip data when gzip is expected, is
  * rejected without being stored. Each mirror is tried up to `retries` times on transient
  * failures (connection refused or cut, timeouts, HTTP 5xx/408/429) with a doubling delay;
@@ -93,8 +96,8 @@ typedef struct {
     long low_speed_time_s;       /* ... for this many seconds; defaults 1024 and 30 */
     int progress;                /* -1: a bar when stderr is a terminal, log lines otherwise;
                                     0: log lines; 1: bar */
-    int strict;                  /* refuse trust on first use: a file without a payload pin or
-                                    record must match one of its file pins */
+    int allow_unpinned;          /* accept (and record) bytes that match no pinned or recorded
+                                    hash: trust on first use, only when the user asks */
     uint64_t max_bytes;          /* size limit for a file (remote or decoded) whose size is
                                     not pinned; default FETCH_MAX_BYTES */
     double deadline_s;           /* all attempts at one file end after this many seconds;

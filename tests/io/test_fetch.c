@@ -387,6 +387,7 @@ Test(fetch, verify_reports_missing_file)
 Test(fetch, trust_on_first_use_records_and_enforces)
 {
     FetchOptions o = opts(1, "", NULL);
+    o.allow_unpinned = 1;
     FetchFile f = file_spec();
     f.payload_sha256 = NULL;
     cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
@@ -394,6 +395,11 @@ Test(fetch, trust_on_first_use_records_and_enforces)
     char *rec = (char *)test_read_file(out_path("data.sha256"), &n);
     cr_assert_not_null(rec);
     cr_assert(n >= 64 && !strncmp(rec, g_sha, 64));
+    /* the record says where the hash came from */
+    rec = realloc(rec, n + 1);
+    rec[n] = '\0';
+    cr_assert(strstr(rec, g_urls[0]) != NULL && strstr(rec, "trusted on first use") != NULL,
+              "%s", rec);
     free(rec);
     cr_assert_eq(fetch_verify(g_out, &f), ERR_OK);
     /* The mirror now serves other data: after the local copy is lost, the record rejects it. */
@@ -482,7 +488,6 @@ Test(fetch, pinned_remote_bytes_derive_the_payload_record)
     fetch_sha256_buf(g_gz, g_ngz, gzsha);
     FetchPin pin = {g_ngz, gzsha, "the test server"};
     FetchOptions o = opts(1, "", NULL);
-    o.strict = 1;
     FetchFile f = file_spec();
     f.payload_sha256 = NULL;
     f.file_pins = &pin;
@@ -492,27 +497,30 @@ Test(fetch, pinned_remote_bytes_derive_the_payload_record)
     char *rec = (char *)test_read_file(out_path("data.sha256"), &n);
     cr_assert_not_null(rec);
     cr_assert(n >= 64 && !strncmp(rec, g_sha, 64));
+    rec = realloc(rec, n + 1);
+    rec[n] = '\0';
+    cr_assert(strstr(rec, "matched the pinned copy from the test server") != NULL, "%s", rec);
     free(rec);
     cr_assert_eq(fetch_verify(g_out, &f), ERR_OK, "%s", err_message());
 }
 
-Test(fetch, strict_mode_refuses_trust_on_first_use)
+Test(fetch, unpinned_bytes_are_refused_unless_allowed)
 {
     char other[65];
     fetch_sha256_buf("another copy", 12, other);
     FetchPin pin = {g_ngz, other, "somewhere else"};
     FetchOptions o = opts(1, "", NULL);
-    o.strict = 1;
     FetchFile f = file_spec();
     f.payload_sha256 = NULL;
     f.file_pins = &pin;
     f.nfile_pins = 1;
-    cr_assert_eq(fetch_once(&o, &f), ERR_INTEGRITY);
-    cr_assert(strstr(err_message(), "strict") != NULL, "%s", err_message());
+    cr_assert_eq(fetch_once(&o, &f), ERR_INTEGRITY, "unpinned bytes were accepted by default");
+    cr_assert(strstr(err_message(), "match no pinned SHA-256") != NULL, "%s", err_message());
+    cr_assert(strstr(err_hint_text(), "--allow-unpinned") != NULL, "%s", err_hint_text());
     assert_nothing_trusted();
     cr_assert(!test_exists(out_path("data.sha256")), "a hash was recorded for refused data");
-    /* without strict the same bytes are accepted on first use and recorded */
-    o.strict = 0;
+    /* when the user allows it for this run, the same bytes are accepted and recorded */
+    o.allow_unpinned = 1;
     cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
     cr_assert(test_exists(out_path("data.sha256")));
 }
@@ -642,6 +650,7 @@ Test(fetch, symlink_at_raw_payload_tmp_is_not_followed)
     f.enc = FETCH_RAW;
     f.payload_size = g_ngz;
     f.payload_sha256 = NULL;
+    o.allow_unpinned = 1;
     plant_victim();
     cr_assert_eq(symlink(victim_path(), out_path("data.tmp")), 0);
     cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
@@ -705,6 +714,7 @@ Test(fetch, symlink_at_record_tmp_is_not_followed)
     FetchOptions o = opts(1, "", NULL);
     FetchFile f = file_spec();
     f.payload_sha256 = NULL; /* trust on first use: the hash is recorded */
+    o.allow_unpinned = 1;
     plant_victim();
     cr_assert_eq(symlink(victim_path(), out_path("data.sha256.tmp")), 0);
     cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
