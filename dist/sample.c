@@ -68,7 +68,7 @@ static int net_fn(void *vctx, const float *x, const double *t, const int *labels
         c->cap = B;
     }
     for (size_t b = 0; b < B; b++) c->t[b] = (float)(t[b] * c->time_scale);
-    net_forward(c->net, x, c->t, labels, NULL, 0, 0, 0, B, out);
+    net_infer(c->net, x, c->t, labels, B, out);
     return ERR_OK;
 }
 
