@@ -28,11 +28,19 @@ int cmd_usage_error(const char *sub, const char *fmt, ...) __attribute__((format
 /* True when s is "-h" or "--help". */
 int cmd_is_help(const char *s);
 
+/* An option that takes a value, given as "--name VALUE" or "--name=VALUE": every command accepts
+ * both spellings. Returns 1 when argv[*i] is option `name` (*value set; *i advanced past a
+ * separate value), 0 when argv[*i] is something else, and -1 after printing an error for
+ * subcommand `sub` (exit status 2) when the value is missing or, for a path (is_path), the empty
+ * string (an unset shell variable). */
+int cmd_opt(int argc, char **argv, int *i, const char *sub, const char *name, int is_path,
+            const char **value);
+
 /* Parse "JOB.yaml [--set KEY=VALUE | --set=KEY=VALUE ...] [-h|--help]" for subcommand `sub`.
  * sets must have room for argc entries. Returns -1 when the command should go on (*path set,
  * sets[0..*n_sets) filled, pointing into argv), otherwise the exit status to return: 0 after
- * printing usage(stdout) for --help, 2 after a usage error (unknown option, missing or second
- * job spec, --set without a value). */
+ * printing usage(stdout) for --help, 2 after a usage error (unknown option, missing, empty or
+ * second job spec, --set without a value). */
 int cmd_job_args(int argc, char **argv, const char *sub, void (*usage)(FILE *), const char **path,
                  const char **sets, int *n_sets);
 

@@ -61,32 +61,30 @@ int cmd_fetch(int argc, char **argv)
     fetch_options_default(&o);
     int rc = 0, builtin = 1;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *a = argv[i], *v;
+        int got;
         if (cmd_is_help(a)) {
             fetch_usage(stdout);
             goto done;
         } else if (!strcmp(a, "--list")) {
             list_datasets();
             goto done;
-        } else if (!strcmp(a, "--dir") || !strcmp(a, "--mirror") || !strcmp(a, "--retries")) {
-            if (i + 1 >= argc) {
-                rc = cmd_usage_error("fetch", "%s needs a value", a);
+        } else if ((got = cmd_opt(argc, argv, &i, "fetch", "--dir", 1, &v)) != 0) {
+            if (got < 0) goto usage;
+            dir = v;
+        } else if ((got = cmd_opt(argc, argv, &i, "fetch", "--mirror", 1, &v)) != 0) {
+            if (got < 0) goto usage;
+            mirrors[nmirrors++] = v;
+        } else if ((got = cmd_opt(argc, argv, &i, "fetch", "--retries", 0, &v)) != 0) {
+            if (got < 0) goto usage;
+            char *end;
+            long n = strtol(v, &end, 10);
+            if (!*v || *end || n < 1 || n > 100) {
+                rc = cmd_usage_error("fetch", "fetch: --retries must be an integer in 1..100, "
+                                     "not '%s'", v);
                 goto done;
             }
-            const char *v = argv[++i];
-            if (!strcmp(a, "--dir")) {
-                dir = v;
-            } else if (!strcmp(a, "--mirror")) {
-                mirrors[nmirrors++] = v;
-            } else {
-                char *end;
-                long n = strtol(v, &end, 10);
-                if (*end || n < 1 || n > 100) {
-                    rc = cmd_usage_error("fetch", "--retries must be an integer in 1..100, not '%s'", v);
-                    goto done;
-                }
-                o.retries = (int)n;
-            }
+            o.retries = (int)n;
         } else if (!strcmp(a, "--no-builtin-mirrors")) {
             builtin = 0;
         } else if (!strcmp(a, "--allow-unpinned")) {
@@ -95,10 +93,10 @@ int cmd_fetch(int argc, char **argv)
             o.progress = 0;
             log_set_level(LOG_WARN);
         } else if (a[0] == '-') {
-            rc = cmd_usage_error("fetch", "unknown option '%s'", a);
+            rc = cmd_usage_error("fetch", "fetch: unknown option '%s'", a);
             goto done;
         } else if (name) {
-            rc = cmd_usage_error("fetch", "one dataset at a time ('%s' and '%s')", name, a);
+            rc = cmd_usage_error("fetch", "fetch: one dataset at a time ('%s' and '%s')", name, a);
             goto done;
         } else {
             name = a;
@@ -108,7 +106,7 @@ int cmd_fetch(int argc, char **argv)
         fprintf(stderr, "dfm: fetch needs a dataset name; one of:\n");
         for (size_t i = 0; i < dataset_count(); i++)
             if (dataset_info(i)->fetched) fprintf(stderr, "  %s\n", dataset_info(i)->name);
-        rc = cmd_usage_error("fetch", "missing DATASET");
+        rc = cmd_usage_error("fetch", "fetch: missing DATASET");
         goto done;
     }
     if (dataset_is_toy(name)) {
@@ -134,4 +132,7 @@ finish:
 done:
     xfree(mirrors);
     return rc;
+usage:
+    xfree(mirrors);
+    return 2;
 }

@@ -61,21 +61,45 @@ int cmd_usage_error(const char *sub, const char *fmt, ...)
     return 2;
 }
 
+int cmd_opt(int argc, char **argv, int *i, const char *sub, const char *name, int is_path,
+            const char **value)
+{
+    const char *a = argv[*i];
+    size_t n = strlen(name);
+    if (strncmp(a, name, n) != 0) return 0;
+    if (a[n] == '=') {
+        *value = a + n + 1;
+    } else if (a[n] == '\0') {
+        if (*i + 1 >= argc) {
+            cmd_usage_error(sub, "%s: %s needs a value", sub, name);
+            return -1;
+        }
+        *value = argv[++*i];
+    } else {
+        return 0;
+    }
+    if (is_path && (*value)[0] == '\0') {
+        cmd_report(ERR(ERR_ARG, "%s: %s was given an empty path (an unset shell variable?)", sub,
+                       name));
+        return -1;
+    }
+    return 1;
+}
+
 int cmd_job_args(int argc, char **argv, const char *sub, void (*sub_usage)(FILE *), const char **path,
                  const char **sets, int *n_sets)
 {
     *path = NULL;
     *n_sets = 0;
     for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
+        const char *a = argv[i], *v;
+        int got;
         if (cmd_is_help(a)) {
             sub_usage(stdout);
             return 0;
-        } else if (!strcmp(a, "--set")) {
-            if (i + 1 >= argc) return cmd_usage_error(sub, "%s: --set needs section.key=value", sub);
-            sets[(*n_sets)++] = argv[++i];
-        } else if (!strncmp(a, "--set=", 6)) {
-            sets[(*n_sets)++] = a + 6;
+        } else if ((got = cmd_opt(argc, argv, &i, sub, "--set", 0, &v)) != 0) {
+            if (got < 0) return 2;
+            sets[(*n_sets)++] = v;
         } else if (a[0] == '-' && a[1] != '\0') {
             fprintf(stderr, "dfm: %s: unknown option '%s'\n", sub, a);
             sub_usage(stderr);
@@ -83,6 +107,9 @@ int cmd_job_args(int argc, char **argv, const char *sub, void (*sub_usage)(FILE 
         } else if (*path) {
             return cmd_usage_error(sub, "%s: one job spec at a time (got '%s' and '%s')", sub,
                                    *path, a);
+        } else if (a[0] == '\0') {
+            return cmd_report(ERR(ERR_ARG, "%s: the job spec path is an empty string (an unset "
+                                  "shell variable?)", sub));
         } else {
             *path = a;
         }

@@ -71,6 +71,7 @@ int dist_dataset_fetch_job(const JobSpec *js, const char *name)
     FetchOptions o;
     fetch_options_default(&o);
     o.allow_unpinned = js->data.allow_unpinned;
+    o.how_mirror = "set data.mirrors: [URL] in the job (or --set 'data.mirrors=[URL]')";
     return dist_dataset_fetch(name, js->data.dir, (const char *const *)js->data.mirrors,
                               (size_t)js->data.n_mirrors, js->data.n_mirrors == 0, &o);
 }

@@ -1,6 +1,8 @@
 /* dist/sample.c - sampling spread over the ranks. See dist/sample.h for the contract. */
 #include "dist/sample.h"
 
+#include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
@@ -58,6 +60,18 @@ typedef struct {
     size_t cap;
 } NetFnCtx;
 
+/* Fault injection for the tests: DFM_FAULT_SAMPLE_NAN=1 puts a NaN into the network's output
+ * while sampling, as diverged weights would. */
+static int fault_sample_nan(void)
+{
+    static int on = -1;
+    if (on < 0) {
+        const char *e = getenv("DFM_FAULT_SAMPLE_NAN");
+        on = e && *e == '1';
+    }
+    return on;
+}
+
 static int net_fn(void *vctx, const float *x, const double *t, const int *labels, size_t B,
                   size_t D, float *out)
 {
@@ -69,6 +83,7 @@ static int net_fn(void *vctx, const float *x, const double *t, const int *labels
     }
     for (size_t b = 0; b < B; b++) c->t[b] = (float)(t[b] * c->time_scale);
     net_infer(c->net, x, c->t, labels, B, out);
+    if (fault_sample_nan()) out[0] = NAN;
     return ERR_OK;
 }
 

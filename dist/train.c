@@ -17,9 +17,8 @@
 #include "dist/dist.h"
 #include "dist/jobagree.h"
 #include "dist/jobconf.h"
+#include "dist/runfiles.h"
 #include "io/fsutil.h"
-#include "io/json.h"
-#include "io/weights.h"
 
 /* The gradient norm is summed in double over fixed chunks of this many floats, then over the
  * chunks in order: the same bits for any rank count, with or without ZeRO-1 (shards are aligned
@@ -278,8 +277,9 @@ int trainer_step(Trainer *tr)
     if (!isfinite(st[ST_LOSS]) || !isfinite(gnorm)) {
         c->nonfinite++;
         if (++c->nonfinite_run > js->train.max_nonfinite) {
-            ERR(ERR_NUMERIC, "%ld consecutive steps had a non-finite loss or gradient "
-                "(last at step %ld, lr %.3g)", c->nonfinite_run, step + 1, lr);
+            ERR(ERR_NUMERIC, "%ld consecutive step%s had a non-finite loss or gradient "
+                "(last at step %ld, lr %.3g)", c->nonfinite_run, c->nonfinite_run == 1 ? "" : "s",
+                step + 1, lr);
             err_hint("the run has diverged: lower train.lr, set train.grad_clip (e.g. 1.0) or "
                      "a longer train.warmup, and check the data for NaN/Inf");
             return ERR_NUMERIC;
@@ -299,97 +299,17 @@ int trainer_step(Trainer *tr)
     if (js->train.check_every > 0 && c->step % js->train.check_every == 0)
         TRY(dist_params_agree(net_params(tr->net), tr->n, c->step, NULL));
     double run_s = core_now() - tr->t0;
-    c->wall_s = run_s;
+    c->wall_s = tr->wall0 + run_s;
     if (tr->rank == 0) {
         RunRecord r = {.step = c->step, .steps = js->train.steps, .loss = st[ST_LOSS],
                        .grad_norm = gnorm, .lr = lr,
                        .img_per_s = (double)tr->B * (double)(c->step - tr->step0) / run_s,
-                       .wall_s = run_s, .nonfinite = c->nonfinite};
+                       .wall_s = c->wall_s, .nonfinite = c->nonfinite};
         for (int q = 0; q < 4; q++)
             r.loss_q[q] = st[ST_QCNT + q] > 0 ? st[ST_QSUM + q] / st[ST_QCNT + q] : (double)NAN;
         TRY(runlog_record(&tr->rl, &r));
     }
     return ERR_OK;
-}
-
-/* ---- outputs ------------------------------------------------------------------------------ */
-
-static int write_final(Trainer *tr, const TrainResult *res)
-{
-    const JobSpec *js = tr->js;
-    char path[4200];
-    size_t nt;
-    const ParamEntry *pe = net_param_table(tr->net, &nt);
-    WeightsTensor *wt = xcalloc(nt, sizeof *wt);
-    for (size_t i = 0; i < nt; i++) {
-        snprintf(wt[i].name, sizeof wt[i].name, "%s", pe[i].name);
-        wt[i].ndim = pe[i].ndim;
-        memcpy(wt[i].shape, pe[i].shape, sizeof wt[i].shape);
-        wt[i].offset = pe[i].offset;
-        wt[i].count = pe[i].count;
-    }
-    snprintf(path, sizeof path, "%s/weights.bin", js->run.out_dir);
-    int rc = weights_write(path, wt, nt, net_params(tr->net), tr->opt.ema, tr->n);
-    xfree(wt);
-    TRY(rc);
-    AtomicFile af;
-    snprintf(path, sizeof path, "%s/final.json", js->run.out_dir);
-    TRY(fs_atomic_open(&af, path));
-    ReducerStats rs;
-    reducer_stats(tr->red, &rs);
-    JsonWriter w;
-    json_init(&w, af.f);
-    json_object_begin(&w);
-    json_kv_int(&w, "steps", res->steps_done);
-    json_kv_int(&w, "ranks", tr->size);
-    json_kv_int(&w, "threads", tr->threads);
-    json_kv_uint(&w, "params", tr->n);
-    json_kv_num(&w, "loss", res->last_loss);
-    json_kv_int(&w, "nonfinite", res->nonfinite);
-    json_kv_num(&w, "img_per_s", res->img_per_s);
-    json_kv_hex64(&w, "param_hash", res->param_hash);
-    json_kv_hex64(&w, "ema_hash", res->ema_hash);
-    json_kv_bool(&w, "bitwise_rank_invariant", reducer_bitwise(tr->red));
-    json_kv_num(&w, "comm_s_per_step", rs.steps ? rs.comm_s / (double)rs.steps : 0.0);
-    json_kv_uint(&w, "buckets", rs.buckets);
-    json_kv_uint(&w, "buckets_started_in_backward", rs.buckets_early);
-    if (js->data.dataset == JOB_DATA_TOY2D) {
-        json_kv_num(&w, "swd", res->swd);
-        json_kv_num(&w, "swd_floor", res->swd_floor);
-        json_kv_num(&w, "swd_ratio", res->swd / res->swd_floor);
-    }
-    json_object_end(&w);
-    rc = json_end_line(&w, path);
-    if (rc != ERR_OK) {
-        fs_atomic_abort(&af);
-        return rc;
-    }
-    return fs_atomic_commit(&af);
-}
-
-/* Samples 0..count-1 from the EMA weights (or the live ones), written by rank 0: progress grids
- * to <out_dir>/samples.png, the final ones to sample.out (toy2d with a .csv sample.out: also a
- * scatter plot to <out_dir>/samples.png). */
-static int sample_and_write(Trainer *tr, TrainResult *res, int final)
-{
-    const JobSpec *js = tr->js;
-    size_t count = (size_t)(final ? js->sample.count : js->train.sample_count);
-    float *x = xmalloc(sizeof(float) * count * tr->D);
-    const float *params = js->sample.use_ema && tr->opt.ema ? tr->opt.ema : NULL;
-    int rc = sample_draw_range(&tr->smp, params, 0, count, x);
-    if (rc == ERR_OK && final && js->data.dataset == JOB_DATA_TOY2D)
-        rc = sample_toy_distance(js, x, count, &res->swd, &res->swd_floor);
-    if (rc == ERR_OK && tr->rank == 0) {
-        const char *out = js->sample.out;
-        size_t L = strlen(out);
-        int csv = js->data.dataset == JOB_DATA_TOY2D && L > 4 && !strcmp(out + L - 4, ".csv");
-        char png[4200];
-        snprintf(png, sizeof png, "%s/samples.png", js->run.out_dir);
-        if (final) rc = sample_write(js, out, x, count);
-        if (rc == ERR_OK && (!final || csv)) rc = sample_write(js, png, x, count);
-    }
-    xfree(x);
-    return rc;
 }
 
 /* Whether a key was written in the spec file or given with --set (not a default). */
@@ -424,60 +344,55 @@ static void log_start(const Trainer *tr)
 {
     const JobSpec *js = tr->js;
     log_info("training %s: %s on %s, %zu parameters, %d rank%s x %d thread%s, global batch "
-             "%zu (%zu micro-batches of %zu)%s",
+             "%zu (%zu micro-batch%s of %zu)%s",
              js->run.name, js->objective.type == JOB_OBJ_FLOW ? "flow matching" : "DDPM",
-             tr->ds.name, tr->n, tr->size, tr->size > 1 ? "s" : "", tr->threads,
-             tr->threads > 1 ? "s" : "", tr->B, tr->M, tr->m,
+             tr->ds.name, tr->n, tr->size, tr->size == 1 ? "" : "s", tr->threads,
+             tr->threads == 1 ? "" : "s", tr->B, tr->M, tr->M == 1 ? "" : "es", tr->m,
              reducer_bitwise(tr->red) ? ", rank-count invariant" : "");
-}
-
-static void log_done(Trainer *tr, const TrainResult *res)
-{
-    const JobSpec *js = tr->js;
-    runlog_note(&tr->rl, "done: %ld steps in %.1f min, final loss %.4f, %.1f img/s",
-                res->steps_done, res->wall_s / 60.0, res->last_loss, res->img_per_s);
-    runlog_note(&tr->rl, "samples: %s", js->sample.out);
-    runlog_note(&tr->rl, "metrics: %s/metrics.jsonl (one JSON line per step)", js->run.out_dir);
-    runlog_note(&tr->rl, "weights: %s/weights.bin (summary in final.json)", js->run.out_dir);
-    if (isfinite(res->swd))
-        runlog_note(&tr->rl, "sliced Wasserstein distance to held-out data %.4f (data-to-data "
-                    "floor %.4f, ratio %.2f)", res->swd, res->swd_floor, res->swd / res->swd_floor);
 }
 
 int train_run(const JobSpec *js, TrainResult *res)
 {
     Trainer tr;
+    memset(&tr, 0, sizeof tr);
     memset(res, 0, sizeof *res);
     res->swd = res->swd_floor = NAN;
 
-    int rc = trainer_init(&tr, js);
+    int rc = dist_rank() == 0 ? runfiles_check(js) : ERR_OK;
+    if (rc == ERR_OK) rc = trainer_init(&tr, js);
     if (rc == ERR_OK) rc = check_unsupported(&tr);
     if (rc == ERR_OK && tr.rank == 0) log_start(&tr);
 
     tr.t0 = core_now();
     tr.step0 = tr.ctr.step;
+    tr.wall0 = tr.ctr.wall_s;
     while (rc == ERR_OK && tr.ctr.step < js->train.steps) {
         rc = trainer_step(&tr);
         long s = tr.ctr.step;
         if (rc == ERR_OK && js->train.sample_every > 0 && s % js->train.sample_every == 0 &&
             s < js->train.steps)
-            rc = sample_and_write(&tr, res, 0);
+            rc = runfiles_samples(&tr, res, 0);
     }
 
     res->steps_done = tr.ctr.updates;
     res->nonfinite = tr.ctr.nonfinite;
     res->last_loss = tr.ctr.last_loss;
     res->wall_s = tr.ctr.wall_s;
-    if (tr.ctr.wall_s > 0)
-        res->img_per_s = (double)tr.B * (double)(tr.ctr.step - tr.step0) / tr.ctr.wall_s;
+    if (tr.ctr.wall_s > tr.wall0)
+        res->img_per_s = (double)tr.B * (double)(tr.ctr.step - tr.step0) /
+                         (tr.ctr.wall_s - tr.wall0);
+    /* The weights first: nothing after them (sampling, writing the samples) can lose them. */
     if (rc == ERR_OK) rc = dist_params_agree(net_params(tr.net), tr.n, res->steps_done,
                                              &res->param_hash);
+    if (rc == ERR_OK && tr.rank == 0) rc = runfiles_weights(&tr);
     if (rc == ERR_OK) {
         res->ema_hash = tr.opt.ema ? dist_hash_f32(tr.opt.ema, tr.n) : 0;
-        rc = sample_and_write(&tr, res, 1);
+        rc = runfiles_samples(&tr, res, 1);
+        if (rc != ERR_OK && tr.rank == 0)
+            log_info("the weights were saved before sampling: %s/weights.bin", js->run.out_dir);
     }
-    if (rc == ERR_OK && tr.rank == 0) rc = write_final(&tr, res);
-    if (rc == ERR_OK && tr.rank == 0) log_done(&tr, res);
+    if (rc == ERR_OK && tr.rank == 0) rc = runfiles_final(&tr, res);
+    if (rc == ERR_OK && tr.rank == 0) runfiles_report(&tr, res);
     trainer_free(&tr);
     return rc;
 }

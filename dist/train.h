@@ -61,7 +61,7 @@ typedef struct {
     long nonfinite;     /* steps skipped for a non-finite loss or gradient */
     long nonfinite_run; /* of those, how many in a row up to the last step */
     double last_loss;   /* mean loss of the last step */
-    double wall_s;      /* seconds spent in steps */
+    double wall_s;      /* seconds spent in the loop, over all processes of the run */
 } TrainCounters;
 
 typedef struct {
@@ -99,6 +99,7 @@ typedef struct {
     int ready_rc;       /* first error of the gradient-ready listener */
     double t0;          /* core_now() when this process's loop started */
     long step0;         /* ctr.step then */
+    double wall0;       /* ctr.wall_s then (time of earlier processes, after a restore) */
     RunLog rl;          /* rank 0 */
 } Trainer;
 

@@ -185,8 +185,8 @@ int dataset_fetch(const char *name, const char *dir, const char *const *extra, s
     else fetch_options_default(&o);
     size_t nbuiltin = builtin ? m->nmirrors : 0;
     if (nextra + nbuiltin == 0) {
-        ERR(ERR_ARG, "no mirror to fetch %s from: the built-in list is disabled and no --mirror "
-                     "was given", name);
+        ERR(ERR_ARG, "no mirror to fetch %s from: the built-in list is disabled", name);
+        err_hint("%s", o.how_mirror);
         return ERR_ARG;
     }
     const char **mirrors = xmalloc((nextra + nbuiltin) * sizeof *mirrors);
@@ -196,7 +196,7 @@ int dataset_fetch(const char *name, const char *dir, const char *const *extra, s
     o.nmirrors = nextra + nbuiltin;
     char *d = subdir(dir, name);
     int rc = fetch_all(d, m->files, m->nfiles, &o);
-    if (rc != ERR_OK) err_context("dfm fetch %s", name);
+    if (rc != ERR_OK) err_context("fetching %s", name);
     if (rc == ERR_OK) log_info("%s: %zu file%s verified in %s", name, m->nfiles,
                                m->nfiles == 1 ? "" : "s", d);
     xfree(d);

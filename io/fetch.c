@@ -113,6 +113,7 @@ void fetch_options_default(FetchOptions *o)
     o->low_speed_bytes = 1024;
     o->low_speed_time_s = 30;
     o->progress = -1;
+    o->how_mirror = "pass --mirror URL";
     o->max_bytes = FETCH_MAX_BYTES;
     o->deadline_s = FETCH_DEADLINE_S;
     const char *d = getenv("DFM_FETCH_DEADLINE_S");
@@ -607,6 +608,12 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
     }
     if (cc != CURLE_OK) {
         const char *msg = errbuf[0] ? errbuf : curl_easy_strerror(cc);
+        /* curl's own message may repeat the URL's path ("Couldn't open file /x/y.gz" for
+         * file:///x/y.gz), printed just before it: then its generic text says the rest. */
+        const char *upath = strstr(url, "://");
+        if (upath) upath += 3 + strcspn(upath + 3, "/");
+        if (errbuf[0] && upath && strlen(upath) > 1 && strstr(errbuf, upath))
+            msg = curl_easy_strerror(cc);
         if (x.status >= 400) {
             ERR(ERR_NET, "GET %s: HTTP %ld", url, x.status);
             if (x.status == 416) return ATTEMPT_RETRY;
@@ -969,15 +976,15 @@ int fetch_file(const char *dir, const FetchFile *f, const FetchOptions *o)
                      "(data.allow_unpinned: true in the job for dfm train): their hash is then "
                      "recorded, with where they came from, and checked from then on", f->remote);
         else if (last_rc == ERR_INTEGRITY)
-            err_hint("a mirror served different data; pass --mirror URL with a trusted copy of %s",
-                     f->remote);
+            err_hint("a mirror served different data; %s, a directory holding a trusted copy "
+                     "of %s", o->how_mirror, f->remote);
         else if (last_rc == ERR_FORMAT)
             err_hint("a mirror served something other than the data (error page or corrupt "
-                     "file); pass --mirror URL with a directory holding %s", f->remote);
+                     "file); %s, a directory holding %s", o->how_mirror, f->remote);
         else
-            err_hint("check the network or proxy, or pass --mirror URL (a directory holding %s; "
-                     "file:// works for a local copy); a partial download is resumed on the "
-                     "next run", f->remote);
+            err_hint("check the network or proxy, or %s, a directory holding %s (file:// works "
+                     "for a local copy); a partial download is resumed on the next run",
+                     o->how_mirror, f->remote);
     }
     xfree(part);
     xfree(srcf);

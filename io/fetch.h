@@ -102,6 +102,8 @@ typedef struct {
                                     not pinned; default FETCH_MAX_BYTES */
     double deadline_s;           /* all attempts at one file end after this many seconds;
                                     default FETCH_DEADLINE_S */
+    const char *how_mirror;      /* how the user adds a mirror, for hints: "pass --mirror URL"
+                                    (dfm fetch, the default); dfm train names its job key */
 } FetchOptions;
 
 /* No built-in dataset file comes near either limit (the largest, CIFAR-10's archive, is

@@ -107,6 +107,56 @@ if awk -F'"loss":|,"loss_q":\\[|\\],"grad_norm"' '{
     ok "per-quartile losses bracket the step loss"
 else nok "per-quartile losses inconsistent with the step loss: $(head -1 "$TMP/ddpm-np2/metrics.jsonl")"; fi
 
+# A few steps of a toy2d flow model on 2 ranks: the MLP, generated data, a CSV sample.out with a
+# scatter plot beside it, and the sliced Wasserstein distance in final.json. (t_toy.sh checks
+# sample quality; this is the quick path the sanitizer runs also take.)
+TOYSET="--set run.out_dir=$TMP/toy --set train.steps=5 --set train.warmup=1 --set train.batch=64
+    --set train.micro_batch=32 --set model.mlp.hidden=16 --set model.mlp.layers=2
+    --set sample.count=64 --set sample.batch=32 --set sample.steps=4 --set sample.out=$TMP/toy/s.csv
+    --set eval.every=0 --set checkpoint.every=0"
+# shellcheck disable=SC2086
+if timeout 300 $MPIRUN -np 2 "$DFM" train "$ROOT/jobs/toy2d-flow.yaml" $TOYSET > "$TMP/toy.log" 2>&1 &&
+    [ "$(wc -l < "$TMP/toy/s.csv")" -eq 65 ] && [ -s "$TMP/toy/samples.png" ] &&
+    grep -q '"swd":[0-9]' "$TMP/toy/final.json"; then
+    ok "toy2d flow on 2 ranks: 64 samples in s.csv, a scatter plot, SW2 in final.json"
+else nok "toy2d flow: $(tail -3 "$TMP/toy.log")"; fi
+
+# Output paths are checked before step 1: a sample.out that cannot be created stops the run at
+# once, naming the key, and so does one that is a directory.
+: > "$TMP/a-file"
+mkdir -p "$TMP/a-dir"
+if run badout 1 --set sample.out="$TMP/a-file/grid.png"; then nok "an impossible sample.out was accepted"
+elif grep -q "sample.out" "$TMP/badout.log" && [ ! -s "$TMP/badout/metrics.jsonl" ]; then
+    ok "an impossible sample.out stops the run before step 1: $(grep -m1 error "$TMP/badout.log" | cut -c1-90)"
+else nok "impossible sample.out: $(tail -2 "$TMP/badout.log")"; fi
+if run dirout 1 --set sample.out="$TMP/a-dir"; then nok "a directory as sample.out was accepted"
+elif grep -q "sample.out: .* is a directory" "$TMP/dirout.log" && [ ! -s "$TMP/dirout/metrics.jsonl" ]; then
+    ok "a directory as sample.out stops the run before step 1"
+else nok "directory as sample.out: $(tail -2 "$TMP/dirout.log")"; fi
+if run badrun 1 --set run.out_dir="$TMP/a-file/run"; then nok "an impossible run.out_dir was accepted"
+elif grep -q "run.out_dir" "$TMP/badrun.log"; then ok "an impossible run.out_dir is refused, naming the key"
+else nok "impossible run.out_dir: $(tail -2 "$TMP/badrun.log")"; fi
+
+# Non-finite samples fail the run, but the weights were written before sampling. One
+# micro-batch per step here: the start line says so in the singular.
+if DFM_FAULT_SAMPLE_NAN=1 run nansample 1 --set train.micro_batch=8; then nok "non-finite samples went unnoticed"
+elif grep -q "non-finite" "$TMP/nansample.log" && [ -s "$TMP/nansample/weights.bin" ] &&
+    "$DFM_BIN/tools/wcmp" "$TMP/nansample/weights.bin" "$TMP/nansample/weights.bin" 0 >/dev/null &&
+    grep -q "weights were saved before sampling" "$TMP/nansample.log"; then
+    ok "non-finite samples fail the run after weights.bin was written"
+else nok "non-finite samples: weights.bin $(ls -l "$TMP/nansample/weights.bin" 2>&1); $(tail -3 "$TMP/nansample.log")"; fi
+if grep -q "(1 micro-batch of 8)" "$TMP/nansample.log"; then ok "one micro-batch is 'micro-batch', not 'micro-batches'"
+else nok "plural: $(grep -m1 'global batch' "$TMP/nansample.log")"; fi
+
+# A dataset that cannot be fetched: the hint names the job key, not dfm fetch's --mirror, and
+# curl's message does not repeat the path the line already shows.
+if run nomirror 1 --set data.dir="$TMP/empty-data" --set 'data.mirrors=[file:///nonexistent-dfm-mirror/]'; then
+    nok "fetching from a missing mirror succeeded"
+elif grep -q "hint: .*data.mirrors" "$TMP/nomirror.log" && ! grep -q -- "--mirror" "$TMP/nomirror.log" &&
+    ! grep "error:" "$TMP/nomirror.log" | grep -q "nonexistent-dfm-mirror/.*nonexistent-dfm-mirror/"; then
+    ok "a failed download hints at data.mirrors and names its path once"
+else nok "download hint: $(grep -E 'error|hint' "$TMP/nomirror.log")"; fi
+
 # The last step non-finite: final.json reports its loss as null (it once wrote a bare nan).
 if DFM_FAULT_NAN_STEPS=5 run nan-last 1; then ok "a non-finite last step still ends the run"
 else nok "a non-finite last step failed the run"; tail -3 "$TMP/nan-last.log"; fi
