@@ -85,3 +85,21 @@ void gemm(int transa, int transb, size_t M, size_t N, size_t K, float alpha, con
     ASSERT(st == dnnl_success);
     if (outside) omp_set_num_threads(saved);
 }
+
+void gemm_bench_mt(GemmEngine e, int threads, size_t M, size_t N, size_t K, const float *A,
+                   const float *B, float *C)
+{
+    if (e == GEMM_OPENBLAS) {
+        openblas_set_num_threads(threads);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A,
+                    (int)K, B, (int)N, 0.0f, C, (int)N);
+        openblas_set_num_threads(1);
+        return;
+    }
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    dnnl_status_t st = dnnl_sgemm('N', 'N', (dnnl_dim_t)M, (dnnl_dim_t)N, (dnnl_dim_t)K, 1.0f, A,
+                                  (dnnl_dim_t)K, B, (dnnl_dim_t)N, 0.0f, C, (dnnl_dim_t)N);
+    ASSERT(st == dnnl_success);
+    omp_set_num_threads(saved);
+}

@@ -27,6 +27,11 @@ void gemm_single_thread(void);
 void gemm(int transa, int transb, size_t M, size_t N, size_t K, float alpha, const float *A,
           size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc);
 
+/* For benchmarks only (the bits depend on the thread count): C (M x N) = A (M x K) B (K x N),
+ * row major, on `threads` threads of engine e. */
+void gemm_bench_mt(GemmEngine e, int threads, size_t M, size_t N, size_t K, const float *A,
+                   const float *B, float *C);
+
 /* The engine gemm() uses (first call: DFM_GEMM or the default), and a switch for benchmarks. */
 GemmEngine gemm_engine(void);
 void gemm_set_engine(GemmEngine e);
