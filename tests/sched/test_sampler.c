@@ -3,7 +3,28 @@
  * Oracles: Gaussian data N(mu, sd^2 I) and small finite point sets, for which E[x0|x_t] and
  * E[eps|x_t] (and the flow velocity) are analytic (sched/oracle.h). Reference numbers marked
  * "python" were computed by an independent double-precision script from the published update
- * rules. Measured orders and errors are logged with cr_log_info (run with --verbose). */
+ * rules. Measured orders and errors are logged with cr_log_info (run with --verbose).
+ *
+ * Mutations of sched/sampler.c tried, each with the tests that fail on it:
+ *   clipping keeps the network's eps (no re-derivation from the clipped x0)
+ *       -> clipping_keeps_ddim_eta1_equal_to_ddpm_beta_tilde,
+ *          clipped_ddim_step_uses_the_eps_of_the_clipped_x0
+ *   DDIM sigma with eta^2 instead of eta       -> ddim_sigma_and_step_at_eta_half
+ *   diffusion inpainting re-noises the known part to the level it left (one level too noisy)
+ *       -> inpainting_feeds_the_network_fresh_draws_of_the_known_part
+ *   diffusion inpainting never re-noises the known part
+ *       -> inpainting_feeds_the_network_fresh_draws_of_the_known_part,
+ *          inpainting_completes_data_points_above_chance
+ *   flow inpainting re-noises to the step's start time (one level too noisy)
+ *       -> inpainting_feeds_the_network_fresh_draws_of_the_known_part
+ *   flow inpainting never re-noises the known part
+ *       -> inpainting_feeds_the_network_fresh_draws_of_the_known_part
+ *   DPM-Solver++(2M) step ratio inverted (r = h_i / h_{i-1})
+ *       -> dpmpp_2m_pinned_on_trailing_steps,
+ *          dpmpp_and_ddim_errors_follow_their_order_on_discrete_schedule
+ *       (it stays second order: the leading error terms of the wrong ratio telescope, so
+ *        dpmpp_2m_order_on_uneven_lambda alone cannot see it)
+ *   DDPM draws noise on its last step too      -> ddpm_last_step_adds_no_noise */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <math.h>
