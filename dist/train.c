@@ -172,7 +172,7 @@ static int net_fn(void *vctx, const float *x, const double *t, const int *labels
         c->cap = B;
     }
     for (size_t b = 0; b < B; b++) c->t[b] = (float)(t[b] * c->tscale);
-    net_forward(c->net, x, c->t, labels, NULL, 0, 0, 0, B, out);
+    net_infer(c->net, x, c->t, labels, B, out);
     return ERR_OK;
 }
 
@@ -413,8 +413,9 @@ static int compute_gradient(Trainer *tr, uint64_t k, double stats[ST_N], float *
                                 conditional ? tr->labels_in : NULL, tr->xt, tr->tnet, tr->target,
                                 conditional ? tr->labels : NULL, NULL, NULL));
         for (size_t b = 0; b < tr->m; b++) tr->tin[b] = (float)(tr->tnet[b] * tr->tscale);
-        net_forward(tr->net, tr->xt, tr->tin, conditional ? tr->labels : NULL, tr->idx,
-                    js->run.seed, (uint32_t)k, 1, tr->m, tr->out);
+        NetTrainOpts fo = {.labels = conditional ? tr->labels : NULL, .sample_idx = tr->idx,
+                           .seed = js->run.seed, .step = (uint32_t)k, .dropout = 1};
+        net_forward(tr->net, tr->xt, tr->tin, tr->m, &fo, tr->out);
         stats[ST_LOSS] += sched_loss_mse(tr->out, tr->target, tr->m, tr->D, norm, tr->dout,
                                          tr->per_sample);
         for (size_t b = 0; b < tr->m; b++) {
