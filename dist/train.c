@@ -1,7 +1,7 @@
 /* dist/train.c - the training loop: data -> targets -> forward/backward per micro-shard ->
- * tree reduction -> clip -> Adam(W) -> EMA, with logging, sample grids and agreement checks.
- * See dist/train.h for the contract; the job-spec translation is dist/jobconf.c, sampling
- * dist/sample.c. */
+ * tree reduction -> clip -> Adam(W) -> EMA, with logging and agreement checks. See
+ * dist/train.h for the contract; the job-spec translation is dist/jobconf.c, sampling
+ * dist/sample.c, the files a run writes dist/runfiles.c. */
 #include "dist/train.h"
 
 #include <math.h>
