@@ -12,8 +12,8 @@ static void evaluator_usage(FILE *f)
 {
     fprintf(f,
             "usage: dfm evaluator list\n"
-            "       dfm evaluator train NAME [--data DIR] [--epochs N] [--out FILE] [--log-every N]\n"
-            "       dfm evaluator test NAME [--data DIR] [--weights FILE]\n\n"
+            "       dfm evaluator train NAME [--data DIR] [--epochs N] [--limit N] [--out FILE]\n"
+            "       dfm evaluator test NAME [--data DIR] [--limit N] [--weights FILE]\n\n"
             "The small classifiers whose penultimate features give FD-FMNIST (fmnist) and\n"
             "FD-MNIST (mnist). 'train' trains NAME's classifier from its pinned recipe on the\n"
             "dataset's train split (fetch it first: dfm fetch fashion-mnist) and writes it to\n"
@@ -24,6 +24,7 @@ static void evaluator_usage(FILE *f)
             "options:\n"
             "  --data DIR      dataset directory (default data/)\n"
             "  --epochs N      override the recipe's epochs (the result is then not the shipped one)\n"
+            "  --limit N       use only the first N examples of the split (quick runs, tests)\n"
             "  --out FILE      where train writes the weights\n"
             "  --weights FILE  test this weights file instead of the shipped one\n"
             "  --log-every N   a progress line every N steps (default 100; 0 = none)\n"
@@ -34,13 +35,14 @@ int cmd_evaluator(int argc, char **argv)
 {
     const char *action = NULL, *name = NULL, *data = "data", *out = NULL, *weights = NULL;
     int epochs = 0, log_every = 100;
+    long limit = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (cmd_is_help(a)) {
             evaluator_usage(stdout);
             return 0;
         } else if (!strcmp(a, "--data") || !strcmp(a, "--epochs") || !strcmp(a, "--out") ||
-                   !strcmp(a, "--weights") || !strcmp(a, "--log-every")) {
+                   !strcmp(a, "--weights") || !strcmp(a, "--log-every") || !strcmp(a, "--limit")) {
             if (i + 1 >= argc) return cmd_usage_error("evaluator", "evaluator: %s needs a value", a);
             const char *v = argv[++i];
             char *end;
@@ -52,6 +54,7 @@ int cmd_evaluator(int argc, char **argv)
                 if (*end || n < 0 || n > 1000000)
                     return cmd_usage_error("evaluator", "evaluator: %s wants a count, not '%s'", a, v);
                 if (!strcmp(a, "--epochs")) epochs = (int)n;
+                else if (!strcmp(a, "--limit")) limit = n;
                 else log_every = (int)n;
             }
         } else if (a[0] == '-' && a[1]) {
@@ -91,7 +94,7 @@ int cmd_evaluator(int argc, char **argv)
         }
         struct timespec t0, t1;
         clock_gettime(CLOCK_MONOTONIC, &t0);
-        rc = evaluator_train(&c, info, data, epochs, log_every);
+        rc = evaluator_train(&c, info, data, epochs, (size_t)limit, log_every);
         clock_gettime(CLOCK_MONOTONIC, &t1);
         if (rc == ERR_OK) rc = evaluator_save(c, out);
         if (rc == ERR_OK) rc = evaluator_file_sha256(out, hex);
@@ -106,7 +109,7 @@ int cmd_evaluator(int argc, char **argv)
         rc = evaluator_load(&c, info);
     }
     double acc = 0.0;
-    if (rc == ERR_OK) rc = evaluator_test(c, info, data, &acc);
+    if (rc == ERR_OK) rc = evaluator_test(c, info, data, (size_t)limit, &acc);
     if (rc == ERR_OK) printf("%s classifier: test accuracy %.4f\n", info->metric, acc);
     clf_destroy(&c);
     return cmd_report(rc);

@@ -190,7 +190,7 @@ static void progress(void *ctx, int epoch, size_t step, size_t steps, double los
 }
 
 int evaluator_train(Clf **out, const EvaluatorInfo *info, const char *data_dir, int epochs,
-                    int log_every)
+                    size_t limit, int log_every)
 {
     *out = NULL;
     Dataset ds;
@@ -205,7 +205,8 @@ int evaluator_train(Clf **out, const EvaluatorInfo *info, const char *data_dir, 
     if (epochs > 0) tc.epochs = epochs;
     clf_init_params(c, tc.seed);
     TrainLog l = {.log_every = log_every};
-    int rc = clf_fit(c, ds.u8, ds.labels, ds.n, &tc, progress, &l);
+    size_t n = limit > 0 && limit < ds.n ? limit : ds.n;
+    int rc = clf_fit(c, ds.u8, ds.labels, n, &tc, progress, &l);
     dataset_free(&ds);
     if (rc != ERR_OK) {
         clf_destroy(&c);
@@ -215,7 +216,8 @@ int evaluator_train(Clf **out, const EvaluatorInfo *info, const char *data_dir, 
     return ERR_OK;
 }
 
-int evaluator_test(Clf *c, const EvaluatorInfo *info, const char *data_dir, double *acc)
+int evaluator_test(Clf *c, const EvaluatorInfo *info, const char *data_dir, size_t limit,
+                   double *acc)
 {
     Dataset ds;
     TRY(dataset_open(&ds, info->dataset, data_dir, DATASET_TEST));
@@ -226,7 +228,7 @@ int evaluator_test(Clf *c, const EvaluatorInfo *info, const char *data_dir, doub
                  cfg->in_ch, cfg->size, cfg->size, cfg->num_classes, info->dataset, ds.c, ds.h,
                  ds.w, ds.num_classes);
     else
-        *acc = clf_accuracy(c, ds.u8, ds.labels, ds.n, NULL);
+        *acc = clf_accuracy(c, ds.u8, ds.labels, limit > 0 && limit < ds.n ? limit : ds.n, NULL);
     dataset_free(&ds);
     return rc;
 }

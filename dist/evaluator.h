@@ -51,10 +51,12 @@ int evaluator_load(Clf **out, const EvaluatorInfo *info);
 int evaluator_file_sha256(const char *path, char hex[65]);
 
 /* Train `info`'s classifier from its recipe (epochs > 0 overrides the recipe's) on the train
- * split under data_dir; progress lines every log_every steps to stderr (0 = none). */
+ * split under data_dir, or on its first `limit` examples when limit > 0 (quick runs); progress
+ * lines every log_every steps to stderr (0 = none). */
 int evaluator_train(Clf **out, const EvaluatorInfo *info, const char *data_dir, int epochs,
-                    int log_every);
-/* Top-1 accuracy on the test split. */
-int evaluator_test(Clf *c, const EvaluatorInfo *info, const char *data_dir, double *acc);
+                    size_t limit, int log_every);
+/* Top-1 accuracy on the test split (its first `limit` examples when limit > 0). */
+int evaluator_test(Clf *c, const EvaluatorInfo *info, const char *data_dir, size_t limit,
+                   double *acc);
 
 #endif
