@@ -58,7 +58,9 @@ if [ "$pinned" = "-" ] || [ -z "$pinned" ]; then
 else
     "$DFM" evaluator test fmnist --data "$DATA" > "$TMP/shipped" 2>&1 || nok "shipped classifier loads" "$(cat "$TMP/shipped")"
     acc=$(sed -n 's/.*test accuracy \([0-9.]*\).*/\1/p' "$TMP/shipped")
-    if [ "$acc" = "$pinned" ]; then ok "shipped classifier: test accuracy $acc as recorded"
+    # another CPU kind may round a logit differently: allow a few of the 10000 test images
+    if [ -n "$acc" ] && awk "BEGIN{d = $acc - $pinned; exit !(d < 0.0005 && d > -0.0005 && $acc >= 0.91)}"; then
+        ok "shipped classifier: test accuracy $acc (recorded $pinned)"
     else nok "shipped classifier accuracy" "got '$acc', recorded $pinned"; fi
     cp "$ROOT/model/evaluators/fmnist.dfmw" "$TMP/root.dfmw"
     mkdir -p "$TMP/root/model/evaluators"
