@@ -15,6 +15,7 @@
 #include "core/rng.h"
 #include "dist/data.h"
 #include "dist/dist.h"
+#include "dist/jobagree.h"
 #include "dist/reduce.h"
 #include "io/dataset.h"
 #include "io/fsutil.h"
@@ -171,7 +172,7 @@ static int net_fn(void *vctx, const float *x, const double *t, const int *labels
         c->cap = B;
     }
     for (size_t b = 0; b < B; b++) c->t[b] = (float)(t[b] * c->tscale);
-    net_forward(c->net, x, c->t, labels, NULL, 0, 0, 0, B, out);
+    net_infer(c->net, x, c->t, labels, B, out);
     return ERR_OK;
 }
 
@@ -244,8 +245,7 @@ static int load_data(Trainer *tr)
     const char *name = dataset_name(js);
     if (js->data.dataset == JOB_DATA_TOY2D)
         return dataset_toy(&tr->ds, name, (size_t)js->data.toy_size, js->run.seed);
-    TRY(dist_dataset_fetch(name, js->data.dir, (const char *const *)js->data.mirrors,
-                           (size_t)js->data.n_mirrors, js->data.n_mirrors == 0, NULL));
+    TRY(dist_dataset_fetch_job(js, name));
     return dataset_open(&tr->ds, name, js->data.dir, DATASET_TRAIN);
 }
 
@@ -265,6 +265,7 @@ static int setup(Trainer *tr, const JobSpec *js)
     tr->size = dist_size();
     tr->threads = js->train.threads > 0 ? js->train.threads : dist_default_threads();
     omp_set_num_threads(tr->threads);
+    TRY(dist_job_agree_spec(js)); /* before any job-dependent exchange */
 
     TRY(load_data(tr));
     tr->D = dataset_dim(&tr->ds);
@@ -412,8 +413,9 @@ static int compute_gradient(Trainer *tr, uint64_t k, double stats[ST_N], float *
                                 conditional ? tr->labels_in : NULL, tr->xt, tr->tnet, tr->target,
                                 conditional ? tr->labels : NULL, NULL, NULL));
         for (size_t b = 0; b < tr->m; b++) tr->tin[b] = (float)(tr->tnet[b] * tr->tscale);
-        net_forward(tr->net, tr->xt, tr->tin, conditional ? tr->labels : NULL, tr->idx,
-                    js->run.seed, (uint32_t)k, 1, tr->m, tr->out);
+        NetTrainOpts fo = {.labels = conditional ? tr->labels : NULL, .sample_idx = tr->idx,
+                           .seed = js->run.seed, .step = (uint32_t)k, .dropout = 1};
+        net_forward(tr->net, tr->xt, tr->tin, tr->m, &fo, tr->out);
         stats[ST_LOSS] += sched_loss_mse(tr->out, tr->target, tr->m, tr->D, norm, tr->dout,
                                          tr->per_sample);
         for (size_t b = 0; b < tr->m; b++) {
