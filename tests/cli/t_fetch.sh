@@ -85,7 +85,10 @@ if [ -f "$deb/train-images-idx3-ubyte.gz" ]; then
     # a tree it does not own; another user makes the tree read-only with chmod.
     ROOT=$(cd "$(dirname "$0")/../.." && pwd)
     train_ro() { # run dfm train on the tiny U-Net with data.dir=$1, out_dir writable
-        echo "'$DFM' train '$ROOT/tests/train/tiny-unet.yaml' --set data.dir='$1' \
+        # dfm train starts MPI, whose start-up allocations LeakSanitizer cannot name
+        # (open-mpi/ompi#6242): no leak checking for it under `make asan`
+        echo "env ASAN_OPTIONS='${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0' \
+            '$DFM' train '$ROOT/tests/train/tiny-unet.yaml' --set data.dir='$1' \
             --set run.out_dir='$tmp/ro_run' --set train.steps=1 --set train.warmup=0 \
             --set sample.count=4 --set sample.batch=4 --set sample.steps=2"
     }
