@@ -17,6 +17,7 @@ static const CmdEntry g_cmds[] = {
     {"validate", "check a job spec and print it fully resolved", cmd_validate},
     {"fetch", "download and verify a dataset", cmd_fetch},
     {"train", "train a model on one rank or many (mpirun)", cmd_train},
+    {"ckpt", "list, verify, inspect and export checkpoints", cmd_ckpt},
 };
 #define NCMDS (sizeof g_cmds / sizeof g_cmds[0])
 
