@@ -3,7 +3,7 @@
 #   make            build bin/dfm                 make test    deps + build + every test
 #   make run        train the quick-start job     make bench   benchmarks (long)
 #   make asan       tests under AddressSanitizer  make ubsan   tests under UBSan
-#   make lint       MPI confinement and hygiene   make fuzz    fuzz the job-spec loader
+#   make lint       MPI confinement and hygiene   make fuzz    fuzz the job-spec and weights readers
 #   make parity     regenerate PyTorch reference files (needs python3-torch)
 #   make clean
 #
@@ -144,7 +144,7 @@ export OMPI_MCA_rmaps_base_oversubscribe := 1
 
 test: deps
 	@$(MAKE) --no-print-directory lint
-	@$(MAKE) -j2 --no-print-directory $(DFM) $(UNIT) $(MPI_TESTS) $(TOOLS) $(FUZZ_BIN) $(FUZZ_CKPT)
+	@$(MAKE) -j2 --no-print-directory $(DFM) $(UNIT) $(MPI_TESTS) $(TOOLS) $(FUZZ_BIN)
 	@$(MAKE) --no-print-directory test-unit test-cli test-mpi test-fuzz
 
 test-unit: $(UNIT)
@@ -184,37 +184,39 @@ lint:
 FUZZ_CC  := clang
 FUZZ_DIR := build/fuzz
 FUZZ_SRC := $(wildcard core/*.c) $(wildcard io/*.c)
-FUZZ_BIN := $(FUZZ_DIR)/fuzz_jobspec
-FUZZ_CKPT := $(FUZZ_DIR)/fuzz_ckpt
+FUZZ_BIN := $(FUZZ_DIR)/fuzz_jobspec $(FUZZ_DIR)/fuzz_weights $(FUZZ_DIR)/fuzz_ckpt
+# The weights reader is small: a shorter run covers it.
+FUZZ_WEIGHTS_SECONDS ?= 10
 
-$(FUZZ_BIN): tests/io/fuzz_jobspec.c $(FUZZ_SRC) $(wildcard core/*.h io/*.h)
+$(FUZZ_DIR)/fuzz_%: tests/io/fuzz_%.c $(FUZZ_SRC) $(wildcard core/*.h io/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) \
-	  -o $@ tests/io/fuzz_jobspec.c $(FUZZ_SRC) $(LDLIBS)
+	  -o $@ $< $(FUZZ_SRC) $(LDLIBS)
 
-$(FUZZ_CKPT): tests/io/fuzz_ckpt.c $(FUZZ_SRC) $(wildcard core/*.h io/*.h)
-	@mkdir -p $(dir $@)
-	$(FUZZ_CC) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) \
-	  -o $@ tests/io/fuzz_ckpt.c $(FUZZ_SRC) $(LDLIBS)
-
-fuzz: deps $(FUZZ_BIN) $(FUZZ_CKPT)
-	@mkdir -p $(FUZZ_DIR)/corpus
-	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
+fuzz: deps $(FUZZ_BIN)
+	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/corpus_weights
+	$(FUZZ_DIR)/fuzz_weights -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
+	  $(FUZZ_DIR)/corpus_weights tests/io/weights_seeds
+	$(FUZZ_DIR)/fuzz_jobspec -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
 	  -dict=tests/io/jobspec.dict $(FUZZ_DIR)/corpus jobs tests/io/bad_specs
 	@mkdir -p $(FUZZ_DIR)/corpus-ckpt
-	$(FUZZ_CKPT) -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
+	$(FUZZ_DIR)/fuzz_ckpt -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
 	  $(FUZZ_DIR)/corpus-ckpt tests/io/ckpt_seeds
 
-test-fuzz: $(FUZZ_BIN) $(FUZZ_CKPT)
-	@mkdir -p $(FUZZ_DIR)/corpus
-	@$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
+test-fuzz: $(FUZZ_BIN)
+	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/corpus_weights
+	@$(FUZZ_DIR)/fuzz_weights -max_total_time=$(FUZZ_WEIGHTS_SECONDS) -timeout=5 -rss_limit_mb=2048 \
+	  $(FUZZ_DIR)/corpus_weights tests/io/weights_seeds > $(FUZZ_DIR)/last_weights.log 2>&1 \
+	  && echo "fuzz: $(FUZZ_WEIGHTS_SECONDS) s of libFuzzer on the weights reader, no finding" \
+	  || { tail -40 $(FUZZ_DIR)/last_weights.log; echo "fuzz: 0 passed, 1 failed"; exit 1; }
+	@$(FUZZ_DIR)/fuzz_jobspec -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
 	  -dict=tests/io/jobspec.dict $(FUZZ_DIR)/corpus jobs tests/io/bad_specs \
 	  > $(FUZZ_DIR)/last.log 2>&1 \
 	  && echo "fuzz: $(FUZZ_SECONDS) s of libFuzzer on the job-spec loader, no finding" \
-	  && echo "fuzz: 1 passed, 0 failed" \
+	  && echo "fuzz: 2 passed, 0 failed" \
 	  || { tail -40 $(FUZZ_DIR)/last.log; echo "fuzz: 0 passed, 1 failed"; exit 1; }
 	@mkdir -p $(FUZZ_DIR)/corpus-ckpt
-	@$(FUZZ_CKPT) -max_total_time=10 -timeout=5 -rss_limit_mb=2048 \
+	@$(FUZZ_DIR)/fuzz_ckpt -max_total_time=10 -timeout=5 -rss_limit_mb=2048 \
 	  $(FUZZ_DIR)/corpus-ckpt tests/io/ckpt_seeds > $(FUZZ_DIR)/last-ckpt.log 2>&1 \
 	  && echo "fuzz: 10 s of libFuzzer on the checkpoint readers, no finding" \
 	  && echo "fuzz: 1 passed, 0 failed" \
