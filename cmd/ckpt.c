@@ -12,7 +12,7 @@ static void ckpt_usage(FILE *f)
             "usage: dfm ckpt ls RUN_DIR|CKPT_DIR\n"
             "       dfm ckpt verify RUN_DIR|CKPT_DIR\n"
             "       dfm ckpt inspect [--spec] RUN_DIR|CKPT_DIR\n"
-            "       dfm ckpt export [--live] [--format safetensors|weights] -o OUT RUN_DIR|CKPT_DIR\n\n"
+            "       dfm ckpt export [--live] [--format safetensors|weights] -o|--output OUT RUN_DIR|CKPT_DIR\n\n"
             "Work with the checkpoints of a run. The argument is a run directory (its ckpt/ is\n"
             "used), a checkpoint directory (checkpoint.dir) or one checkpoint (step-N).\n\n"
             "  ls       one line per checkpoint: step, time, size, world size, committed or\n"
@@ -50,13 +50,21 @@ int cmd_ckpt(int argc, char **argv)
             live = 1;
         } else if (is_export && !strcmp(a, "--ema")) {
             live = 0;
-        } else if (is_export && (!strcmp(a, "-o") || !strcmp(a, "--format"))) {
-            if (i + 1 >= argc) return cmd_usage_error("ckpt", "ckpt export: %s needs a value", a);
-            if (a[1] == 'o') dest = argv[++i]; else format = argv[++i];
+        } else if (is_export && (!strcmp(a, "-o") || !strcmp(a, "--output") ||
+                                 !strcmp(a, "--format"))) {
+            if (i + 1 >= argc || !argv[i + 1][0])
+                return cmd_usage_error("ckpt", "ckpt export: %s needs a value", a);
+            if (!strcmp(a, "--format")) format = argv[++i]; else dest = argv[++i];
+        } else if (is_export && !strncmp(a, "--output=", 9) && a[9]) {
+            dest = a + 9;
+        } else if (is_export && !strncmp(a, "--format=", 9) && a[9]) {
+            format = a + 9;
         } else if (is_inspect && !strcmp(a, "--spec")) {
             spec = 1;
         } else if (a[0] == '-' && a[1]) {
             return cmd_usage_error("ckpt", "ckpt %s: unknown option '%s'", sub, a);
+        } else if (!a[0]) {
+            return cmd_usage_error("ckpt", "ckpt %s: empty path", sub);
         } else if (path) {
             return cmd_usage_error("ckpt", "ckpt %s: one directory at a time", sub);
         } else {

@@ -339,6 +339,8 @@ int ckpt_save_commit(CkptSaver *s, CkptSaveStats *out)
             o.rc = r0;
             snprintf(o.msg, sizeof o.msg, "checkpoint of step %" PRIu64 " failed on rank 0: %s",
                      s->step, err_message());
+            if (fs_exists(s->tmpdir)) ckpt_remove_dir(s->tmpdir); /* not committed: give the
+                                                                     space back */
         }
         o.bytes = stats.bytes;
     }

@@ -93,7 +93,7 @@ if out=$("$DFM" ckpt inspect "$d" 2>&1) && printf '%s\n' "$out" | grep -q '^step
 else nok "ckpt inspect: $out"; fi
 if "$DFM" ckpt export -o "$TMP/s.safetensors" "$d" > /dev/null 2>&1 &&
     "$DFM" ckpt export --live -o "$TMP/live.safetensors" "$d/step-00000005" > /dev/null 2>&1 &&
-    "$DFM" ckpt export -o "$TMP/w.bin" "$d" > /dev/null 2>&1 &&
+    "$DFM" ckpt export --output="$TMP/w.bin" "$d" > /dev/null 2>&1 &&
     $PY - "$TMP/s.safetensors" "$TMP/live.safetensors" "$d" <<'EOF'
 import json, struct, sys
 def st(path):
@@ -139,5 +139,14 @@ if "$DFM" ckpt export -o "$TMP/bad.safetensors" "$d/step-00000006" > /dev/null 2
 else ok "ckpt export refuses a corrupt checkpoint"; fi
 "$DFM" ckpt frob "$d" > /dev/null 2>&1; rc=$?
 [ "$rc" -eq 2 ] && ok "ckpt: unknown subcommand is a usage error" || nok "ckpt frob exit $rc"
+"$DFM" ckpt export "$d" > /dev/null 2>&1; rc=$?
+[ "$rc" -eq 2 ] && ok "ckpt export without -o is a usage error" || nok "ckpt export without -o: exit $rc"
+"$DFM" ckpt ls "" > /dev/null 2>&1; rc=$?
+[ "$rc" -eq 2 ] && ok "ckpt ls '': an empty path is a usage error" || nok "ckpt ls '': exit $rc"
+if "$DFM" ckpt --help | grep -q "usage: dfm ckpt ls" && "$DFM" help ckpt > /dev/null; then
+    ok "ckpt --help"
+else nok "ckpt --help"; fi
+"$DFM" ckpt verify "$TMP/nonexistent" > /dev/null 2>&1; rc=$?
+[ "$rc" -eq 1 ] && ok "ckpt verify of a missing directory exits 1" || nok "ckpt verify missing: exit $rc"
 
 [ "$n_fail" -eq 0 ]
