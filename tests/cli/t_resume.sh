@@ -45,11 +45,14 @@ stopped=0
 for i in 1 2 3 4 5 6 7 8 9 10; do
     name=usr1-$i
     r=$(od -An -N2 -tu2 /dev/urandom | tr -d ' ')
-    delay=$(awk -v r="$r" 'BEGIN { printf "%.2f", 0.3 + (r % 3000) / 1000 }')
+    delay=$(awk -v r="$r" 'BEGIN { printf "%.2f", (r % 1500) / 1000 }')
     timeout 300 $MPIRUN -np 2 "$DFM" train "$TINY" --set data.dir="$DATA" \
         --set run.out_dir="$TMP/$name" --set train.steps=$STEPS --set checkpoint.every=2 \
         --set train.check_every=0 > "$TMP/$name.log" 2>&1 &
     tpid=$!
+    # a random moment of the training itself: the handlers are installed once every rank has
+    # started (a signal during process start-up kills it, as for any program)
+    for _ in $(seq 1 600); do grep -q "training tiny-unet" "$TMP/$name.log" && break; sleep 0.1; done
     sleep "$delay"
     mp=$(pgrep -P "$tpid")
     [ -n "$mp" ] && kill -USR1 "$mp" 2>/dev/null # mpirun forwards SIGUSR1 to every rank
