@@ -70,6 +70,7 @@ int cmd_train(int argc, char **argv)
     xfree(rest);
     if (rc >= 0) return rc;
 
+    dist_choose_wait_policy(js.train.threads); /* may restart the process, before MPI */
     rc = dist_init(&argc, &argv);
     if (rc == ERR_OK) rc = dist_check_world();
     TrainResult res;
