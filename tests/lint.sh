@@ -5,8 +5,8 @@
 #      ("model/net.h"), so the graph can be read off the include lines.
 #   2. MPI only in dist/ (no <mpi.h>, no MPI_ identifiers elsewhere, unit tests included).
 #   3. each third-party library in its one module: FFTW model/spectral.c, libcurl and zlib
-#      io/fetch.c, libyaml the job-spec reader io/jobspec*.c, OpenBLAS and oneDNN model/gemm.c,
-#      libpng io/image.c, OpenSSL io/sha256.c.
+#      io/fetch.c, libyaml the job-spec reader io/jobspec*.c and io/ckpt.c, OpenBLAS and
+#      oneDNN model/gemm.c, libpng io/image.c, OpenSSL io/sha256.c.
 # Usage: sh tests/lint.sh [ROOT]   (default: the repository this script is in). Prints every
 # violation as "lint: file:line: what" and exits 1 when there is one.
 set -u
@@ -70,7 +70,7 @@ confine() {
 confine 'fftw3\.h' 'model/spectral\.c' "FFTW (model/spectral.c)"
 confine 'curl/' 'io/fetch\.c' "libcurl (io/fetch.c)"
 confine 'zlib\.h' 'io/fetch\.c' "zlib (io/fetch.c)"
-confine 'yaml\.h' 'io/jobspec[a-z_]*\.c' "libyaml (io/jobspec*.c)"
+confine 'yaml\.h' 'io/jobspec[a-z_]*\.c|io/ckpt\.c' "libyaml (io/jobspec*.c, io/ckpt.c)"
 confine 'cblas\.h|openblas' 'model/gemm\.c' "OpenBLAS (model/gemm.c)"
 confine 'oneapi/dnnl|dnnl\.h' 'model/gemm\.c' "oneDNN (model/gemm.c)"
 confine 'png\.h' 'io/image\.c' "libpng (io/image.c)"
