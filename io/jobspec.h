@@ -1,9 +1,10 @@
 /* io/jobspec.h - job specs: one strict YAML schema parsed into typed C structs.
  *
  * A job spec is a YAML mapping of sections (run, data, model, objective, train, checkpoint,
- * sample, eval, slurm). Every key has a documented default (jobs/README.md); a spec names only
- * what it changes. Loading is strict: malformed YAML, an unknown key (with the nearest valid key
- * suggested), a wrong type, an out-of-range value, a duplicate key, anchors/aliases/tags and
+ * sample, eval, slurm). Every key is one row of the schema in io/jobspec_keys.c (type, range,
+ * default or derivation rule, meaning), from which jobs/README.md's tables are generated
+ * (`make docs`); a spec names only what it changes. Loading is strict: malformed YAML, an
+ * unknown key (with the nearest valid key suggested), a wrong type, an out-of-range value, a duplicate key, anchors/aliases/tags and
  * multiple documents are errors. Every error is one line that starts with the place it was found:
  *
  *     jobs/x.yaml:12:5: train.lr: expected a number > 0, got "abc"
@@ -264,6 +265,13 @@ void jobspec_free(JobSpec *js);
 /* The schema's keys as dotted paths ("train.ema.decay"), in emission order. */
 size_t jobspec_nkeys(void);
 const char *jobspec_key(size_t i);
+
+/* 1 when `key` was written in the spec file or given with --set (not a default). */
+int jobspec_explicit(const JobSpec *js, const char *key);
+
+/* The key table of one section ("train") as jobs/README.md shows it (Markdown), generated from
+ * the schema; `make docs` writes them into the README. ERR_ARG for an unknown section. */
+int jobspec_doc_table(FILE *out, const char *section);
 
 /* Names for enum values as written in YAML ("fashion-mnist", "ddim", ...). */
 const char *jobspec_dataset_name(JobDataset d);

@@ -1,7 +1,8 @@
 #!/bin/sh
 # tests/cli/t_validate.sh - `dfm validate` end to end: every shipped job validates and its output
 # re-validates to the same text; every malformed spec in tests/io/bad_specs exits 2 with one line
-# on stderr naming the expected file:line:col; --help, --set and usage errors.
+# on stderr naming the expected file:line:col; --help, --set and usage errors; the key tables of
+# jobs/README.md are what the schema generates.
 # Needs $DFM (path to bin/dfm); prints "ok - name" / "not ok - name"; exits 1 if any check failed.
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -109,6 +110,16 @@ else notok "--set unknown key suggests" "exit $rc: $(cat "$TMP/err")"; fi
 if [ $rc -eq 2 ] && grep -q '^dfm: error: --set train.micro_batch=5: train.micro_batch: 5 does not divide' "$TMP/err"
 then ok "--set cross-field error names the assignment"
 else notok "--set cross-field error" "exit $rc: $(cat "$TMP/err")"; fi
+
+# ---- the key tables of jobs/README.md are generated from the schema ------------------------------
+JOBDOC=${DFM_BIN:-$ROOT/bin}/tools/jobdoc
+if [ ! -x "$JOBDOC" ]; then notok "jobs/README.md key tables match the schema" "$JOBDOC not built"
+elif ! "$JOBDOC" jobs/README.md > "$TMP/readme" 2> "$TMP/err"; then
+    notok "jobs/README.md key tables match the schema" "$(cat "$TMP/err")"
+elif ! cmp -s "$TMP/readme" jobs/README.md; then
+    notok "jobs/README.md key tables match the schema" \
+        "they differ from io/jobspec_keys.c; run 'make docs': $(diff jobs/README.md "$TMP/readme" | head -6 | tr '\n' ' ')"
+else ok "jobs/README.md key tables match the schema"; fi
 
 echo "# $count checks, $fails failed"
 [ $fails -eq 0 ]

@@ -11,6 +11,7 @@
 #include "core/err.h"
 #include "core/mem.h"
 #include "io/jobspec.h"
+#include "io/jobspec_int.h" /* the schema rows, for the tests that walk them */
 
 static const char *root_dir(void)
 {
@@ -514,6 +515,84 @@ Test(jobspec, every_key_documented)
     }
     xfree(doc);
     xfree(p);
+}
+
+/* ---- the schema rows ------------------------------------------------------------------------ */
+
+Test(jobspec, every_row_has_a_default_or_a_rule_and_a_meaning)
+{
+    cr_assert_eq(jobspec_nkeys(), g_nfields);
+    for (size_t i = 0; i < g_nfields; i++) {
+        const Field *f = &g_fields[i];
+        cr_expect((f->def != NULL) != (f->derive != NULL),
+                  "%s: give exactly one of .def (the default as YAML) or .derive (the rule)", f->path);
+        cr_expect(f->doc && *f->doc, "%s: no .doc (the one-line meaning)", f->path);
+        cr_expect(strchr(f->path, '.') != NULL, "%s: a key lives in a section", f->path);
+        cr_expect(!f->doc || !strchr(f->doc, '|'), "%s: '|' breaks the Markdown table", f->path);
+        for (size_t j = 0; j < i; j++)
+            cr_expect(strcmp(g_fields[j].path, f->path), "%s: two rows", f->path);
+    }
+    /* A section's keys are contiguous (emission and the README tables rely on it). */
+    for (size_t i = 1; i < g_nfields; i++) {
+        size_t l = strcspn(g_fields[i].path, ".");
+        if (!strncmp(g_fields[i - 1].path, g_fields[i].path, l + 1)) continue;
+        for (size_t j = i + 1; j < g_nfields; j++)
+            cr_expect(strncmp(g_fields[j].path, g_fields[i - 1].path,
+                              strcspn(g_fields[i - 1].path, ".") + 1),
+                      "%s is not next to the other keys of its section", g_fields[j].path);
+    }
+}
+
+Test(jobspec, defaults_come_from_the_rows)
+{
+    /* A key with a .def has exactly that value by default (setting it changes nothing); no
+     * key of the defaults counts as explicit. Two bases cover every subsection. */
+    static const char *const bases[] = {
+        "run:\n  name: dfm\n",
+        "data:\n  dataset: toy2d\nmodel:\n  type: mlp\nobjective:\n  type: flow\n"};
+    JobSpec js;
+    cr_assert_eq(jobspec_defaults(&js), ERR_OK, "%s", err_message());
+    for (size_t i = 0; i < g_nfields; i++)
+        cr_expect(!explicit_key(&js, (int)i), "%s is explicit in the defaults", g_fields[i].path);
+    jobspec_free(&js);
+    int checked = 0;
+    for (size_t k = 0; k < 2; k++) {
+        cr_assert_eq(load_str(&js, bases[k]), ERR_OK, "%s", err_message());
+        for (size_t i = 0; i < g_nfields; i++) {
+            const Field *f = &g_fields[i];
+            int sub;
+            if (!f->def || !field_active(&js, i, &sub) || explicit_key(&js, (int)i)) continue;
+            char text[512];
+            snprintf(text, sizeof text, "%s=%s", f->path, f->def);
+            JobSpec b;
+            jobspec_copy(&b, &js);
+            err_clear();
+            cr_expect_eq(jobspec_set(&b, text), ERR_OK, "%s: %s", text, err_message());
+            cr_expect(jobspec_equal(&js, &b), "%s: the default differs from the row's .def", f->path);
+            jobspec_free(&b);
+            checked++;
+        }
+        jobspec_free(&js);
+    }
+    cr_assert_geq(checked, 70);
+}
+
+Test(jobspec, doc_table)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_eq(jobspec_doc_table(f, "train"), ERR_OK, "%s", err_message());
+    fclose(f);
+    cr_assert(strstr(buf, "| `train.batch` | int | `64` | 1 .. 1048576 | ") != NULL, "%s", buf);
+    cr_assert(strstr(buf, "| `train.micro_batch` | int | derived: ") != NULL, "%s", buf);
+    cr_assert(strstr(buf, "`model.") == NULL);
+    free(buf);
+    f = open_memstream(&buf, &len);
+    err_clear();
+    cr_assert_eq(jobspec_doc_table(f, "trian"), ERR_ARG);
+    fclose(f);
+    free(buf);
 }
 
 /* ---- the malformed-spec corpus -------------------------------------------------------------- */
