@@ -30,6 +30,14 @@ int field_index(const char *path, size_t len)
     return -1;
 }
 
+const RemovedKey *removed_key(const char *path, size_t len)
+{
+    for (size_t i = 0; i < g_nremoved; i++)
+        if (strlen(g_removed[i].path) == len && !memcmp(g_removed[i].path, path, len))
+            return &g_removed[i];
+    return NULL;
+}
+
 int is_section(const char *path, size_t len)
 {
     for (size_t i = 0; i < g_nfields; i++) {
@@ -476,7 +484,10 @@ static int walk_map(const Ctx *c, const YNode *map, const char *prefix)
         if (pl) snprintf(full, sizeof full, "%s.%s", prefix, k->str);
         else snprintf(full, sizeof full, "%s", k->str);
         int fi = field_index(full, strlen(full));
-        if (fi >= 0) {
+        const RemovedKey *gone = removed_key(full, strlen(full));
+        if (gone) {
+            return ctx_err(c, ERR_SPEC, k->line, k->col, "%s was removed: %s", full, gone->why);
+        } else if (fi >= 0) {
             TRY(set_field(c, fi, v));
         } else if (is_section(full, strlen(full))) {
             if (ynode_is_null(v)) continue; /* "train:" with nothing under it: all defaults */
@@ -642,6 +653,8 @@ static int apply_set(JobSpec *js, const char *assignment)
         return ctx_err(&c, ERR_SPEC, 0, 0, "expected section.key=value");
     size_t plen = (size_t)(eq - assignment);
     int fi = field_index(assignment, plen);
+    const RemovedKey *gone = removed_key(assignment, plen);
+    if (gone) return ctx_err(&c, ERR_SPEC, 0, 0, "%s was removed: %s", gone->path, gone->why);
     if (fi < 0) {
         char shown[2 * KEY_SHOW_MAX + 16];
         js_show(shown, sizeof shown, assignment, plen);

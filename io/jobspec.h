@@ -85,7 +85,6 @@ typedef struct {
     int n_mirrors;
     bool flip;        /* random horizontal flip (image datasets) */
     bool conditional; /* feed class labels to the model */
-    bool drop_last;   /* drop the last incomplete global batch of an epoch */
     /* Resolved from the dataset (not keys): */
     int img_channels; /* 1 (MNIST, Fashion-MNIST), 3 (CIFAR-10), 0 (toy2d) */
     int img_size;     /* 28, 32, 0 (toy2d) */
@@ -150,7 +149,7 @@ typedef struct {
 
 typedef struct {
     int batch;       /* global batch per optimizer step, independent of the rank count */
-    int micro_batch; /* derived: largest divisor of batch <= 16; must divide batch/grad_accum */
+    int micro_batch; /* derived: largest divisor of batch <= 16; must divide batch */
     int steps;
     JobOptimizer optimizer;
     double lr, beta1, beta2, eps, weight_decay;
@@ -158,7 +157,6 @@ typedef struct {
     JobLrSchedule lr_schedule;
     double min_lr;
     double grad_clip; /* global-norm clip; 0 = off */
-    int grad_accum;
     JobEMA ema;
     int threads;     /* 0 = auto */
     JobReduce reduce;

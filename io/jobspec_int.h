@@ -61,6 +61,16 @@ typedef struct {
 extern const Field g_fields[];
 extern const size_t g_nfields;
 
+/* A key that was removed, and what replaces it. */
+typedef struct {
+    const char *path;
+    const char *why;
+} RemovedKey;
+
+extern const RemovedKey g_removed[];
+extern const size_t g_nremoved;
+const RemovedKey *removed_key(const char *path, size_t len); /* NULL when not removed */
+
 /* Subsections that apply only for one value of a selector key (model.unet when model.type is
  * unet, ...): the one table behind emission, the inactive-key error and the docs. */
 typedef struct {

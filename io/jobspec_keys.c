@@ -207,8 +207,6 @@ const Field g_fields[] = {
       .doc = "random horizontal flip augmentation (image datasets only)"),
     B("data.conditional", data.conditional, .def = "false",
       .doc = "feed class labels to the model (needs a labelled dataset: not `toy2d`)"),
-    B("data.drop_last", data.drop_last, .def = "true",
-      .doc = "drop the last incomplete global batch of each epoch"),
 
     E("model.type", model.type, k_model, .def = "unet",
       .doc = "the network. Image datasets need `unet`; `toy2d` needs `mlp`"),
@@ -281,10 +279,10 @@ const Field g_fields[] = {
     I("train.batch", train.batch, 1, 1048576, 0, .def = "64",
       .doc = "global batch per optimizer step, the same whatever the number of ranks"),
     I("train.micro_batch", train.micro_batch, 1, 1048576, 0,
-      .derive = "largest divisor of `batch / grad_accum` that is <= 16",
-      .also = "must divide `batch / grad_accum`",
-      .doc = "fixed shard size of the gradient reduction: gradients are summed per micro-batch in "
-             "a fixed order, so results do not depend on the rank count"),
+      .derive = "largest divisor of `batch` that is <= 16", .also = "must divide `batch`",
+      .doc = "examples per forward/backward pass, so it bounds the activation memory; also the "
+             "fixed shard size of the gradient reduction (gradients are summed per micro-batch in "
+             "a fixed order, so results do not depend on the rank count)"),
     I("train.steps", train.steps, 1, 1000000000, 0, .def = "10000", .doc = "optimizer steps"),
     E("train.optimizer", train.optimizer, k_opt, .def = "adam",
       .doc = "Adam (weight decay added to the gradient) or AdamW (decoupled weight decay)"),
@@ -303,8 +301,6 @@ const Field g_fields[] = {
       .doc = "final learning rate of the cosine schedule"),
     D("train.grad_clip", train.grad_clip, 0, 1e6, 0, .def = "1",
       .doc = "clip the global gradient norm to this value; 0 = off"),
-    I("train.grad_accum", train.grad_accum, 1, 4096, 0, .def = "1", .also = "must divide `batch`",
-      .doc = "sequential passes per optimizer step (each of `batch / grad_accum` examples)"),
     D("train.ema.decay", train.ema.decay, 0, 1, FL_HI_OPEN, .def = "0.9999",
       .doc = "exponential moving average of the weights; 0 = no EMA"),
     B("train.ema.warmup", train.ema.warmup, .def = "false",
@@ -428,6 +424,20 @@ const Field g_fields[] = {
       .doc = "how the ranks are started", .only = SUBMIT),
 };
 const size_t g_nfields = sizeof g_fields / sizeof g_fields[0];
+
+/* Keys that no longer exist: naming one is an error that says what to do instead (an unknown
+ * key would only suggest a similar name). */
+const RemovedKey g_removed[] = {
+    {"data.drop_last",
+     "every epoch is floor(examples / train.batch) full batches of a fresh permutation, so the "
+     "examples left over change from epoch to epoch and none is left out for good; delete the "
+     "key"},
+    {"train.grad_accum",
+     "each rank already runs its part of train.batch in passes of train.micro_batch examples and "
+     "sums their gradients before the step, so train.micro_batch bounds the memory per pass; "
+     "delete the key and lower train.micro_batch (a divisor of train.batch) to use less memory"},
+};
+const size_t g_nremoved = sizeof g_removed / sizeof g_removed[0];
 
 const Subsection g_subsections[] = {
     {"model.unet.", "model.type", JOB_MODEL_UNET},

@@ -57,10 +57,9 @@ void jobspec_resolve(JobSpec *js)
     DERIVE("model.unet.temb_hidden", js->model.unet.temb_hidden, 4 * js->model.unet.channels);
 
     JobTrain *t = &js->train;
-    int per_pass = t->batch % t->grad_accum == 0 ? t->batch / t->grad_accum : t->batch;
     int mb = 1;
     for (int k = 16; k >= 1; k--)
-        if (per_pass % k == 0) {
+        if (t->batch % k == 0) {
             mb = k;
             break;
         }
@@ -215,14 +214,9 @@ int jobspec_check(const JobSpec *js)
                     "beta_end (%g) must be >= beta_start (%g)", o->ddpm.beta_end, o->ddpm.beta_start);
 
     /* train */
-    if (t->batch % t->grad_accum)
-        return xerr(js, "train.grad_accum", "train.batch", "%d does not divide train.batch (%d)",
-                    t->grad_accum, t->batch);
-    int per_pass = t->batch / t->grad_accum;
-    if (per_pass % t->micro_batch)
-        return xerr(js, "train.micro_batch", "train.batch",
-                    "%d does not divide the per-pass batch %d (train.batch %d / train.grad_accum %d)",
-                    t->micro_batch, per_pass, t->batch, t->grad_accum);
+    if (t->batch % t->micro_batch)
+        return xerr(js, "train.micro_batch", "train.batch", "%d does not divide train.batch (%d)",
+                    t->micro_batch, t->batch);
     if (t->warmup > t->steps)
         return xerr(js, "train.warmup", "train.steps", "%d warm-up steps exceed train.steps (%d)",
                     t->warmup, t->steps);

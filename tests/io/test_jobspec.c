@@ -106,7 +106,6 @@ Test(jobspec, defaults)
     cr_assert_eq(js.data.img_size, 28);
     cr_assert_eq(js.data.img_channels, 1);
     cr_assert_eq(js.data.data_dim, 784);
-    cr_assert(js.data.drop_last);
     cr_assert_eq(js.model.type, JOB_MODEL_UNET);
     cr_assert_eq(js.model.unet.channels, 64);
     cr_assert_eq(js.model.unet.n_ch_mult, 3);
@@ -312,7 +311,7 @@ Test(jobspec, set_invalid_leaves_spec_unchanged)
     cr_assert(strstr(err_message(), "expected section.key=value") != NULL, "%s", err_message());
     cr_assert_eq(jobspec_set(&js, "train.micro_batch=7"), ERR_SPEC); /* cross-field */
     cr_assert_str_eq(err_message(), "--set train.micro_batch=7: train.micro_batch: 7 does not divide "
-                                    "the per-pass batch 64 (train.batch 64 / train.grad_accum 1)");
+                                    "train.batch (64)");
     cr_assert_eq(jobspec_set(&js, "model.unet.ch_mult=[1, 2"), ERR_PARSE);
     cr_assert(!strncmp(err_message(), "--set model.unet.ch_mult=[1, 2: malformed YAML", 46), "%s",
               err_message());
@@ -362,6 +361,23 @@ Test(jobspec, set_errors_name_the_assignment_for_cross_checks)
     cr_assert_str_eq(err_message(), "t.yaml:2:9: model.type: dataset toy2d needs model.type mlp");
     cr_assert_eq(jobspec_set(&js, "model.type=mlp"), ERR_SPEC); /* mlp needs toy2d */
     cr_assert_str_eq(err_message(), "--set model.type=mlp: model.type: model.type mlp needs data.dataset toy2d");
+    jobspec_free(&js);
+}
+
+Test(jobspec, removed_keys_say_what_replaces_them)
+{
+    JobSpec js;
+    cr_assert_eq(load_str(&js, "train:\n  grad_accum: 4\n"), ERR_SPEC);
+    cr_assert(!strncmp(err_message(), "t.yaml:2:3: train.grad_accum was removed: ", 41), "%s",
+              err_message());
+    cr_assert(strstr(err_message(), "train.micro_batch bounds the memory per pass") != NULL, "%s",
+              err_message());
+    cr_assert_eq(load_str(&js, "data:\n  drop_last: true\n"), ERR_SPEC);
+    cr_assert(strstr(err_message(), "data.drop_last was removed") != NULL, "%s", err_message());
+    cr_assert_eq(load_str(&js, "run:\n  name: a\n"), ERR_OK);
+    cr_assert_eq(jobspec_set(&js, "train.grad_accum=1"), ERR_SPEC);
+    cr_assert(!strncmp(err_message(), "--set train.grad_accum=1: train.grad_accum was removed: ", 56),
+              "%s", err_message());
     jobspec_free(&js);
 }
 
