@@ -68,22 +68,7 @@ typedef struct {
 
 /* ---- configuration from the job spec ---------------------------------------------------- */
 
-static const char *dataset_name(const JobSpec *js)
-{
-    switch (js->data.dataset) {
-    case JOB_DATA_FASHION_MNIST: return "fashion-mnist";
-    case JOB_DATA_MNIST: return "mnist";
-    case JOB_DATA_CIFAR10: return "cifar-10";
-    case JOB_DATA_TOY2D: break;
-    }
-    switch (js->data.toy) {
-    case JOB_TOY_MOONS: return "moons";
-    case JOB_TOY_8GAUSSIANS: return "8gaussians";
-    case JOB_TOY_CHECKERBOARD: return "checkerboard";
-    case JOB_TOY_SWISSROLL: return "swissroll";
-    }
-    return "?";
-}
+static const char *dataset_name(const JobSpec *js) { return jobspec_data_name(js); }
 
 void train_net_config(const JobSpec *js, NetConfig *nc)
 {

@@ -271,9 +271,8 @@ int jobspec_explicit(const JobSpec *js, const char *key);
  * the schema; `make docs` writes them into the README. ERR_ARG for an unknown section. */
 int jobspec_doc_table(FILE *out, const char *section);
 
-/* Names for enum values as written in YAML ("fashion-mnist", "ddim", ...). */
-const char *jobspec_dataset_name(JobDataset d);
-const char *jobspec_sampler_name(JobSampler s);
-const char *jobspec_metric_name(JobMetric m);
+/* The dataset registry's name (io/dataset.h) of the data the spec trains on: data.dataset, or
+ * data.toy for toy2d ("fashion-mnist", "moons"). */
+const char *jobspec_data_name(const JobSpec *js);
 
 #endif

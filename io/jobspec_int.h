@@ -98,6 +98,10 @@ typedef char **StrList;
 #define CNT(js, f) ((int *)((char *)(js) + (f)->noff))
 #define CCNT(js, f) ((const int *)((const char *)(js) + (f)->noff))
 
+/* Names of choices, for messages. */
+const char *jobspec_dataset_name(JobDataset d);
+const char *jobspec_sampler_name(JobSampler s);
+
 /* ---- messages ------------------------------------------------------------------------------- */
 
 /* Quote user text for a one-line message: printable ASCII kept, the rest escaped, truncated. */

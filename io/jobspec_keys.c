@@ -16,26 +16,40 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "core/names.h"
+#include "io/dataset.h"
 #include "io/jobspec_int.h"
+
+#define NN(a) (int)(sizeof(a) / sizeof((a)[0]))
+#define OFF(m) offsetof(JobSpec, m)
 
 /* ---- the choices ---------------------------------------------------------------------------- */
 
-static const char *const k_dataset[] = {"fashion-mnist", "mnist", "cifar10", "toy2d"};
-static const char *const k_toy[] = {"moons", "8gaussians", "checkerboard", "swissroll"};
+/* Datasets are spelled by their registry (io/dataset.h); "toy2d" is the schema's word for "one
+ * of the 2-D toys, chosen by data.toy". Samplers, predictions and spacings are spelled in
+ * core/names.h, in the order of their sched/ enums. */
+static const char *const k_dataset[] = {DATASET_FASHION_MNIST, DATASET_MNIST, DATASET_CIFAR10,
+                                        "toy2d"};
+static const char *const k_toy[] = {DATASET_MOONS, DATASET_8GAUSSIANS, DATASET_CHECKERBOARD,
+                                    DATASET_SWISSROLL};
 static const char *const k_model[] = {"unet", "mlp"};
 static const char *const k_obj[] = {"ddpm", "flow"};
 static const char *const k_betas[] = {"linear", "cosine"};
-static const char *const k_pred[] = {"eps", "x0", "v"};
+static const char *const k_pred[] = {DFM_PRED_NAMES}; /* objective ddpm offers eps, x0, v */
 static const char *const k_tsamp[] = {"uniform", "logit_normal"};
 static const char *const k_opt[] = {"adam", "adamw"};
 static const char *const k_lrs[] = {"constant", "cosine"};
 static const char *const k_reduce[] = {"deterministic", "overlap"};
 static const char *const k_resume[] = {"auto", "never", "must"};
-static const char *const k_sampler[] = {"ddpm", "ddim", "dpmpp2m", "euler", "midpoint", "heun", "rk4"};
-static const char *const k_tspace[] = {"uniform", "quadratic", "trailing"};
+static const char *const k_sampler[] = {DFM_SAMPLER_NAMES};
+static const char *const k_tspace[] = {DFM_SPACING_NAMES};
 static const char *const k_metric[] = {"swd", "fid_fmnist", "spectrum"};
 static const char *const k_launch[] = {"srun", "mpirun"};
 
+_Static_assert(NN(k_dataset) == JOB_DATA_TOY2D + 1 && NN(k_toy) == JOB_TOY_SWISSROLL + 1 &&
+                   NN(k_sampler) == JOB_SAMPLER_RK4 + 1 && NN(k_tspace) == JOB_TS_TRAILING + 1 &&
+                   NN(k_pred) > JOB_PRED_V && JOB_SAMPLER_EULER == DFM_SAMPLER_FIRST_FLOW,
+               "the schema's choices follow the enums of io/jobspec.h");
 _Static_assert(sizeof(JobDataset) == sizeof(int) && sizeof(JobSampler) == sizeof(int) &&
                    sizeof(JobMetric) == sizeof(int),
                "enum-valued keys are stored through int pointers");
@@ -152,8 +166,6 @@ static int check_sbatch(const char *s, char *why, size_t nwhy)
 
 /* ---- the table ------------------------------------------------------------------------------ */
 
-#define NN(a) (int)(sizeof(a) / sizeof((a)[0]))
-#define OFF(m) offsetof(JobSpec, m)
 
 /* One macro per type; the trailing designated initializers are the row's default (.def or
  * .derive), documentation (.doc, .allowed, .also) and scope (.only). */
@@ -168,8 +180,9 @@ static int check_sbatch(const char *s, char *why, size_t nwhy)
 #define D(p, m, lo_, hi_, fl_, ...) \
     {.path = p, .type = F_DBL, .off = OFF(m), .lo = lo_, .hi = hi_, .fl = fl_, __VA_ARGS__}
 #define B(p, m, ...) {.path = p, .type = F_BOOL, .off = OFF(m), __VA_ARGS__}
-#define E(p, m, names_, ...) \
-    {.path = p, .type = F_ENUM, .off = OFF(m), .names = names_, .nnames = NN(names_), __VA_ARGS__}
+#define E(p, m, names_, ...) EN(p, m, names_, NN(names_), __VA_ARGS__)
+#define EN(p, m, names_, n, ...) /* the first n words of a shared list */ \
+    {.path = p, .type = F_ENUM, .off = OFF(m), .names = names_, .nnames = n, __VA_ARGS__}
 #define IL(p, m, n, cap, lo_, hi_, fl_, ...)                                                     \
     {.path = p, .type = F_INTLIST, .off = OFF(m), .noff = OFF(n), .maxn = cap, .lo = lo_,        \
      .hi = hi_, .fl = fl_, __VA_ARGS__}
@@ -263,7 +276,7 @@ const Field g_fields[] = {
       .def = "0.02", .also = ">= `beta_start`", .doc = "beta_T of the linear schedule"),
     D("objective.ddpm.cosine_s", objective.ddpm.cosine_s, 0, 1, 0, .def = "0.008",
       .doc = "offset s of the cosine schedule"),
-    E("objective.ddpm.prediction", objective.ddpm.prediction, k_pred, .def = "eps",
+    EN("objective.ddpm.prediction", objective.ddpm.prediction, k_pred, JOB_PRED_V + 1, .def = "eps",
       .doc = "what the network predicts: the noise, the clean sample, or v = sqrt(abar) eps - "
              "sqrt(1-abar) x0"),
     D("objective.flow.sigma_min", objective.flow.sigma_min, 0, 1, FL_HI_OPEN, .def = "0",
@@ -447,17 +460,21 @@ const Subsection g_subsections[] = {
 };
 const size_t g_nsubsections = sizeof g_subsections / sizeof g_subsections[0];
 
-/* ---- names of choices (for messages and the code that maps them) --------------------------- */
+/* ---- names of choices ----------------------------------------------------------------------- */
 
 const char *jobspec_dataset_name(JobDataset d)
 {
     return (int)d >= 0 && (int)d < NN(k_dataset) ? k_dataset[d] : "?";
 }
+
 const char *jobspec_sampler_name(JobSampler s)
 {
     return (int)s >= 0 && (int)s < NN(k_sampler) ? k_sampler[s] : "?";
 }
-const char *jobspec_metric_name(JobMetric m)
+
+const char *jobspec_data_name(const JobSpec *js)
 {
-    return (int)m >= 0 && (int)m < NN(k_metric) ? k_metric[m] : "?";
+    if (js->data.dataset == JOB_DATA_TOY2D)
+        return (int)js->data.toy >= 0 && (int)js->data.toy < NN(k_toy) ? k_toy[js->data.toy] : "?";
+    return jobspec_dataset_name(js->data.dataset);
 }

@@ -8,6 +8,7 @@
 
 #include "core/err.h"
 #include "core/mem.h"
+#include "io/dataset.h"
 #include "io/jobspec_int.h"
 
 /* ---- derived values ------------------------------------------------------------------------- */
@@ -37,13 +38,16 @@ static void set_derived_str(JobSpec *js, const char *key, const char *a, const c
 void jobspec_resolve(JobSpec *js)
 {
     JobData *d = &js->data;
-    switch (d->dataset) {
-    case JOB_DATA_FASHION_MNIST:
-    case JOB_DATA_MNIST: d->img_channels = 1, d->img_size = 28, d->n_labels = 10; break;
-    case JOB_DATA_CIFAR10: d->img_channels = 3, d->img_size = 32, d->n_labels = 10; break;
-    case JOB_DATA_TOY2D: d->img_channels = 0, d->img_size = 0, d->n_labels = 0; break;
-    }
-    d->data_dim = d->dataset == JOB_DATA_TOY2D ? 2 : d->img_channels * d->img_size * d->img_size;
+    /* The shape comes from the dataset registry. The toys are 2-D points; the spec treats them
+     * as unlabelled (their mode labels are not classes to condition on). */
+    const DatasetInfo *di = dataset_find(jobspec_data_name(js));
+    ASSERT(di != NULL);
+    int toy = d->dataset == JOB_DATA_TOY2D;
+    ASSERT(toy ? !di->fetched : di->fetched && di->h == di->w);
+    d->img_channels = toy ? 0 : di->c;
+    d->img_size = toy ? 0 : di->h;
+    d->n_labels = toy ? 0 : di->num_classes;
+    d->data_dim = di->c * di->h * di->w;
 
     set_derived_str(js, "run.out_dir", "runs/", js->run.name);
     set_derived_str(js, "checkpoint.dir", js->run.out_dir, "/ckpt");
