@@ -288,7 +288,10 @@ static int setup(Trainer *tr, const JobSpec *js)
     tr->lr.kind = js->train.lr_schedule == JOB_LR_COSINE ? LR_COSINE : LR_CONSTANT;
     tr->lr.base = js->train.lr;
     tr->lr.min = js->train.min_lr;
-    tr->lr.warmup = (uint64_t)js->train.warmup;
+    tr->lr.warmup = (uint64_t)jobspec_warmup_steps(js);
+    if (tr->rank == 0 && jobspec_warmup_steps(js) != js->train.warmup)
+        log_info("note: train.warmup (%d) is not below train.steps (%d): warming up for %d steps",
+                 js->train.warmup, js->train.steps, jobspec_warmup_steps(js));
     tr->lr.total = (uint64_t)js->train.steps;
     TRY(lr_check(&tr->lr));
 

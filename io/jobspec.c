@@ -236,6 +236,9 @@ static int get_string(const Ctx *c, const Field *f, const YNode *y, const char *
     const char *s = ynode_is_null(y) ? "" : y->str;
     size_t len = ynode_is_null(y) ? 0 : y->len;
     size_t maxlen = f->hi > 0 ? (size_t)f->hi : JOB_MAX_STR;
+    if ((f->fl & FL_PATH) == FL_PATH && len == 0)
+        return ctx_err(c, ERR_SPEC, y->line, y->col,
+                       "%s: expected a path, got an empty string (an unset variable?)", path);
     if ((f->fl & FL_NONEMPTY) && len == 0)
         return ctx_err(c, ERR_SPEC, y->line, y->col, "%s: expected a non-empty string", path);
     if (len > maxlen)
@@ -906,7 +909,10 @@ static void allowed_text(char *buf, size_t n, const Field *f)
             break;
         case F_BOOL: break;
         case F_STR:
-            o = (size_t)snprintf(buf, n, "%s<= %s bytes", (f->fl & FL_NONEMPTY) ? "non-empty, " : "",
+            o = (size_t)snprintf(buf, n, "%s<= %s bytes",
+                                 (f->fl & FL_PATH) == FL_PATH ? "a non-empty path, "
+                                 : (f->fl & FL_NONEMPTY)      ? "non-empty, "
+                                                              : "",
                                  hi);
             break;
         case F_STRLIST: o = (size_t)snprintf(buf, n, "up to %d entries", f->maxn); break;

@@ -245,6 +245,10 @@ int jobspec_load_string(JobSpec *js, const char *text, size_t len, const char *n
  * message starts with "--set <assignment>: ". */
 int jobspec_set(JobSpec *js, const char *assignment);
 
+/* The warm-up the learning-rate schedule uses: train.warmup, or train.steps - 1 when it is not
+ * below train.steps (so `--set train.steps=3` is a valid smoke run of any job). */
+int jobspec_warmup_steps(const JobSpec *js);
+
 /* Cross-field validation of a resolved spec. */
 int jobspec_check(const JobSpec *js);
 

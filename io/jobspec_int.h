@@ -29,6 +29,7 @@ enum {
     FL_HI_OPEN = 1u << 1,  /* upper bound excluded */
     FL_NONEMPTY = 1u << 2, /* string must not be empty; list must have an entry */
     FL_EVEN = 1u << 3,     /* integer must be even */
+    FL_PATH = 1u << 4 | FL_NONEMPTY, /* a file or directory: never empty (an unset variable) */
 };
 
 /* A string check: 0 when s is fine, else 1 with the expectation written to why. */

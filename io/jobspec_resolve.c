@@ -82,6 +82,11 @@ void jobspec_resolve(JobSpec *js)
 }
 
 
+int jobspec_warmup_steps(const JobSpec *js)
+{
+    return js->train.warmup < js->train.steps ? js->train.warmup : js->train.steps - 1;
+}
+
 /* ---- cross-field checks --------------------------------------------------------------------- */
 
 static void loc_text(const JobSpec *js, int fi, char *buf, size_t n)
@@ -221,9 +226,6 @@ int jobspec_check(const JobSpec *js)
     if (t->batch % t->micro_batch)
         return xerr(js, "train.micro_batch", "train.batch", "%d does not divide train.batch (%d)",
                     t->micro_batch, t->batch);
-    if (t->warmup > t->steps)
-        return xerr(js, "train.warmup", "train.steps", "%d warm-up steps exceed train.steps (%d)",
-                    t->warmup, t->steps);
     if (t->min_lr > t->lr)
         return xerr(js, "train.min_lr", "train.lr", "min_lr (%g) exceeds lr (%g)", t->min_lr, t->lr);
     if (t->ema.start > t->steps)

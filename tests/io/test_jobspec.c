@@ -251,6 +251,24 @@ Test(jobspec, bench_fmnist_small)
     xfree(p);
 }
 
+Test(jobspec, shipped_jobs_take_a_short_smoke_run)
+{
+    /* One override makes a smoke run of any shipped job: the warm-up is clamped. */
+    char **files;
+    int n = list_yaml("jobs", &files);
+    const char *sets[] = {"train.steps=3"};
+    for (int i = 0; i < n; i++) {
+        JobSpec js;
+        err_clear();
+        cr_assert_eq(jobspec_load_with(&js, files[i], sets, 1), ERR_OK, "%s: %s", files[i],
+                     err_message());
+        cr_assert_leq(jobspec_warmup_steps(&js), 2, "%s", files[i]);
+        cr_assert_eq(jobspec_warmup_steps(&js), js.train.warmup < 3 ? js.train.warmup : 2);
+        jobspec_free(&js);
+    }
+    free_list(files, n);
+}
+
 /* ---- --set ---------------------------------------------------------------------------------- */
 
 Test(jobspec, set_valid_overrides)
@@ -609,6 +627,28 @@ Test(jobspec, doc_table)
     cr_assert_eq(jobspec_doc_table(f, "trian"), ERR_ARG);
     fclose(f);
     free(buf);
+}
+
+Test(jobspec, every_path_key_refuses_an_empty_path)
+{
+    int npaths = 0;
+    for (size_t i = 0; i < g_nfields; i++) {
+        const Field *f = &g_fields[i];
+        if ((f->fl & FL_PATH) != FL_PATH) continue;
+        npaths++;
+        JobSpec js;
+        cr_assert_eq(load_str(&js, "run:\n  name: p\n"), ERR_OK);
+        char set[128], want[256];
+        snprintf(set, sizeof set, "%s=", f->path);
+        snprintf(want, sizeof want, "--set %s: %s: expected a path, got an empty string", set, f->path);
+        err_clear();
+        cr_expect_eq(jobspec_set(&js, set), ERR_SPEC, "%s", set);
+        cr_expect(!strncmp(err_message(), want, strlen(want)), "%s", err_message());
+        snprintf(set, sizeof set, "%s=\"\"", f->path);
+        cr_expect_eq(jobspec_set(&js, set), ERR_SPEC, "%s", set);
+        jobspec_free(&js);
+    }
+    cr_assert_geq(npaths, 5); /* out_dir, data.dir, checkpoint.dir, sample.out, slurm.output */
 }
 
 /* ---- the malformed-spec corpus -------------------------------------------------------------- */
