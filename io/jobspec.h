@@ -84,6 +84,7 @@ typedef struct {
     char **mirrors;   /* base URLs used instead of the built-in ones (tried in order); none = built-in */
     int n_mirrors;
     bool flip;        /* random horizontal flip (image datasets) */
+    bool allow_unpinned; /* accept downloaded bytes that match no pinned hash (this run) */
     bool conditional; /* feed class labels to the model */
     /* Resolved from the dataset (not keys): */
     int img_channels; /* 1 (MNIST, Fashion-MNIST), 3 (CIFAR-10), 0 (toy2d) */

@@ -216,6 +216,10 @@ const Field g_fields[] = {
        .allowed = "up to 64 URLs starting `http://`, `https://` or `file://`",
        .doc = "base URLs that replace the built-in download locations, tried in order; empty = "
               "the built-in ones"),
+    B("data.allow_unpinned", data.allow_unpinned, .def = "false",
+      .doc = "accept, for this run, downloaded bytes that match no pinned or recorded SHA-256 "
+             "(trust on first use; their hash is recorded with where it came from). Off: such "
+             "bytes are refused"),
     B("data.flip", data.flip, .def = "false",
       .doc = "random horizontal flip augmentation (image datasets only)"),
     B("data.conditional", data.conditional, .def = "false",
