@@ -8,7 +8,7 @@
 
 #include "cmd/cmd.h"
 #include "core/err.h"   /* cmd_report codes */
-#include "dist/train.h"  /* train_net_config */
+#include "dist/jobconf.h" /* jobconf_net */
 #include "io/jobspec.h" /* jobspec_load_with, jobspec_emit, jobspec_free */
 #include "model/net.h"  /* net_count_params, net_flops_per_sample */
 
@@ -36,7 +36,7 @@ int cmd_validate(int argc, char **argv)
     int rc = cmd_load_job(argc, argv, "validate", validate_usage, &js);
     if (rc >= 0) return rc;
     NetConfig nc;
-    train_net_config(&js, &nc);
+    jobconf_net(&js, &nc);
     size_t nparams = net_count_params(&nc);
     if (nparams == 0) {
         rc = err_code() != ERR_OK ? (int)err_code() : ERR(ERR_SPEC, "invalid model configuration");

@@ -50,6 +50,11 @@ void groupnorm_forward(float *out, float *act, float *mean, float *rstd, const f
             size_t ch = g * CG + c;
             float sc = rs * gamma[ch], sh = beta[ch] - mf * sc;
             const float *xc = x + c * HW;
+            if (!out) { /* fused: the same operations, only the SiLU output stored */
+                float *a = act + (b * C + ch) * HW;
+                for (size_t i = 0; i < HW; i++) a[i] = silu_f(xc[i] * sc + sh);
+                continue;
+            }
             float *o = out + (b * C + ch) * HW;
             for (size_t i = 0; i < HW; i++) o[i] = xc[i] * sc + sh;
             if (act) {

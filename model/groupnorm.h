@@ -18,7 +18,7 @@
 #define GROUPNORM_EPS 1e-6f
 
 /* out, act, inp: (B, C, HW); gamma, beta: (C); mean, rstd: (B, G) cached for backward;
- * act may be NULL */
+ * act may be NULL; out may be NULL when act is not (only silu(out) is written, the same bits) */
 void groupnorm_forward(float *out, float *act, float *mean, float *rstd, const float *inp,
                        const float *gamma, const float *beta, size_t B, size_t C, size_t HW,
                        size_t G);

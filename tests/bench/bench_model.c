@@ -83,10 +83,11 @@ int main(int argc, char **argv)
         double wf[MAX_REPS], ws[MAX_REPS], cf[MAX_REPS], cs[MAX_REPS];
         for (int r = 0; r <= reps; r++) {
             double c0 = cpu_now(), t0 = core_now();
-            net_forward(n, x, t, NULL, idx, 1, (uint32_t)r, 0, B, out);
+            net_infer(n, x, t, NULL, B, out);
             double t1 = core_now(), c1 = cpu_now();
             net_zero_grad(n);
-            net_forward(n, x, t, NULL, idx, 1, (uint32_t)r, 1, B, out);
+            NetTrainOpts fo = {.sample_idx = idx, .seed = 1, .step = (uint32_t)r, .dropout = 1};
+            net_forward(n, x, t, B, &fo, out);
             net_backward(n, dout);
             optim_step(&o, net_params(n), net_grads(n), 1e-4f);
             double t2 = core_now(), c2 = cpu_now();
