@@ -45,6 +45,9 @@ int cmd_validate(int argc, char **argv)
     }
     printf("# model: %s, %zu parameters, %.4g GFLOP per sample (forward)\n",
            nc.kind == NET_UNET ? "U-Net" : "MLP", nparams, net_flops_per_sample(&nc) / 1e9);
+    NetMemory mem; /* parameters, optimizer state, activations, workspace: model/net.h */
+    if (net_memory_estimate(&nc, (size_t)js.train.micro_batch, js.train.threads, js.train.ema.decay > 0, &mem) == ERR_OK)
+        printf("# memory: needs about %.0f MiB per rank at micro-batch %d\n", (double)mem.total / 1048576.0, js.train.micro_batch);
     rc = jobspec_emit(&js, stdout);
     jobspec_free(&js);
     if (rc == ERR_OK && fflush(stdout) != 0) rc = ERR(ERR_IO, "cannot write the resolved spec to stdout: %s", strerror(errno));

@@ -203,8 +203,10 @@ static void plan_build(Net *n, Layout lay)
             continue;
         }
         if (a->flags & ACT_RECOMPUTE)
-            it[m] = (PlanItem){padded(a->n), 0, {a->step, T - a->step}, {a->step, T - a->step},
-                               2, i, 0};
+            it[m] = (PlanItem){padded(a->n), 0, {a->step, T - a->last_use},
+                               {a->last_use, T - a->step}, 2, i, 0};
+        else if (a->flags & ACT_FWD_ONLY)
+            it[m] = (PlanItem){padded(a->n), 0, {a->step, 0}, {a->last_use, 0}, 1, i, 0};
         else
             it[m] = (PlanItem){padded(a->n), 0, {a->step, 0}, {T - a->step, 0}, 1, i, 0};
         m++;
@@ -260,7 +262,9 @@ static void arena_layout(Net *n, Layout lay, size_t B)
     }
     if (B > n->labels_cap) {
         xfree(n->labels);
+        xfree(n->sample_idx);
         n->labels = xcalloc(B, sizeof *n->labels);
+        n->sample_idx = xcalloc(B, sizeof *n->sample_idx);
         n->labels_cap = B;
     }
     size_t w = ws_need(n, B);
@@ -370,6 +374,7 @@ static void net_free_structure(Net *n)
     xfree(n->tab.init);
     xfree(n->tab.fan);
     xfree(n->labels);
+    xfree(n->sample_idx);
 }
 
 /* the structure only (table, Acts, steps); no buffers */
@@ -472,6 +477,27 @@ double mlp_flops_per_sample(const MLPConfig *cfg)
     return net_flops_per_sample(&c);
 }
 
+static void memory_of(Net *n, size_t B, int ema, NetMemory *m)
+{
+    plan_build(n, LAYOUT_TRAIN);
+    m->params = 2 * n->tab.total * sizeof(float);
+    m->optimizer = (ema ? 3 : 2) * n->tab.total * sizeof(float);
+    m->activations = n->plan[LAYOUT_TRAIN].units * B * sizeof(float);
+    m->workspace = ws_need(n, B) * sizeof(float);
+    m->total = m->params + m->optimizer + m->activations + m->workspace;
+}
+
+int net_memory_estimate(const NetConfig *cfg, size_t B, int threads, int ema, NetMemory *m)
+{
+    memset(m, 0, sizeof *m);
+    Net *n = net_build(cfg);
+    if (!n) return (int)err_code();
+    n->threads = threads > 0 ? threads : omp_get_max_threads();
+    memory_of(n, B, ema, m);
+    net_build_free(n);
+    return ERR_OK;
+}
+
 /* ---- accessors ----------------------------------------------------------------------------- */
 
 NetKind net_kind(const Net *n) { return n->kind; }
@@ -525,12 +551,13 @@ void net_init_params(Net *n, uint64_t seed)
 /* ---- forward / backward ------------------------------------------------------------------ */
 
 static void run_forward(Net *n, Layout lay, const float *x, const float *t, const int *labels,
-                        size_t B, float *out)
+                        const uint64_t *sample_idx, size_t B, float *out)
 {
     ASSERT(B > 0);
     int saved = omp_get_max_threads();
     omp_set_num_threads(n->threads);
     arena_layout(n, lay, B);
+    if (sample_idx) memcpy(n->sample_idx, sample_idx, B * sizeof *sample_idx);
     n->B = B;
     n->pass = lay;
     memcpy(n->xin->x, x, B * n->xin->n * sizeof(float));
@@ -550,19 +577,17 @@ void net_forward(Net *n, const float *x, const float *t, size_t B, const NetTrai
     if (!o) o = &none;
     n->dropout_on = o->dropout && n->dropout > 0.0f;
     ASSERT(!n->dropout_on || o->sample_idx);
-    n->sample_idx = o->sample_idx;
     n->seed = o->seed;
     n->dstep = o->step;
-    run_forward(n, LAYOUT_TRAIN, x, t, o->labels, B, out);
+    run_forward(n, LAYOUT_TRAIN, x, t, o->labels, n->dropout_on ? o->sample_idx : NULL, B, out);
     n->have_fwd = 1;
 }
 
 void net_infer(Net *n, const float *x, const float *t, const int *labels, size_t B, float *out)
 {
     n->dropout_on = 0;
-    n->sample_idx = NULL;
     n->have_fwd = 0; /* the inference layout reuses the training forward's memory */
-    run_forward(n, LAYOUT_INFER, x, t, labels, B, out);
+    run_forward(n, LAYOUT_INFER, x, t, labels, NULL, B, out);
 }
 
 void net_backward(Net *n, const float *dout)

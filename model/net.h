@@ -110,6 +110,18 @@ size_t net_sample_floats(const Net *net);
 /* Bytes of activation memory held now (the arena of values and gradients + workspace). */
 size_t net_activation_bytes(const Net *net);
 
+/* What one training rank needs, by category, as the arena plans it (bytes). */
+typedef struct {
+    size_t params;      /* parameters and their gradients */
+    size_t optimizer;   /* Adam moments m and v, and the EMA copy when there is one */
+    size_t activations; /* the training layout of the arena (values and gradients) */
+    size_t workspace;   /* scratch of the largest layer */
+    size_t total;
+} NetMemory;
+/* For micro-batch B and `threads` threads (<= 0: omp_get_max_threads()), with an EMA copy when
+ * ema is nonzero. Returns ERR_OK, or the config's ERR_SPEC. */
+int net_memory_estimate(const NetConfig *cfg, size_t B, int threads, int ema, NetMemory *m);
+
 /* Deterministic init: tensor i from rng_stream(RNG_P_INIT, i). Conv and linear weights
  * Glorot-uniform (fan_avg, DDPM's variance scaling), zero for the ResBlock second conv, the
  * attention output projection and the output conv; biases 0; GroupNorm gamma 1, beta 0; class

@@ -10,10 +10,11 @@
  *
  *   inference  step s runs at time s; an Act lives from its step to its last reader.
  *   training   forward step s at time s, its backward at time 2S-1-s (S steps); a value lives
- *              from its step until its step's backward (ACT_RECOMPUTE values only during their
- *              own forward and backward steps: the backward recomputes them); a gradient from
- *              its last reader's backward to its own step's backward, and is cleared when its
- *              interval starts.
+ *              from its step until its step's backward, except: ACT_FWD_ONLY values only until
+ *              their last forward reader, ACT_RECOMPUTE values from their step to their last
+ *              reader and again from that reader's backward (which recomputes them first) to
+ *              their own step's backward. A gradient lives from its last reader's backward to
+ *              its own step's backward, and is cleared when that interval starts.
  */
 #ifndef DFM_MODEL_NET_INT_H
 #define DFM_MODEL_NET_INT_H
@@ -38,7 +39,8 @@ enum {
     ACT_GRAD = 1,       /* on the gradient path: has a gradient buffer d in training */
     ACT_TRAIN_ONLY = 2, /* not needed by inference (dropout masks, pre-SiLU norm outputs) */
     ACT_RECOMPUTE = 4,  /* training: not kept from forward to backward; the backward recomputes
-                         * it (from saved statistics) before reading it */
+                         * it (from saved statistics or kept inputs) before reading it */
+    ACT_FWD_ONLY = 8,   /* training: read by no backward (only by forward steps) */
 };
 
 /* An activation: value x and (ACT_GRAD, training only) gradient d, both (B, n), views into the
@@ -116,7 +118,7 @@ struct Net {
     size_t B;
     Layout pass; /* LAYOUT_INFER or LAYOUT_TRAIN */
     int dropout_on;
-    const uint64_t *sample_idx;
+    uint64_t *sample_idx; /* (Bcap) copy of the forward's sample indices (dropout recompute) */
     uint64_t seed;
     uint32_t dstep;
     int have_fwd;

@@ -28,9 +28,9 @@ typedef struct {
     Dense temb_proj;
     int has_shortcut;
     uint32_t rng_block; /* first RNG block of this layer's dropout mask */
-    Act *norm1_out, *act1, *stats1; /* stats: (B, G) means then (B, G) rstds */
+    Act *act1, *stats1; /* act1 = silu(norm1(x)); stats: (B, G) means then (B, G) rstds */
     Act *conv1_out, *temb_out;
-    Act *norm2_out, *act2, *stats2;
+    Act *act2, *stats2; /* act2 = silu(norm2(conv1_out)) */
     Act *dropped, *mask; /* NULL without dropout */
     Act *conv2_out, *shortcut_out;
 } ResBlock;
@@ -77,7 +77,7 @@ struct UNet {
     Norm norm_out;
     Conv conv_out;
     int head_step;
-    Act *head_norm, *head_act, *head_stats;
+    Act *head_act, *head_stats;
 };
 
 /* ---- configuration check ------------------------------------------------------------------- */
@@ -184,22 +184,20 @@ static Act *build_res(Net *n, const char *name, Act *in, int ic, int oc, int H)
         snprintf(buf, sizeof buf, "%s.nin_shortcut", name);
         r->shortcut = conv_new(n, buf, conv2d_shape(ic, oc, 1, 1, 0, H, H), INIT_GLOROT);
     }
-    /* the pre-SiLU norm outputs are only needed by the backward (inference fuses GN + SiLU);
-     * their gradient buffers are the GN + SiLU backward's scratch */
-    r->norm1_out = act_new(n, ICHW, ACT_GRAD | ACT_TRAIN_ONLY);
-    r->act1 = act_new(n, ICHW, ACT_GRAD);
+    /* kept for the backward: the input (its producer's), conv1_out and the GroupNorm
+     * statistics; the SiLU outputs and the dropout mask are recomputed from them */
+    r->act1 = act_new(n, ICHW, ACT_GRAD | ACT_RECOMPUTE);
     r->stats1 = act_new(n, 2 * G, 0);
     r->conv1_out = act_new(n, OCHW, ACT_GRAD);
-    r->temb_out = act_new(n, (size_t)oc, ACT_GRAD);
-    r->norm2_out = act_new(n, OCHW, ACT_GRAD | ACT_TRAIN_ONLY);
-    r->act2 = act_new(n, OCHW, ACT_GRAD);
+    r->temb_out = act_new(n, (size_t)oc, ACT_GRAD | ACT_FWD_ONLY);
+    r->act2 = act_new(n, OCHW, ACT_GRAD | ACT_RECOMPUTE);
     r->stats2 = act_new(n, 2 * G, 0);
     if (c->dropout > 0.0f) {
-        r->dropped = act_new(n, OCHW, ACT_GRAD | ACT_TRAIN_ONLY);
-        r->mask = act_new(n, OCHW, ACT_TRAIN_ONLY);
+        r->dropped = act_new(n, OCHW, ACT_GRAD | ACT_TRAIN_ONLY | ACT_RECOMPUTE);
+        r->mask = act_new(n, OCHW, ACT_TRAIN_ONLY | ACT_RECOMPUTE);
     }
-    r->conv2_out = act_new(n, OCHW, 0);
-    if (r->has_shortcut) r->shortcut_out = act_new(n, OCHW, 0);
+    r->conv2_out = act_new(n, OCHW, ACT_FWD_ONLY);
+    if (r->has_shortcut) r->shortcut_out = act_new(n, OCHW, ACT_FWD_ONLY);
     b->out = act_new(n, OCHW, ACT_GRAD);
     return b->out;
 }
@@ -219,12 +217,12 @@ static Act *build_attn(Net *n, const char *name, Act *in, int C, int H)
     snprintf(buf, sizeof buf, "%s.proj_out", name);
     a->proj_out = conv_new(n, buf, conv2d_shape(C, C, 1, 1, 0, H, H), INIT_ZERO);
     n->flops += 4.0 * (double)HW * (double)HW * (double)C; /* q k^T and P v */
-    a->norm_out = act_new(n, CHW, ACT_GRAD);
+    a->norm_out = act_new(n, CHW, ACT_GRAD | ACT_RECOMPUTE);
     a->stats = act_new(n, 2 * G, 0);
     a->qkv_out = act_new(n, 3 * CHW, ACT_GRAD);
     a->probs = act_new(n, a->heads * HW * HW, 0);
     a->attn_out = act_new(n, CHW, ACT_GRAD);
-    a->proj = act_new(n, CHW, 0);
+    a->proj = act_new(n, CHW, ACT_FWD_ONLY);
     b->out = act_new(n, CHW, ACT_GRAD);
     return b->out;
 }
@@ -246,7 +244,7 @@ static Act *build_up(Net *n, const char *name, Act *in, int C, int H)
     Block *b = blk_new(n, BLK_UP, in, (size_t)H * H);
     snprintf(buf, sizeof buf, "%s.conv", name);
     b->resample.conv = conv_new(n, buf, conv2d_shape(C, C, 3, 1, 1, 2 * H, 2 * H), INIT_GLOROT);
-    b->resample.upsampled = act_new(n, (size_t)C * 4 * b->HW, ACT_GRAD);
+    b->resample.upsampled = act_new(n, (size_t)C * 4 * b->HW, ACT_GRAD | ACT_RECOMPUTE);
     b->out = act_new(n, (size_t)C * 4 * b->HW, ACT_GRAD);
     return b->out;
 }
@@ -258,7 +256,8 @@ static Act *build_concat(Net *n, Act *h, Act *skip, int C1, int C2, int H)
     b->cat.skip = skip;
     b->cat.in_ch = (size_t)C1;
     b->cat.skip_ch = (size_t)C2;
-    b->out = act_new(n, (size_t)(C1 + C2) * b->HW, ACT_GRAD);
+    /* recomputed for its reader's backward (unet_backward) */
+    b->out = act_new(n, (size_t)(C1 + C2) * b->HW, ACT_GRAD | ACT_RECOMPUTE);
     return b->out;
 }
 
@@ -330,10 +329,9 @@ void unet_build(Net *n)
     act_use(n, h);
     u->norm_out = norm_new(n, "norm_out", (size_t)C, (size_t)c->groups);
     u->conv_out = conv_new(n, "conv_out", conv2d_shape(C, c->in_ch, 3, 1, 1, H, H), INIT_ZERO);
-    u->head_norm = act_new(n, (size_t)C * H * H, ACT_GRAD | ACT_TRAIN_ONLY);
-    u->head_act = act_new(n, (size_t)C * H * H, ACT_GRAD);
+    u->head_act = act_new(n, (size_t)C * H * H, ACT_GRAD | ACT_RECOMPUTE);
     u->head_stats = act_new(n, 2 * (size_t)c->groups, 0);
-    n->y = act_new(n, (size_t)c->in_ch * H * H, 0);
+    n->y = act_new(n, (size_t)c->in_ch * H * H, ACT_FWD_ONLY);
     ASSERT(h == u->blk[u->n_blk - 1]->out && h->n == (size_t)C * H * H);
 
     /* dropout layers take consecutive ranges of each sample's RNG sequence */
@@ -393,20 +391,20 @@ size_t unet_ws_floats(const Net *n, size_t B)
 
 /* ---- blocks: forward and backward ------------------------------------------------------------ */
 
-/* GroupNorm + SiLU forward into act; the pre-SiLU output goes to norm_out when the layout keeps
- * it (training), and is not written at all in inference */
+/* GroupNorm + SiLU write only the SiLU output (the backward recomputes the rest from the
+ * statistics) */
 static void res_forward(Net *n, Block *b, size_t B)
 {
     ResBlock *r = &b->res;
     const size_t ic = r->norm1.C, oc = r->norm2.C, HW = b->HW, G = r->norm1.G;
-    groupnorm_forward(r->norm1_out->x, r->act1->x, r->stats1->x, r->stats1->x + B * G, b->in->x,
+    groupnorm_forward(NULL, r->act1->x, r->stats1->x, r->stats1->x + B * G, b->in->x,
                       PP(r->norm1.g), PP(r->norm1.b), B, ic, HW, G);
     conv2d_forward(r->conv1_out->x, r->act1->x, PP(r->conv1.w), PP(r->conv1.b), &r->conv1.s, B,
                    n->ws);
     linear_forward(r->temb_out->x, n->temb.semb->x, PP(r->temb_proj.w), PP(r->temb_proj.b), B,
                    r->temb_proj.in, oc);
     chan_add_forward(r->conv1_out->x, r->temb_out->x, B, oc, HW);
-    groupnorm_forward(r->norm2_out->x, r->act2->x, r->stats2->x, r->stats2->x + B * G,
+    groupnorm_forward(NULL, r->act2->x, r->stats2->x, r->stats2->x + B * G,
                       r->conv1_out->x, PP(r->norm2.g), PP(r->norm2.b), B, oc, HW, G);
     const float *c2in = r->act2->x;
     if (n->dropout_on && r->mask) {
@@ -429,6 +427,15 @@ static void res_backward(Net *n, Block *b, size_t B)
     ResBlock *r = &b->res;
     const size_t ic = r->norm1.C, oc = r->norm2.C, HW = b->HW, G = r->norm1.G;
     const float *dout = b->out->d;
+    int drop = n->dropout_on && r->mask;
+    /* recompute what the forward did not keep: act2 (and its dropout), act1 */
+    groupnorm_apply(NULL, r->act2->x, r->conv1_out->x, PP(r->norm2.g), PP(r->norm2.b),
+                    r->stats2->x, r->stats2->x + B * G, B, oc, HW, G);
+    if (drop)
+        dropout_forward(r->dropped->x, r->mask->x, r->act2->x, n->dropout, B, oc * HW, n->seed,
+                        n->sample_idx, n->dstep, r->rng_block);
+    groupnorm_apply(NULL, r->act1->x, b->in->x, PP(r->norm1.g), PP(r->norm1.b), r->stats1->x,
+                    r->stats1->x + B * G, B, ic, HW, G);
     /* out = skip + conv2_out */
     if (r->has_shortcut)
         conv2d_backward(b->in->d, GG(r->shortcut.w), GG(r->shortcut.b), dout, b->in->x,
@@ -436,23 +443,23 @@ static void res_backward(Net *n, Block *b, size_t B)
     else
         add_backward(b->in->d, dout, B * oc * HW);
     /* conv2_out = conv2(dropout(act2)) */
-    int drop = n->dropout_on && r->mask;
     conv2d_backward(drop ? r->dropped->d : r->act2->d, GG(r->conv2.w), GG(r->conv2.b), dout,
                     drop ? r->dropped->x : r->act2->x, PP(r->conv2.w), &r->conv2.s, B, n->ws);
     if (drop) dropout_backward(r->act2->d, r->dropped->d, r->mask->x, B * oc * HW);
-    /* act2 = silu(norm2_out), norm2_out = GN2(conv1_out) */
+    /* act2 = silu(GN2(conv1_out)) */
     groupnorm_silu_backward(r->conv1_out->d, GG(r->norm2.g), GG(r->norm2.b), r->act2->d,
-                            r->norm2_out->x, r->norm2_out->d, r->conv1_out->x, PP(r->norm2.g),
-                            r->stats2->x, r->stats2->x + B * G, B, oc, HW, G);
+                            r->conv1_out->x, PP(r->norm2.g), PP(r->norm2.b), r->stats2->x,
+                            r->stats2->x + B * G, B, oc, HW, G);
     /* conv1_out = conv1(act1) + temb_proj(semb) broadcast */
     chan_add_backward(r->temb_out->d, r->conv1_out->d, B, oc, HW);
     linear_backward(n->temb.semb->d, GG(r->temb_proj.w), GG(r->temb_proj.b), r->temb_out->d,
                     n->temb.semb->x, PP(r->temb_proj.w), B, r->temb_proj.in, oc);
     conv2d_backward(r->act1->d, GG(r->conv1.w), GG(r->conv1.b), r->conv1_out->d, r->act1->x,
                     PP(r->conv1.w), &r->conv1.s, B, n->ws);
-    groupnorm_silu_backward(b->in->d, GG(r->norm1.g), GG(r->norm1.b), r->act1->d,
-                            r->norm1_out->x, r->norm1_out->d, b->in->x, PP(r->norm1.g),
-                            r->stats1->x, r->stats1->x + B * G, B, ic, HW, G);
+    /* act1 = silu(GN1(in)) */
+    groupnorm_silu_backward(b->in->d, GG(r->norm1.g), GG(r->norm1.b), r->act1->d, b->in->x,
+                            PP(r->norm1.g), PP(r->norm1.b), r->stats1->x, r->stats1->x + B * G,
+                            B, ic, HW, G);
 }
 
 static void attn_block_forward(Net *n, Block *b, size_t B)
@@ -472,6 +479,8 @@ static void attn_block_backward(Net *n, Block *b, size_t B)
 {
     AttnBlock *a = &b->attn;
     const size_t C = a->norm.C, HW = b->HW, G = a->norm.G;
+    groupnorm_apply(a->norm_out->x, NULL, b->in->x, PP(a->norm.g), PP(a->norm.b), a->stats->x,
+                    a->stats->x + B * G, B, C, HW, G);
     add_backward(b->in->d, b->out->d, B * C * HW);
     conv2d_backward(a->attn_out->d, GG(a->proj_out.w), GG(a->proj_out.b), b->out->d,
                     a->attn_out->x, PP(a->proj_out.w), &a->proj_out.s, B, n->ws);
@@ -521,6 +530,7 @@ static void block_backward(Net *n, Block *b, size_t B)
     case BLK_UP: {
         const Conv *c = &b->resample.conv;
         size_t H = (size_t)c->s.H / 2;
+        upsample2x_forward(b->resample.upsampled->x, b->in->x, B, (size_t)c->s.IC, H, H);
         conv2d_backward(b->resample.upsampled->d, GG(c->w), GG(c->b), b->out->d,
                         b->resample.upsampled->x, PP(c->w), &c->s, B, n->ws);
         upsample2x_backward(b->in->d, b->resample.upsampled->d, B, (size_t)c->s.IC, H, H);
@@ -544,7 +554,7 @@ void unet_forward(Net *n, size_t B)
     const Act *h = u->blk[u->n_blk - 1]->out;
     const size_t C = u->norm_out.C, G = u->norm_out.G,
                  HW = (size_t)u->conv_out.s.H * u->conv_out.s.W;
-    groupnorm_forward(u->head_norm->x, u->head_act->x, u->head_stats->x, u->head_stats->x + B * G,
+    groupnorm_forward(NULL, u->head_act->x, u->head_stats->x, u->head_stats->x + B * G,
                       h->x, PP(u->norm_out.g), PP(u->norm_out.b), B, C, HW, G);
     conv2d_forward(n->y->x, u->head_act->x, PP(u->conv_out.w), PP(u->conv_out.b), &u->conv_out.s,
                    B, n->ws);
@@ -557,15 +567,23 @@ void unet_backward(Net *n, size_t B)
     const size_t C = u->norm_out.C, G = u->norm_out.G,
                  HW = (size_t)u->conv_out.s.H * u->conv_out.s.W;
     net_backward_step_begin(n, u->head_step);
+    groupnorm_apply(NULL, u->head_act->x, h->x, PP(u->norm_out.g), PP(u->norm_out.b),
+                    u->head_stats->x, u->head_stats->x + B * G, B, C, HW, G);
     conv2d_backward(u->head_act->d, GG(u->conv_out.w), GG(u->conv_out.b), n->dout,
                     u->head_act->x, PP(u->conv_out.w), &u->conv_out.s, B, n->ws);
-    groupnorm_silu_backward(h->d, GG(u->norm_out.g), GG(u->norm_out.b), u->head_act->d,
-                            u->head_norm->x, u->head_norm->d, h->x, PP(u->norm_out.g),
-                            u->head_stats->x, u->head_stats->x + B * G, B, C, HW, G);
+    groupnorm_silu_backward(h->d, GG(u->norm_out.g), GG(u->norm_out.b), u->head_act->d, h->x,
+                            PP(u->norm_out.g), PP(u->norm_out.b), u->head_stats->x,
+                            u->head_stats->x + B * G, B, C, HW, G);
     grad_ready(n, u->norm_out.g);
     for (size_t i = u->n_blk; i-- > 0;) {
         Block *b = u->blk[i];
         net_backward_step_begin(n, b->step);
+        const Block *p = i > 0 ? u->blk[i - 1] : NULL;
+        if (p && p->kind == BLK_CONCAT && p->out == b->in) { /* its output, recomputed here */
+            ASSERT(p->out->last_use == b->step);
+            concat_forward(p->out->x, p->in->x, p->cat.skip->x, B, p->cat.in_ch, p->cat.skip_ch,
+                           p->HW);
+        }
         block_backward(n, b, B);
         grad_ready(n, b->p_lo);
     }

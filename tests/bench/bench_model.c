@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/rng.h"
+#include "model/gemm.h"
 #include "model/net.h"
 #include "model/optim.h"
 
@@ -77,6 +78,7 @@ int main(int argc, char **argv)
     optim_init(&o, &oc, np, net_params(n));
     printf("fmnist-small U-Net: %zu parameters, %.3f GFLOP forward per image, batch %zu\n", np,
            unet_flops_per_sample(&c) / 1e9, B);
+    printf("gemm: %s\n", gemm_engine_name(gemm_engine()));
     for (const char *p = threads; *p;) {
         int th = atoi(p);
         net_set_threads(n, th);
