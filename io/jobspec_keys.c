@@ -43,6 +43,7 @@ static const char *const k_reduce[] = {"deterministic", "overlap"};
 static const char *const k_resume[] = {"auto", "never", "must"};
 static const char *const k_sampler[] = {DFM_SAMPLER_NAMES};
 static const char *const k_tspace[] = {DFM_SPACING_NAMES};
+static const char *const k_variance[] = {"beta_tilde", "beta"};
 static const char *const k_metric[] = {"swd", "fid_fmnist", "spectrum"};
 static const char *const k_launch[] = {"srun", "mpirun"};
 
@@ -272,7 +273,7 @@ const Field g_fields[] = {
     E("objective.ddpm.schedule", objective.ddpm.schedule, k_betas, .def = "linear",
       .doc = "beta schedule: linear from `beta_start` to `beta_end`, or the cosine schedule of "
              "Nichol & Dhariwal (betas clipped at 0.999)"),
-    I("objective.ddpm.timesteps", objective.ddpm.timesteps, 1, 100000, 0, .def = "1000",
+    I("objective.ddpm.timesteps", objective.ddpm.timesteps, 2, 100000, 0, .def = "1000",
       .doc = "number of diffusion steps T"),
     D("objective.ddpm.beta_start", objective.ddpm.beta_start, 0, 1, FL_LO_OPEN | FL_HI_OPEN,
       .def = "0.0001", .doc = "beta_1 of the linear schedule"),
@@ -289,7 +290,9 @@ const Field g_fields[] = {
     E("objective.flow.t_sampling", objective.flow.t_sampling, k_tsamp, .def = "uniform",
       .doc = "distribution of training times t"),
     D("objective.flow.logit_mean", objective.flow.logit_mean, -10, 10, 0, .def = "0",
-      .doc = "mean of the logit-normal time distribution"),
+      .doc = "mean of the logit-normal time distribution; here t = 1 is the data end, so a "
+             "positive mean puts more training times near the data (the opposite of SD3, whose "
+             "t = 1 is noise)"),
     D("objective.flow.logit_std", objective.flow.logit_std, 0, 10, FL_LO_OPEN, .def = "1",
       .doc = "standard deviation of the logit-normal time distribution"),
 
@@ -366,10 +369,15 @@ const Field g_fields[] = {
     D("sample.eta", sample.eta, 0, 1, 0, .def = "0",
       .doc = "DDIM stochasticity: 0 deterministic, 1 DDPM-like (ddim only; ignored by the other "
              "samplers)"),
-    E("sample.timesteps", sample.timesteps, k_tspace, .def = "uniform",
+    E("sample.variance", sample.variance, k_variance, .def = "beta_tilde",
+      .doc = "variance of each `ddpm` sampler step: the posterior variance beta~_t (\"fixedsmall\") "
+             "or beta_t (\"fixedlarge\", the DDPM paper's CIFAR-10 sampler); ignored by the other "
+             "samplers"),
+    E("sample.timesteps", sample.timesteps, k_tspace,
+      .derive = "`trailing` for the cosine schedule, `uniform` otherwise",
       .also = "`trailing` for ddpm objectives only",
       .doc = "how the `steps` times are spaced: evenly, quadratically denser near the data, or "
-             "evenly ending at T (the \"trailing\" spacing)"),
+             "evenly ending at T (the \"trailing\" spacing); see \"Timestep spacing\""),
     B("sample.clip_x0", sample.clip_x0, .derive = "`true` for image datasets, `false` for `toy2d`",
       .doc = "clip the predicted x0 to [-1, 1] inside the sampler"),
     D("sample.guidance", sample.guidance, 0, 100, 0, .def = "1",

@@ -76,6 +76,13 @@ void jobspec_resolve(JobSpec *js)
     int steps = 50;
     if (js->objective.type == JOB_OBJ_DDPM) steps = s->sampler == JOB_SAMPLER_DDPM ? T : (T < 50 ? T : 50);
     DERIVE("sample.steps", s->steps, steps);
+    /* uniform spacing starts at t = 1 + (S-1) T/S, where the cosine schedule still leaves
+     * sqrt(abar) = 3.0% of the signal (S = 50; 1.4% at S = 100) while x_T is pure noise;
+     * trailing spacing starts at t = T (jobs/README.md) */
+    DERIVE("sample.timesteps", s->timesteps,
+           js->objective.type == JOB_OBJ_DDPM && js->objective.ddpm.schedule == JOB_BETAS_COSINE
+               ? JOB_TS_TRAILING
+               : JOB_TS_UNIFORM);
     DERIVE("sample.clip_x0", s->clip_x0, d->dataset != JOB_DATA_TOY2D);
     DERIVE("sample.seed", s->seed, js->run.seed);
     DERIVE("sample.use_ema", s->use_ema, t->ema.decay > 0);
