@@ -17,6 +17,7 @@ static const CmdEntry g_cmds[] = {
     {"validate", "check a job spec and print it fully resolved", cmd_validate},
     {"fetch", "download and verify a dataset", cmd_fetch},
     {"train", "train a model on one rank or many (mpirun)", cmd_train},
+    {"ckpt", "list, verify, inspect and export checkpoints", cmd_ckpt},
     {"evaluator", "train or test the classifiers behind FD-FMNIST / FD-MNIST", cmd_evaluator},
     {"sample", "draw samples from trained weights, on one rank or many", cmd_sample},
     {"eval", "score samples: FD-FMNIST, precision/recall, spectra, beside the real floor", cmd_eval},

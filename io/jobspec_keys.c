@@ -353,9 +353,15 @@ const Field g_fields[] = {
       .doc = "steps between checkpoints; 0 = only at the end"),
     I("checkpoint.keep", checkpoint.keep, 0, 1000000, 0, .def = "3",
       .doc = "checkpoints kept (older ones deleted); 0 = keep all"),
+    I("checkpoint.keep_every", checkpoint.keep_every, 0, 1000000000, 0, .def = "0",
+      .doc = "also keep every checkpoint whose step is a multiple of this (milestones); 0 = none"),
+    B("checkpoint.async", checkpoint.async, .def = "false",
+      .doc = "write checkpoints in a background thread while training goes on (the state is "
+             "copied at the step boundary; one save in flight)"),
     E("checkpoint.resume", checkpoint.resume, k_resume, .def = "auto",
-      .doc = "resume from the newest complete checkpoint if there is one / start fresh / fail "
-             "unless one exists"),
+      .doc = "resume from the newest checkpoint that verifies, if there is one / start fresh "
+             "(refused while `dir` holds an earlier run's checkpoints, unless `dfm train --force`) "
+             "/ fail unless one exists"),
 
     E("sample.sampler", sample.sampler, k_sampler,
       .derive = "`ddim` (objective ddpm), `euler` (objective flow)",
