@@ -958,6 +958,7 @@ int jobspec_doc_table(FILE *out, const char *section)
         else fprintf(out, "derived: %s", f->derive);
         fprintf(out, " | %s | %s", allowed, f->doc);
         if (f->only && !same) fprintf(out, " (read only by `%s`)", f->only);
+        if (f->pending) fprintf(out, " (not acted on yet: %s)", f->pending);
         fprintf(out, " |\n");
     }
     return ferror(out) ? ERR(ERR_IO, "cannot write the key table of '%s'", section) : ERR_OK;

@@ -3,8 +3,8 @@
  * A row says everything about its key: the dotted path and the JobSpec member, the type and
  * range, the default (as YAML text, parsed exactly like a value in a file) or - for a derived
  * default - the rule in words (the rule itself is coded in jobspec_resolve()), the one-line
- * meaning, and, when the key is not part of the run that `dfm train` resolves, the one command
- * that reads it. The loader, --set, emission, copy/equal/free and the key tables of
+ * meaning, and, when `dfm train` does not read the key, the one command that does (.only).
+ * tests/dist/test_keys.c fails for a key that nothing reads. The loader, --set, emission, copy/equal/free and the key tables of
  * jobs/README.md (`make docs`) all come from these rows.
  *
  * To add a key: add its member to io/jobspec.h, add one row below (in emission order, inside
@@ -169,7 +169,7 @@ static int check_sbatch(const char *s, char *why, size_t nwhy)
 
 
 /* One macro per type; the trailing designated initializers are the row's default (.def or
- * .derive), documentation (.doc, .allowed, .also) and scope (.only). */
+ * .derive), documentation (.doc, .allowed, .also) and who reads it (.only, .pending). */
 #define S(p, m, maxlen, fl_, chk, ...) \
     {.path = p, .type = F_STR, .off = OFF(m), .hi = maxlen, .fl = fl_, .check = chk, __VA_ARGS__}
 #define SL(p, m, n, chk, ...)                                                                    \
@@ -406,14 +406,15 @@ const Field g_fields[] = {
     I("eval.every", eval.every, 0, 1000000000, 0, .def = "0",
       .doc = "steps between evaluations during training; 0 = never"),
     I("eval.count", eval.count, 1, 10000000, 0, .def = "1000",
-      .doc = "samples generated per evaluation"),
+      .doc = "samples generated per evaluation", .only = "dfm eval"),
     I("eval.batch", eval.batch, 1, 65536, 0, .def = "256",
-      .doc = "samples per network batch during evaluation"),
+      .doc = "samples per network batch during evaluation", .only = "dfm eval"),
     EL("eval.metrics", eval.metrics, eval.n_metrics, k_metric, .def = "[swd]",
        .also = "`fid_fmnist` needs fashion-mnist, `spectrum` an image dataset",
        .doc = "sliced Wasserstein distance to held-out data; Fréchet distance in the feature "
               "space of a Fashion-MNIST classifier; radially averaged power spectrum compared "
-              "with the data's"),
+              "with the data's",
+       .only = "dfm eval"),
 
     S("slurm.job_name", slurm.job_name, 64, FL_NONEMPTY, check_name, .derive = "`run.name`",
       .allowed = "like `run.name`", .doc = "`#SBATCH --job-name`", .only = SUBMIT),
