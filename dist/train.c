@@ -376,6 +376,9 @@ static void log_start(const Trainer *tr)
              tr->ds.name, tr->n, tr->size, tr->size == 1 ? "" : "s", tr->threads,
              tr->threads == 1 ? "" : "s", tr->B, tr->M, tr->M == 1 ? "" : "es", tr->m,
              reducer_bitwise(tr->red) ? ", rank-count invariant" : "");
+    if (jobspec_warmup_steps(js) != js->train.warmup)
+        log_info("note: train.warmup (%d) is not below train.steps (%ld): warming up for %d steps",
+                 js->train.warmup, (long)js->train.steps, jobspec_warmup_steps(js));
 }
 
 /* Fault injection for the preemption tests: DFM_FAULT_SIGNAL_STEP=S makes rank 0 send itself

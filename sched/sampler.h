@@ -84,6 +84,11 @@ typedef struct {
                              (DDPM/DDIM/DPM++) */
     double clip;          /* usually 1 */
     double guidance;      /* w, 1 = neutral (see above) */
+    int resample;         /* inpainting with DDPM/DDIM: RePaint resampling, each level's step is
+                             taken `resample` times, re-noising back with q(x_i | x_{i-1}) in
+                             between (noise sub = k + (u << 17) | 2^30); 0 or 1 = off, ignored
+                             without a mask. Costs `resample` NFE per level (sampler_nfe counts
+                             a run without a mask) */
     uint64_t seed;
 } SamplerConfig;
 
@@ -96,9 +101,8 @@ typedef struct {
 /* Defaults: steps = 50 (diffusion) / 100 (flow), uniform spacing, eta 0, beta~, no clipping,
  * guidance 1, seed 0. */
 void sampler_config_default(SamplerConfig *c, SamplerKind kind);
+/* The sampler's name as job specs spell it (core/names.h): "ddpm", "ddim", "dpmpp2m", ... */
 const char *sampler_kind_name(SamplerKind k);
-int sampler_kind_parse(const char *name, SamplerKind *k); /* "ddpm", "ddim", "dpmpp-2m", "euler",
-                                                             "midpoint", "heun", "rk4" */
 /* Model evaluations per sample the sampler will spend (before guidance doubling). */
 int sampler_nfe(const SamplerConfig *c, const Schedule *s, uint64_t *nfe);
 
