@@ -44,5 +44,7 @@ int cmd_load_job(int argc, char **argv, const char *sub, void (*sub_usage)(FILE 
 int cmd_validate(int argc, char **argv);
 int cmd_fetch(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_submit(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 #endif

@@ -17,6 +17,8 @@ static const CmdEntry g_cmds[] = {
     {"validate", "check a job spec and print it fully resolved", cmd_validate},
     {"fetch", "download and verify a dataset", cmd_fetch},
     {"train", "train a model on one rank or many (mpirun)", cmd_train},
+    {"submit", "submit a job spec to Slurm as a batch job (or a sweep as an array job)", cmd_submit},
+    {"status", "show a submitted run: Slurm state, restarts, checkpoint, progress, log", cmd_status},
 };
 #define NCMDS (sizeof g_cmds / sizeof g_cmds[0])
 
