@@ -82,8 +82,8 @@ BENCHES  := $(BENCH_SRC:tests/bench/%.c=$(BIN)/bench/%)
 DFM      := $(BIN)/dfm
 UNIT     := $(BIN)/tests/unit
 
-.PHONY: all deps test test-unit test-cli test-mpi test-fuzz asan ubsan lint fuzz parity bench \
-        run clean debug
+.PHONY: all deps test test-unit test-cli test-mpi test-slurm test-fuzz asan ubsan lint fuzz parity \
+        bench run clean debug golden
 .DEFAULT_GOAL := all
 # Objects of the test programs and tools are intermediate files to make: keep them.
 .SECONDARY:
@@ -158,7 +158,7 @@ export OMPI_MCA_rmaps_base_oversubscribe := 1
 test: deps
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) -j2 --no-print-directory $(DFM) $(UNIT) $(MPI_TESTS) $(TOOLS) $(FUZZ_BIN)
-	@$(MAKE) --no-print-directory test-unit test-cli test-mpi test-fuzz
+	@$(MAKE) --no-print-directory test-unit test-cli test-mpi test-slurm test-fuzz
 
 test-unit: $(UNIT)
 	DFM_ROOT=$(CURDIR) DFM_BIN=$(CURDIR)/$(BIN) $(UNIT) --jobs 2 --short-filename
@@ -168,6 +168,16 @@ test-cli: $(DFM) $(TOOLS)
 
 test-mpi: $(DFM) $(MPI_TESTS)
 	DFM=$(CURDIR)/$(DFM) DFM_BIN=$(CURDIR)/$(BIN) sh tests/dist/run.sh
+
+# Jobs on a one-node Slurm started for the run (slurm/local-cluster.sh; installs slurm-wlm and
+# munge when missing and root or sudo allows). Where it cannot start, the tests count as skipped.
+test-slurm: $(DFM) $(TOOLS)
+	DFM=$(CURDIR)/$(DFM) DFM_BIN=$(CURDIR)/$(BIN) sh tests/slurm/run.sh
+
+# Rewrite the golden dry-run scripts (tests/slurm/golden/) after a deliberate change of the
+# template or of a job spec; review the diff before committing it.
+golden: $(DFM)
+	DFM=$(CURDIR)/$(DFM) sh tests/slurm/golden.sh --update
 
 asan:
 	@$(MAKE) --no-print-directory SANITIZER=address test-san

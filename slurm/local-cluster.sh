@@ -116,11 +116,13 @@ wait_for() { # wait_for SECONDS CMD...: retry CMD every 0.2 s
 node_idle() { [ "$(sinfo -h -n localhost -o %t 2>/dev/null)" = idle ]; }
 
 stop_daemons() {
-    for d in slurmd slurmctld munged; do
+    # munged runs under runuser: its own PID file names the daemon, ours the runuser around it.
+    if [ -f "$DIR/munge/munged.pid" ]; then cp "$DIR/munge/munged.pid" "$DIR/run/munged.self.pid"; fi
+    for d in slurmd slurmctld munged.self munged; do
         pid=$(pid_of "$d")
         if alive "$pid"; then kill -TERM "$pid" 2>/dev/null || true; fi
     done
-    for d in slurmd slurmctld munged; do
+    for d in slurmd slurmctld munged.self munged; do
         pid=$(pid_of "$d")
         n=50
         while alive "$pid" && [ $n -gt 0 ]; do sleep 0.2; n=$((n - 1)); done
