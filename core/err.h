@@ -1,6 +1,6 @@
 /* core/err.h - recoverable errors: a closed list of codes, one message, a short trace.
  *
- * Three tiers (see STYLE.md 3.3):
+ * Three tiers (see CONTRIBUTING.md, Errors):
  *   - bugs and broken invariants: ASSERT (core/mem.h), aborts the whole job;
  *   - out of memory: xmalloc and friends (core/mem.h), abort with size and location;
  *   - environment and user errors (this file): a function detects the problem, records a

@@ -1,4 +1,4 @@
-/* dist/dist.h - the only door to MPI (STYLE.md 3.7).
+/* dist/dist.h - the only door to MPI (CONTRIBUTING.md, MPI and other libraries).
  *
  * dist_init starts MPI (thread level FUNNELED is enough; MULTIPLE is requested when the overlap
  * mode needs it), installs an abort hook so ASSERT and out-of-memory take the whole job down,

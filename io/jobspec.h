@@ -13,7 +13,7 @@
  * with ERR_PARSE for malformed YAML and ERR_SPEC for schema errors (core/err.h). Lines and
  * columns are 1-based (columns count characters).
  *
- * Life cycle (STYLE 3.4, caller-owned value):
+ * Life cycle (CONTRIBUTING.md, Ownership: caller-owned value):
  *     JobSpec js;
  *     TRY(jobspec_load(&js, "jobs/fmnist-ddpm.yaml"));   // parse + resolve + cross-check
  *     TRY(jobspec_set(&js, "train.lr=1e-4"));             // override, same validation

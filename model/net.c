@@ -2,10 +2,10 @@
  *
  * Building a network registers, in forward order, every parameter tensor (into the table) and
  * every activation (into the arena registry); offsets are resolved afterwards. The forward pass
- * walks a list of blocks, the backward pass walks it in reverse (STYLE 3.5: explicit call lists,
- * backward accumulates). Every activation has a value buffer and, when it is on the gradient
- * path, a gradient buffer of the same shape; gradients of activations are cleared at the start
- * of each backward pass.
+ * walks a list of blocks, the backward pass walks it in reverse (explicit call lists, backward
+ * accumulates: CONTRIBUTING.md, Model code). Every activation has a value buffer and, when it
+ * is on the gradient path, a gradient buffer of the same shape; gradients of activations are
+ * cleared at the start of each backward pass.
  */
 #include "model/net.h"
 #include "model/attention.h"
