@@ -3,7 +3,7 @@
 #   make            build bin/dfm                 make test    deps + build + every test
 #   make run        train the quick-start job     make bench   benchmarks (long)
 #   make asan       tests under AddressSanitizer  make ubsan   tests under UBSan
-#   make lint       MPI confinement and hygiene   make fuzz    fuzz the job-spec loader
+#   make lint       MPI confinement and hygiene   make fuzz    fuzz the job-spec and weights readers
 #   make parity     regenerate PyTorch reference files (needs python3-torch)
 #   make clean
 #
@@ -207,25 +207,33 @@ lint:
 FUZZ_CC  := clang
 FUZZ_DIR := build/fuzz
 FUZZ_SRC := $(wildcard core/*.c) $(wildcard io/*.c)
-FUZZ_BIN := $(FUZZ_DIR)/fuzz_jobspec
+FUZZ_BIN := $(FUZZ_DIR)/fuzz_jobspec $(FUZZ_DIR)/fuzz_weights
+# The weights reader is small: a shorter run covers it.
+FUZZ_WEIGHTS_SECONDS ?= 10
 
-$(FUZZ_BIN): tests/io/fuzz_jobspec.c $(FUZZ_SRC) $(wildcard core/*.h io/*.h) $(GEN)/sbatch_template.h
+$(FUZZ_DIR)/fuzz_%: tests/io/fuzz_%.c $(FUZZ_SRC) $(wildcard core/*.h io/*.h) $(GEN)/sbatch_template.h
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined $(CPPFLAGS) \
-	  -o $@ tests/io/fuzz_jobspec.c $(FUZZ_SRC) $(LDLIBS)
+	  -o $@ $< $(FUZZ_SRC) $(LDLIBS)
 
 fuzz: deps $(FUZZ_BIN)
-	@mkdir -p $(FUZZ_DIR)/corpus
-	$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
+	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/corpus_weights
+	$(FUZZ_DIR)/fuzz_weights -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
+	  $(FUZZ_DIR)/corpus_weights tests/io/weights_seeds
+	$(FUZZ_DIR)/fuzz_jobspec -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
 	  -dict=tests/io/jobspec.dict $(FUZZ_DIR)/corpus jobs tests/io/bad_specs
 
 test-fuzz: $(FUZZ_BIN)
-	@mkdir -p $(FUZZ_DIR)/corpus
-	@$(FUZZ_BIN) -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
+	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/corpus_weights
+	@$(FUZZ_DIR)/fuzz_weights -max_total_time=$(FUZZ_WEIGHTS_SECONDS) -timeout=5 -rss_limit_mb=2048 \
+	  $(FUZZ_DIR)/corpus_weights tests/io/weights_seeds > $(FUZZ_DIR)/last_weights.log 2>&1 \
+	  && echo "fuzz: $(FUZZ_WEIGHTS_SECONDS) s of libFuzzer on the weights reader, no finding" \
+	  || { tail -40 $(FUZZ_DIR)/last_weights.log; echo "fuzz: 0 passed, 1 failed"; exit 1; }
+	@$(FUZZ_DIR)/fuzz_jobspec -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
 	  -dict=tests/io/jobspec.dict $(FUZZ_DIR)/corpus jobs tests/io/bad_specs \
 	  > $(FUZZ_DIR)/last.log 2>&1 \
 	  && echo "fuzz: $(FUZZ_SECONDS) s of libFuzzer on the job-spec loader, no finding" \
-	  && echo "fuzz: 1 passed, 0 failed" \
+	  && echo "fuzz: 2 passed, 0 failed" \
 	  || { tail -40 $(FUZZ_DIR)/last.log; echo "fuzz: 0 passed, 1 failed"; exit 1; }
 
 # ---- the quick start: fetch Fashion-MNIST, train the quick-start job on NP ranks ------------

@@ -16,7 +16,7 @@ static void fetch_usage(FILE *f)
 {
     fprintf(f,
             "usage: dfm fetch DATASET [--dir DIR] [--mirror URL ...] [--no-builtin-mirrors]\n"
-            "                 [--strict] [--retries N] [--quiet]\n"
+            "                 [--allow-unpinned] [--retries N] [--quiet]\n"
             "       dfm fetch --list\n\n"
             "Download DATASET into DIR/DATASET/ (DIR defaults to data/), check every file's size,\n"
             "SHA-256 and format, and install it atomically. Files already present are\n"
@@ -26,13 +26,15 @@ static void fetch_usage(FILE *f)
             "  --mirror URL   base URL of a directory holding the dataset's files; tried before\n"
             "                 the built-in mirrors; repeatable; http://, https:// or file://\n"
             "  --no-builtin-mirrors  use only the --mirror URLs (air-gapped sites, tests)\n"
-            "  --strict       accept only bytes that match a pinned SHA-256 (no trust on\n"
-            "                 first use for files whose payload hash is not pinned)\n"
+            "  --allow-unpinned  for this run, accept (and record) bytes that match no\n"
+            "                 pinned or recorded SHA-256: trust on first use. Without it\n"
+            "                 such bytes are refused\n"
             "  --retries N    attempts per mirror on transient errors (default 3)\n"
             "  --quiet        only warnings and errors (no progress, no per-file lines)\n"
             "  --list         list the datasets\n\n"
             "Environment: DFM_FETCH_BACKOFF_MS sets the first delay between retries (default\n"
-            "1000, doubled after each retry). Under mpirun one rank per node downloads while\n"
+            "1000, doubled after each retry); DFM_FETCH_DEADLINE_S bounds all attempts at one\n"
+            "file (default 1800). Under mpirun one rank per node downloads while\n"
             "the others wait, then every rank verifies.\n"
             "Exit status: 0 verified, 1 download or verification failed, 2 usage error.\n");
 }
@@ -87,8 +89,8 @@ int cmd_fetch(int argc, char **argv)
             }
         } else if (!strcmp(a, "--no-builtin-mirrors")) {
             builtin = 0;
-        } else if (!strcmp(a, "--strict")) {
-            o.strict = 1;
+        } else if (!strcmp(a, "--allow-unpinned")) {
+            o.allow_unpinned = 1;
         } else if (!strcmp(a, "--quiet")) {
             o.progress = 0;
             log_set_level(LOG_WARN);

@@ -66,6 +66,15 @@ int dist_dataset_fetch(const char *name, const char *dir, const char *const *ext
     return dist_fetch_node_once(job_fetch, job_verify, &j);
 }
 
+int dist_dataset_fetch_job(const JobSpec *js, const char *name)
+{
+    FetchOptions o;
+    fetch_options_default(&o);
+    o.allow_unpinned = js->data.allow_unpinned;
+    return dist_dataset_fetch(name, js->data.dir, (const char *const *)js->data.mirrors,
+                              (size_t)js->data.n_mirrors, js->data.n_mirrors == 0, &o);
+}
+
 void dist_shard_range(size_t batch, int rank, int size, size_t *first, size_t *count)
 {
     ASSERT(size >= 1 && rank >= 0 && rank < size);

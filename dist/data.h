@@ -19,6 +19,7 @@
 #include <stddef.h>
 
 #include "io/fetch.h"
+#include "io/jobspec.h"
 
 typedef int (*DistDataFn)(void *ctx);
 
@@ -27,6 +28,10 @@ int dist_fetch_node_once(DistDataFn fetch, DistDataFn verify, void *ctx);
 /* dataset_fetch on one rank per node, dataset_verify on all (see io/dataset.h). */
 int dist_dataset_fetch(const char *name, const char *dir, const char *const *extra,
                        size_t nextra, int builtin, const FetchOptions *opts);
+
+/* dist_dataset_fetch for the dataset of a job spec: data.dir, data.mirrors (none = the
+ * built-in ones) and data.allow_unpinned. */
+int dist_dataset_fetch_job(const JobSpec *js, const char *name);
 
 void dist_shard_range(size_t batch, int rank, int size, size_t *first, size_t *count);
 

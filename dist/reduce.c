@@ -367,13 +367,21 @@ void reducer_destroy(GradReducer **red)
 {
     if (!red || !*red) return;
     GradReducer *r = *red;
-    if (r->req) {
-        for (size_t j = 0; j < r->nbuckets; j++)
-            if (r->req[j] != MPI_REQUEST_NULL) MPI_Wait(&r->req[j], MPI_STATUS_IGNORE);
-    }
-    if (r->dreq) { /* only after an error: let go of what is still in flight */
-        for (size_t j = 0; j < 2 * r->nbuckets; j++)
-            if (r->dreq[j] != MPI_REQUEST_NULL) MPI_Request_free(&r->dreq[j]);
+    *red = NULL;
+    size_t busy = 0;
+    for (size_t j = 0; r->req && j < r->nbuckets; j++) busy += r->req[j] != MPI_REQUEST_NULL;
+    for (size_t j = 0; r->dreq && j < 2 * r->nbuckets; j++)
+        busy += r->dreq[j] != MPI_REQUEST_NULL;
+    if (busy) {
+        /* Only after an error: reductions are still in flight. Waiting for them could hang
+         * (the other ranks may never join, and the abort that would end the job runs after
+         * this), and freeing the buffers would let a late message land in freed memory
+         * (receives cannot be taken back: an MPI_Iallreduce cannot be cancelled at all).
+         * So the buffers, requests and communicator stay with the process, which the caller
+         * is about to abort. */
+        log_debug("gradient reducer: %zu requests in flight at destruction; its memory is "
+                  "left to the process", busy);
+        return;
     }
     for (size_t k = 0; k < STACK_MAX; k++) xfree_aligned(r->pool[k]);
     xfree_aligned(r->tmp);
@@ -385,7 +393,6 @@ void reducer_destroy(GradReducer **red)
     xfree(r->didx);
     if (r->comm != MPI_COMM_NULL) MPI_Comm_free(&r->comm);
     xfree(r);
-    *red = NULL;
 }
 
 void reducer_local_shards(const GradReducer *r, size_t *first, size_t *end)
@@ -563,6 +570,7 @@ static int post_ready(GradReducer *r, int early)
 int reducer_mark_ready(GradReducer *r, size_t lo, size_t hi)
 {
     ASSERT(r->in_leaf && lo <= hi && hi <= r->n);
+    ASSERT(dist_on_main_thread()); /* MPI_THREAD_FUNNELED: see dist/dist.h */
     if (!r->last_leaf || !r->bucketed || lo == hi) return ERR_OK;
     for (size_t j = lo / r->bucket; j * r->bucket < hi; j++) {
         size_t blo = j * r->bucket, bhi = bucket_hi(r, j);
@@ -584,6 +592,7 @@ int reducer_mark_ready(GradReducer *r, size_t lo, size_t hi)
 
 int reducer_progress(GradReducer *r)
 {
+    ASSERT(dist_on_main_thread());
     if (r->req && r->next_post > 0) TRY(test_posted(r));
     if (r->dreq) TRY(det_poll(r, 0));
     return ERR_OK;

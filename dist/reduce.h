@@ -110,7 +110,10 @@ typedef struct GradReducer GradReducer;
  * bucket size and zero1. Owns its buffers and a duplicate of the world communicator.
  * ERR_ARG on a bad config. */
 int reducer_create(GradReducer **out, const ReducerConfig *cfg);
-void reducer_destroy(GradReducer **red); /* NULL-safe; sets *red = NULL */
+/* NULL-safe; sets *red = NULL. After an error that left exchanges in flight it neither waits
+ * for them (the other ranks may never join) nor frees the memory they write into: the caller
+ * is about to abort the job, and the process keeps that memory until then. */
+void reducer_destroy(GradReducer **red);
 
 /* Micro-shards this rank owns: [*first, *end) (empty when P > M). */
 void reducer_local_shards(const GradReducer *red, size_t *first, size_t *end);

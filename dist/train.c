@@ -15,6 +15,7 @@
 #include "core/rng.h"
 #include "dist/data.h"
 #include "dist/dist.h"
+#include "dist/jobagree.h"
 #include "dist/reduce.h"
 #include "io/dataset.h"
 #include "io/fsutil.h"
@@ -244,8 +245,7 @@ static int load_data(Trainer *tr)
     const char *name = dataset_name(js);
     if (js->data.dataset == JOB_DATA_TOY2D)
         return dataset_toy(&tr->ds, name, (size_t)js->data.toy_size, js->run.seed);
-    TRY(dist_dataset_fetch(name, js->data.dir, (const char *const *)js->data.mirrors,
-                           (size_t)js->data.n_mirrors, js->data.n_mirrors == 0, NULL));
+    TRY(dist_dataset_fetch_job(js, name));
     return dataset_open(&tr->ds, name, js->data.dir, DATASET_TRAIN);
 }
 
@@ -265,6 +265,7 @@ static int setup(Trainer *tr, const JobSpec *js)
     tr->size = dist_size();
     tr->threads = js->train.threads > 0 ? js->train.threads : dist_default_threads();
     omp_set_num_threads(tr->threads);
+    TRY(dist_job_agree_spec(js)); /* before any job-dependent exchange */
 
     TRY(load_data(tr));
     tr->D = dataset_dim(&tr->ds);

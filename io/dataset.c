@@ -1,6 +1,7 @@
 /* io/dataset.c - dataset manifests, IDX and CIFAR-10 readers, toy generators.
  * See io/dataset.h for the contract. */
 #include "io/dataset.h"
+#include "io/fsutil.h"
 
 #include <errno.h>
 #include <math.h>
@@ -96,12 +97,10 @@ static const FetchFile g_cifar_files[1] = {
 
 static const char *const g_fm_mirrors[] = {
     "file:///usr/share/datasets/fashion-mnist/",
-    "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",
     "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/",
 };
 static const char *const g_mnist_mirrors[] = {
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
-    "http://yann.lecun.com/exdb/mnist/",
 };
 static const char *const g_cifar_mirrors[] = {
     "https://www.cs.toronto.edu/~kriz/",
@@ -162,6 +161,7 @@ static int unknown_dataset(const char *name)
     return ERR_ARG;
 }
 
+/* dir/name; callers check first that dir is not empty ("" + "/" + name is the root). */
 static char *subdir(const char *dir, const char *name)
 {
     size_t n = strlen(dir) + strlen(name) + 2;
@@ -179,6 +179,7 @@ int dataset_fetch(const char *name, const char *dir, const char *const *extra, s
         ERR(ERR_ARG, "dataset '%s' is generated from the seed; there is nothing to fetch", name);
         return ERR_ARG;
     }
+    TRY(fs_path_nonempty(dir, "the data directory"));
     FetchOptions o;
     if (base_opts) o = *base_opts;
     else fetch_options_default(&o);
@@ -194,13 +195,8 @@ int dataset_fetch(const char *name, const char *dir, const char *const *extra, s
     o.mirrors = mirrors;
     o.nmirrors = nextra + nbuiltin;
     char *d = subdir(dir, name);
-    int fd = -1;
-    int rc = fetch_lock(d, &fd);
-    for (size_t i = 0; rc == ERR_OK && i < m->nfiles; i++) {
-        rc = fetch_file(d, &m->files[i], &o);
-        if (rc != ERR_OK) err_context("dfm fetch %s", name);
-    }
-    fetch_unlock(fd);
+    int rc = fetch_all(d, m->files, m->nfiles, &o);
+    if (rc != ERR_OK) err_context("dfm fetch %s", name);
     if (rc == ERR_OK) log_info("%s: %zu file%s verified in %s", name, m->nfiles,
                                m->nfiles == 1 ? "" : "s", d);
     xfree(d);
@@ -221,6 +217,7 @@ int dataset_verify(const char *name, const char *dir)
     const Manifest *m = manifest_find(name);
     if (!m) return unknown_dataset(name);
     if (!m->info.fetched) return ERR_OK;
+    TRY(fs_path_nonempty(dir, "the data directory"));
     char *d = subdir(dir, name);
     int rc = ERR_OK;
     for (size_t i = 0; rc == ERR_OK && i < m->nfiles; i++) rc = fetch_verify(d, &m->files[i]);
@@ -489,6 +486,7 @@ int dataset_open(Dataset *ds, const char *name, const char *dir, DatasetSplit sp
         ERR(ERR_ARG, "dataset '%s' is generated: use dataset_toy", name);
         return ERR_ARG;
     }
+    TRY(fs_path_nonempty(dir, "the data directory"));
     snprintf(ds->name, sizeof ds->name, "%s", name);
     char *d = subdir(dir, name);
     int rc = m->files == g_cifar_files ? open_cifar(ds, d, m, split) : open_idx(ds, d, m, split);

@@ -11,9 +11,10 @@
  *     Its first mirror is the Debian package dataset-fashion-mnist
  *     (file:///usr/share/datasets/fashion-mnist/), so it fetches offline where that is installed.
  *   - mnist: the payload sizes and the SHA-256 of the upstream .gz files are pinned; the
- *     payload hashes are not, so the first verified download records them (derived from the
- *     pinned .gz when it matched; trust on first use, logged as a warning, when a mirror served
- *     differently compressed bytes, refused under --strict) and later runs check the record.
+ *     payload hashes are not, so the first verified download records them when its .gz
+ *     matched a pin; a mirror that served differently compressed bytes is refused unless the
+ *     user allows unpinned bytes for that run (--allow-unpinned, data.allow_unpinned), and
+ *     later runs check the record.
  *   - cifar-10: the SHA-256 of the upstream cifar-10-binary.tar.gz is pinned, the payload hash
  *     is recorded the same way; the tar is validated member by member
  *     (cifar-10-batches-bin/data_batch_1..5.bin and test_batch.bin, 10000 records of 1 + 3072

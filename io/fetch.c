@@ -36,6 +36,17 @@ static char *path_join(const char *dir, const char *name, const char *suffix)
     return p;
 }
 
+/* fopen(path, "r") that does not follow a symbolic link at path. */
+static FILE *fopen_nofollow(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+    if (fd < 0) return NULL;
+    struct stat st;
+    FILE *f = fstat(fd, &st) == 0 && S_ISREG(st.st_mode) ? fdopen(fd, "r") : NULL;
+    if (!f) close(fd);
+    return f;
+}
+
 static int file_size(const char *path, uint64_t *size)
 {
     struct stat st;
@@ -102,6 +113,14 @@ void fetch_options_default(FetchOptions *o)
     o->low_speed_bytes = 1024;
     o->low_speed_time_s = 30;
     o->progress = -1;
+    o->max_bytes = FETCH_MAX_BYTES;
+    o->deadline_s = FETCH_DEADLINE_S;
+    const char *d = getenv("DFM_FETCH_DEADLINE_S");
+    if (d && *d) {
+        char *end;
+        double v = strtod(d, &end);
+        if (!*end && v > 0) o->deadline_s = v;
+    }
     const char *e = getenv("DFM_FETCH_BACKOFF_MS");
     if (e && *e) {
         char *end;
@@ -112,15 +131,23 @@ void fetch_options_default(FetchOptions *o)
 
 int fetch_lock(const char *dir, int *fd)
 {
+    TRY(fs_path_nonempty(dir, "the data directory"));
     if (fs_mkdir_p(dir) != ERR_OK) {
         err_hint("pass --dir with a writable directory");
         return ERR_IO;
     }
     char *p = path_join(dir, ".lock", "");
-    int f = open(p, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    /* Never through a link: a lock file planted as a symlink would make dfm create or lock a
+     * file elsewhere. It is not replaced either (others may hold a lock on it). */
+    int f = open(p, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644);
     if (f < 0) {
         int e = errno;
-        ERR(ERR_IO, "open lock file %s: %s", p, strerror(e));
+        if (e == ELOOP) {
+            ERR(ERR_IO, "lock file %s is a symbolic link; dfm does not lock through links", p);
+            err_hint("remove %s (no dfm process uses a link as its lock)", p);
+        } else {
+            ERR(ERR_IO, "open lock file %s: %s", p, strerror(e));
+        }
         xfree(p);
         return ERR_IO;
     }
@@ -152,7 +179,7 @@ void fetch_unlock(int fd)
 static int record_read(const char *dir, const char *local, char hex[65])
 {
     char *p = path_join(dir, local, ".sha256");
-    FILE *f = fopen(p, "r");
+    FILE *f = fopen_nofollow(p);
     xfree(p);
     if (!f) return 0;
     char line[256] = {0};
@@ -168,16 +195,20 @@ static int record_read(const char *dir, const char *local, char hex[65])
     return 1;
 }
 
-static int record_write(const char *dir, const char *local, const char hex[65])
+static int record_write(const char *dir, const char *local, const char hex[65], const char *origin)
 {
     char *p = path_join(dir, local, ".sha256");
     char *t = path_join(dir, local, ".sha256.tmp");
-    FILE *f = fopen(t, "w");
-    int rc = ERR_OK;
-    if (!f) {
+    int fd = -1;
+    int rc = fs_create_excl(t, &fd);
+    FILE *f = rc == ERR_OK ? fdopen(fd, "w") : NULL;
+    if (rc == ERR_OK && !f) {
         rc = ERR(ERR_IO, "create %s: %s", t, strerror(errno));
-    } else {
-        fprintf(f, "%s  %s\n", hex, local);
+        close(fd);
+        unlink(t);
+    } else if (f) {
+        /* sha256sum's format, then where the hash came from (readers take the first line) */
+        fprintf(f, "%s  %s\n# %s\n", hex, local, origin);
         if (fflush(f) != 0 || fsync(fileno(f)) != 0) rc = ERR(ERR_IO, "write %s: %s", t, strerror(errno));
         if (fclose(f) != 0 && rc == ERR_OK) rc = ERR(ERR_IO, "close %s: %s", t, strerror(errno));
         if (rc == ERR_OK && rename(t, p) != 0) rc = ERR(ERR_IO, "rename %s: %s", t, strerror(errno));
@@ -188,15 +219,21 @@ static int record_write(const char *dir, const char *local, const char hex[65])
     return rc;
 }
 
+/* Set when a download was refused only for matching no pin: the final hint then says how to
+ * opt in. (Fetches run on one thread at a time: see io/fetch.h.) */
+static int g_refused_unpinned;
+
 /* ---- verification of a stored payload ----------------------------------------------------- */
 
 /* Check a payload against its pinned or recorded hash, then its format. For a new download
- * (fresh = 1) without either hash, record the hash it has: derived from a pinned copy of the
- * remote bytes when `pin` is set, trust on first use otherwise (refused when strict). */
+ * from `url` without either hash, record the hash it has when the remote bytes matched a
+ * pinned copy (`pin`), or when the caller allowed unpinned bytes for this run; refuse it
+ * otherwise. */
 static int verify_payload(const char *dir, const FetchFile *f, const char *path, const char *got_hex,
-                          uint64_t got_size, int fresh, const FetchPin *pin, int strict,
-                          int *recorded_now)
+                          uint64_t got_size, const char *url, const FetchPin *pin,
+                          int allow_unpinned, int *recorded_now)
 {
+    int fresh = url != NULL;
     if (f->payload_size && got_size != f->payload_size) {
         ERR(ERR_INTEGRITY, "%s: %llu bytes, expected %llu", path, (unsigned long long)got_size,
             (unsigned long long)f->payload_size);
@@ -219,13 +256,24 @@ static int verify_payload(const char *dir, const FetchFile *f, const char *path,
         err_hint("delete it and run 'dfm fetch' again to download and record it");
         return ERR_INTEGRITY;
     }
-    if (!pin && strict) {
-        ERR(ERR_INTEGRITY, "%s: the downloaded bytes match no pinned SHA-256 and strict mode "
-                           "refuses trust on first use", f->remote);
-        err_hint("use a mirror that serves the pinned copy, or drop --strict to record this one");
+    if (!pin && !allow_unpinned) {
+        g_refused_unpinned = 1;
+        ERR(ERR_INTEGRITY, "%s: the downloaded bytes match no pinned SHA-256 (neither a known "
+            "copy of %s nor a recorded payload): refused", f->local, f->remote);
+        err_hint("use a mirror that serves the pinned copy; to trust these bytes anyway, for "
+                 "this run only, pass --allow-unpinned to dfm fetch (data.allow_unpinned: true "
+                 "in the job for dfm train): their hash is then recorded, with where they came "
+                 "from, and checked from then on");
         return ERR_INTEGRITY;
     }
-    TRY(record_write(dir, f->local, got_hex));
+    char origin[600];
+    if (pin)
+        snprintf(origin, sizeof origin, "from %.300s, whose bytes matched the pinned copy from %.200s",
+                 url, pin->origin ? pin->origin : "a known mirror");
+    else
+        snprintf(origin, sizeof origin, "from %.300s, matching no pin, trusted on first use at the "
+                 "user's request (allow_unpinned)", url);
+    TRY(record_write(dir, f->local, got_hex, origin));
     if (pin)
         log_info("%s: recorded payload SHA-256 %s (its download matched the pinned copy from %s)",
                  f->local, got_hex, pin->origin ? pin->origin : "a known mirror");
@@ -238,6 +286,7 @@ static int verify_payload(const char *dir, const FetchFile *f, const char *path,
 
 int fetch_verify(const char *dir, const FetchFile *f)
 {
+    TRY(fs_path_nonempty(dir, "the data directory"));
     char *path = path_join(dir, f->local, "");
     char hex[65];
     uint64_t size = 0;
@@ -249,7 +298,7 @@ int fetch_verify(const char *dir, const FetchFile *f)
                  cwd[0] ? ")" : "");
         err_hint("run 'dfm fetch' to download it");
     } else if ((rc = fetch_sha256_file(path, hex, &size)) == ERR_OK) {
-        rc = verify_payload(dir, f, path, hex, size, 0, NULL, 0, NULL);
+        rc = verify_payload(dir, f, path, hex, size, NULL, NULL, 0, NULL);
         if (rc != ERR_OK && rc != ERR_IO)
             err_hint("run 'dfm fetch' again: it replaces a file that fails verification");
     }
@@ -269,7 +318,7 @@ typedef struct {
     int expect_gzip;
     long status;
     /* why the write callback stopped the transfer (0: it did not) */
-    enum { STOP_NONE = 0, STOP_HTTP, STOP_HTML, STOP_NOT_GZIP, STOP_WRITE } stop;
+    enum { STOP_NONE = 0, STOP_HTTP, STOP_HTML, STOP_NOT_GZIP, STOP_WRITE, STOP_TOO_BIG } stop;
     int write_errno;
     unsigned char sniff[64];
     size_t nsniff;
@@ -279,6 +328,7 @@ typedef struct {
     double t0, last_draw, total;
     int last_quarter, drawn;
     const char *label;
+    uint64_t cap; /* the most bytes the remote file may have */
 } Xfer;
 
 static int is_html(const unsigned char *p, size_t n)
@@ -297,6 +347,10 @@ static int is_html(const unsigned char *p, size_t n)
 static int write_all(Xfer *x, const void *p, size_t n)
 {
     const char *c = p;
+    if (x->offset + x->written + n > x->cap) { /* a body with no end, or the wrong file */
+        x->stop = STOP_TOO_BIG;
+        return -1;
+    }
     while (n > 0) {
         ssize_t w = write(x->fd, c, n);
         if (w < 0) {
@@ -416,16 +470,28 @@ typedef enum { ATTEMPT_OK = 0, ATTEMPT_RETRY, ATTEMPT_NEXT_MIRROR } AttemptVerdi
 /* Download url into part (resuming when resume_ok). Returns ATTEMPT_*; on failure the error is
  * recorded and *keep_part says whether the part may be resumed. */
 static AttemptVerdict transfer(const char *url, const char *part, int resume_ok, const FetchFile *f,
-                               const FetchOptions *o, int *keep_part)
+                               const FetchOptions *o, uint64_t cap, double time_left,
+                               int *keep_part)
 {
     *keep_part = 0;
     uint64_t have = 0;
-    if (!resume_ok || file_size(part, &have) != 0) have = 0;
-    int fd = open(part, O_WRONLY | O_CREAT | O_CLOEXEC | (have ? O_APPEND : O_TRUNC), 0644);
-    if (fd < 0) {
-        ERR(ERR_IO, "create %s: %s", part, strerror(errno));
-        return ATTEMPT_NEXT_MIRROR;
+    int fd = -1;
+    if (resume_ok) {
+        /* Only a regular file of ours with no other link is appended to: a part planted as a
+         * link would make the server's bytes land in another file. */
+        unsigned long long sz = 0;
+        const char *why = NULL;
+        int r = fs_open_append_owned(part, &fd, &sz, &why);
+        if (r < 0) return ATTEMPT_NEXT_MIRROR;
+        if (r == 0 && strcmp(why, "absent") != 0)
+            log_warn("%s is %s: not resuming it, downloading from byte 0", part, why);
+        if (r == 1 && sz == 0) {
+            close(fd);
+            fd = -1;
+        }
+        have = fd >= 0 ? (uint64_t)sz : 0;
     }
+    if (fd < 0 && fs_create_excl(part, &fd) != ERR_OK) return ATTEMPT_NEXT_MIRROR;
     CURL *c = curl_easy_init();
     if (!c) {
         close(fd);
@@ -440,6 +506,7 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
     x.resumed = have > 0;
     x.expect_gzip = f->enc == FETCH_GZIP;
     x.label = f->remote;
+    x.cap = cap;
     /* One bar per job: other node leaders stay quiet like log_info does. */
     x.bar = log_rank() == 0 && (o->progress == 1 || (o->progress < 0 && isatty(STDERR_FILENO)));
     x.t0 = core_now();
@@ -449,7 +516,9 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
     /* The protocol limits are a security property: refuse to run without them. */
     if (curl_easy_setopt(c, CURLOPT_URL, url) != CURLE_OK ||
         curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https,file") != CURLE_OK ||
-        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK) {
+        /* a redirect never downgrades: from https only to https */
+        curl_easy_setopt(c, CURLOPT_REDIR_PROTOCOLS_STR,
+                         strncasecmp(url, "https:", 6) ? "http,https" : "https") != CURLE_OK) {
         curl_easy_cleanup(c);
         close(fd);
         ERR(ERR_NET, "%s: this libcurl (%s) cannot restrict protocols to http, https and file",
@@ -464,6 +533,11 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, o->connect_timeout_s);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, o->low_speed_bytes);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, o->low_speed_time_s);
+    /* Bounded in size (a Content-Length above the cap is refused before the body; on_body
+     * enforces it for a body without one) and in time (the whole fetch has a deadline, so a
+     * server trickling bytes cannot hold the data directory's lock forever). */
+    curl_easy_setopt(c, CURLOPT_MAXFILESIZE_LARGE, (curl_off_t)(cap - have));
+    curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)(time_left * 1000.0) > 0 ? (long)(time_left * 1000.0) : 1L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "dfm/" DFM_VERSION " (libcurl)");
     curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
@@ -474,6 +548,13 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
     curl_easy_setopt(c, CURLOPT_XFERINFODATA, &x);
     if (have) curl_easy_setopt(c, CURLOPT_RESUME_FROM_LARGE, (curl_off_t)have);
 
+    if (have >= cap) {
+        curl_easy_cleanup(c);
+        close(fd);
+        ERR(ERR_NET, "%s: the part already holds %llu bytes, more than the file may have (%llu)",
+            part, (unsigned long long)have, (unsigned long long)cap);
+        return ATTEMPT_RETRY; /* part deleted: start over */
+    }
     if (have)
         log_info("resuming %s from byte %llu", url, (unsigned long long)have);
     else
@@ -513,6 +594,11 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
     case STOP_WRITE:
         ERR(ERR_IO, "write %s: %s", part, strerror(x.write_errno));
         return ATTEMPT_NEXT_MIRROR;
+    case STOP_TOO_BIG:
+        ERR(ERR_FORMAT, "GET %s: the reply is larger than %s (%llu bytes): stopped", url,
+            f->nfile_pins || f->payload_size ? "the file can be" : "the limit for a file of "
+            "unknown size", (unsigned long long)cap);
+        return ATTEMPT_NEXT_MIRROR;
     default: break;
     }
     if (werr) {
@@ -527,6 +613,18 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
             *keep_part = 1;
             return x.status >= 500 || x.status == 408 || x.status == 429 ? ATTEMPT_RETRY
                                                                           : ATTEMPT_NEXT_MIRROR;
+        }
+        if (cc == CURLE_FILESIZE_EXCEEDED) {
+            ERR(ERR_FORMAT, "GET %s: the server announces more bytes than the file can have "
+                "(%llu)", url, (unsigned long long)cap);
+            return ATTEMPT_NEXT_MIRROR;
+        }
+        if (cc == CURLE_OPERATION_TIMEDOUT && core_now() - x.t0 >= time_left - 0.05) {
+            ERR(ERR_NET, "GET %s: the fetch deadline of %.0f s passed after %llu bytes (curl "
+                "error %d)", url, o->deadline_s, (unsigned long long)(x.offset + x.written),
+                (int)cc);
+            *keep_part = 1;
+            return ATTEMPT_NEXT_MIRROR;
         }
         ERR(ERR_NET, "GET %s: %s (curl error %d)", url, msg, (int)cc);
         switch (cc) {
@@ -559,16 +657,15 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
 /* ---- decode + verify + install ------------------------------------------------------------ */
 
 /* Gunzip src into dst (concatenated members allowed), hashing the output. */
-static int gunzip_file(const char *src, const char *dst, char hex[65], uint64_t *out_size,
-                       const char *url)
+static int gunzip_file(const char *src, const char *dst, uint64_t limit, char hex[65],
+                       uint64_t *out_size, const char *url)
 {
     FILE *in = fopen(src, "rb");
     if (!in) return ERR(ERR_IO, "open %s: %s", src, strerror(errno));
-    int ofd = open(dst, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (ofd < 0) {
-        int e = errno;
+    int ofd = -1;
+    if (fs_create_excl(dst, &ofd) != ERR_OK) {
         fclose(in);
-        return ERR(ERR_IO, "create %s: %s", dst, strerror(e));
+        return ERR_IO;
     }
     enum { IN = 1 << 18, OUT = 1 << 20 };
     unsigned char *ib = xmalloc(IN), *ob = xmalloc(OUT);
@@ -605,6 +702,12 @@ static int gunzip_file(const char *src, const char *dst, char hex[65], uint64_t 
             break;
         }
         size_t got = OUT - z.avail_out;
+        if (got > limit - total) { /* never written: a gzip bomb stops here */
+            rc = ERR(ERR_FORMAT, "%s: the gzip data inflate to more than %llu bytes, the most "
+                     "the payload may have: refused (a gzip bomb or the wrong file)", url,
+                     (unsigned long long)limit);
+            break;
+        }
         if (got) {
             sha256_update(s, ob, got);
             total += got;
@@ -649,7 +752,7 @@ static int gunzip_file(const char *src, const char *dst, char hex[65], uint64_t 
 
 /* Verify the downloaded part, decode it to <local>.tmp and install it as <local>. */
 static int install(const char *dir, const FetchFile *f, const char *part, const char *url,
-                   int strict)
+                   const FetchOptions *o)
 {
     char fhex[65], phex[65];
     uint64_t fsize = 0, psize = 0;
@@ -665,7 +768,9 @@ static int install(const char *dir, const FetchFile *f, const char *part, const 
     char *tmp = path_join(dir, f->local, ".tmp");
     int rc = ERR_OK;
     if (f->enc == FETCH_GZIP) {
-        rc = gunzip_file(part, tmp, phex, &psize, url);
+        /* payload_size + 1 bytes are enough to tell a wrong size */
+        uint64_t limit = f->payload_size ? f->payload_size + 1 : o->max_bytes;
+        rc = gunzip_file(part, tmp, limit, phex, &psize, url);
     } else {
         /* Copy by rename: the part is the payload. */
         if (rename(part, tmp) != 0) rc = ERR(ERR_IO, "rename %s: %s", part, strerror(errno));
@@ -674,7 +779,7 @@ static int install(const char *dir, const FetchFile *f, const char *part, const 
     }
     int recorded = 0;
     if (rc == ERR_OK) {
-        rc = verify_payload(dir, f, tmp, phex, psize, 1, pin, strict, &recorded);
+        rc = verify_payload(dir, f, tmp, phex, psize, url, pin, o->allow_unpinned, &recorded);
         if (rc == ERR_INTEGRITY || rc == ERR_FORMAT) err_context("data from %s", url);
     }
     if (rc == ERR_OK && rename(tmp, final) != 0)
@@ -710,7 +815,7 @@ static char *url_join(const char *base, const char *name)
 
 static int src_matches(const char *srcfile, const char *url)
 {
-    FILE *f = fopen(srcfile, "r");
+    FILE *f = fopen_nofollow(srcfile);
     if (!f) return 0;
     char line[4096] = {0};
     int ok = fgets(line, sizeof line, f) != NULL;
@@ -722,10 +827,36 @@ static int src_matches(const char *srcfile, const char *url)
 
 static void src_write(const char *srcfile, const char *url)
 {
-    FILE *f = fopen(srcfile, "w");
-    if (!f) return;
+    int fd = -1;
+    if (fs_create_excl(srcfile, &fd) != ERR_OK) {
+        /* Without a record the part is never resumed: harmless. */
+        log_warn("%s", err_message());
+        err_clear();
+        return;
+    }
+    FILE *f = fdopen(fd, "w");
+    if (!f) {
+        close(fd);
+        return;
+    }
     fprintf(f, "%s\n", url);
     fclose(f);
+}
+
+/* The most bytes the remote file may have: its largest pinned copy, or for a known payload size
+ * that size plus what any gzip encoder may add (deflate's stored blocks cost 5 bytes per 64 KiB,
+ * the header and trailer a few hundred), or else the documented maximum. */
+static uint64_t remote_cap(const FetchFile *f, const FetchOptions *o)
+{
+    uint64_t cap = 0;
+    for (size_t i = 0; i < f->nfile_pins; i++)
+        if (f->file_pins[i].size > cap) cap = f->file_pins[i].size;
+    if (f->payload_size) {
+        uint64_t b = f->payload_size;
+        if (f->enc == FETCH_GZIP) b += f->payload_size / 8192 + 4096;
+        if (b > cap) cap = b;
+    }
+    return cap ? cap : o->max_bytes;
 }
 
 static int url_allowed(const char *url)
@@ -736,6 +867,7 @@ static int url_allowed(const char *url)
 
 int fetch_file(const char *dir, const FetchFile *f, const FetchOptions *o)
 {
+    TRY(fs_path_nonempty(dir, "the data directory"));
     char *final = path_join(dir, f->local, "");
     if (access(final, F_OK) == 0) {
         if (fetch_verify(dir, f) == ERR_OK) {
@@ -761,8 +893,11 @@ int fetch_file(const char *dir, const FetchFile *f, const FetchOptions *o)
     char *srcf = path_join(dir, f->remote, ".part.src");
     char summary[ERR_MSG_MAX] = {0};
     size_t slen = 0;
-    int last_rc = ERR_NET, ok = 0;
-    for (size_t m = 0; m < o->nmirrors && !ok; m++) {
+    int last_rc = ERR_NET, ok = 0, late = 0;
+    g_refused_unpinned = 0;
+    uint64_t cap = remote_cap(f, o);
+    double deadline = core_now() + (o->deadline_s > 0 ? o->deadline_s : FETCH_DEADLINE_S);
+    for (size_t m = 0; m < o->nmirrors && !ok && !late; m++) {
         char *url = url_join(o->mirrors[m], f->remote);
         if (!url_allowed(url)) {
             last_rc = ERR(ERR_ARG, "%s: only http://, https:// and file:// URLs are allowed", url);
@@ -777,12 +912,20 @@ int fetch_file(const char *dir, const FetchFile *f, const FetchOptions *o)
                     sleep_s(delay);
                     delay *= 2;
                 }
+                if (core_now() >= deadline) {
+                    if (a == 0)
+                        last_rc = ERR(ERR_NET, "%s: not tried, the fetch deadline of %.0f s has "
+                                      "passed", url, o->deadline_s);
+                    late = 1;
+                    break;
+                }
                 if (!resume_ok) unlink(part);
                 src_write(srcf, url);
                 int keep = 0;
-                AttemptVerdict v = transfer(url, part, resume_ok, f, o, &keep);
+                AttemptVerdict v = transfer(url, part, resume_ok, f, o, cap,
+                                            deadline - core_now(), &keep);
                 if (v == ATTEMPT_OK) {
-                    last_rc = install(dir, f, part, url, o->strict);
+                    last_rc = install(dir, f, part, url, o);
                     unlink(part);
                     unlink(srcf);
                     if (last_rc == ERR_OK) ok = 1;
@@ -817,7 +960,15 @@ int fetch_file(const char *dir, const FetchFile *f, const FetchOptions *o)
         }
         ERR(last_rc, "could not fetch %s from any of %zu mirror%s: %s", f->remote, o->nmirrors,
             o->nmirrors == 1 ? "" : "s", summary);
-        if (last_rc == ERR_INTEGRITY)
+        if (late)
+            err_hint("the whole fetch of one file may take %.0f s (DFM_FETCH_DEADLINE_S "
+                     "changes it); a partial download is resumed on the next run", o->deadline_s);
+        else if (last_rc == ERR_INTEGRITY && g_refused_unpinned)
+            err_hint("use a mirror that serves the pinned copy of %s; to trust these bytes "
+                     "anyway, for this run only, pass --allow-unpinned to dfm fetch "
+                     "(data.allow_unpinned: true in the job for dfm train): their hash is then "
+                     "recorded, with where they came from, and checked from then on", f->remote);
+        else if (last_rc == ERR_INTEGRITY)
             err_hint("a mirror served different data; pass --mirror URL with a trusted copy of %s",
                      f->remote);
         else if (last_rc == ERR_FORMAT)
@@ -831,4 +982,39 @@ int fetch_file(const char *dir, const FetchFile *f, const FetchOptions *o)
     xfree(part);
     xfree(srcf);
     return ok ? ERR_OK : last_rc;
+}
+
+/* ---- a set of files: read-only when they verify ------------------------------------------ */
+
+int fetch_all(const char *dir, const FetchFile *files, size_t n, const FetchOptions *o)
+{
+    TRY(fs_path_nonempty(dir, "the data directory"));
+    /* Verified data need no write access: a shared read-only dataset directory works as is,
+     * without a lock (nothing is written, so nothing can race). */
+    size_t i = 0;
+    for (; i < n; i++)
+        if (fetch_verify(dir, &files[i]) != ERR_OK) break;
+    if (i == n) {
+        err_clear();
+        log_info("%s: %zu file%s present and verified", dir, n, n == 1 ? "" : "s");
+        return ERR_OK;
+    }
+    char why[ERR_MSG_MAX];
+    snprintf(why, sizeof why, "%s", err_message());
+    err_clear();
+    int fd = -1, rc = fetch_lock(dir, &fd);
+    if (rc != ERR_OK) {
+        char lockmsg[ERR_MSG_MAX];
+        snprintf(lockmsg, sizeof lockmsg, "%s", err_message());
+        ERR(rc, "%s must be downloaded (%s), but the data directory cannot be written: %s",
+            files[i].local, why, lockmsg);
+        err_hint("reading verified data needs no write access, but downloading or repairing "
+                 "%s writes %s/%s and its temporaries and locks %s/.lock: run 'dfm fetch' once "
+                 "where %s is writable, or choose a writable data directory", files[i].local,
+                 dir, files[i].local, dir, dir);
+        return rc;
+    }
+    for (i = 0; rc == ERR_OK && i < n; i++) rc = fetch_file(dir, &files[i], o);
+    fetch_unlock(fd);
+    return rc;
 }

@@ -17,24 +17,37 @@
  *      while the decompressed data are identical), so a .gz whose bytes match no file pin is
  *      still accepted when its payload matches;
  *   2. otherwise the hash recorded in <dir>/<local>.sha256 by an earlier verified download;
- *   3. otherwise (first download) nothing: the hash is recorded. If the remote bytes matched a
- *      pinned copy (file_pins: size + SHA-256 of a known upstream file) the record is derived
- *      from that pin; if not, it is trust on first use, logged as a warning, and refused when
- *      FetchOptions.strict is set.
+ *   3. otherwise (first download) the remote bytes must match a pinned copy (file_pins: size
+ *      + SHA-256 of a known upstream file): the payload's hash is then recorded. Bytes that
+ *      match no pin are refused, unless the user opted in for this run
+ *      (FetchOptions.allow_unpinned: `dfm fetch --allow-unpinned`, job key
+ *      data.allow_unpinned), which records their hash as trusted on first use.
+ *   A record (<local>.sha256) says where its hash came from on its second line: the URL, and
+ *   the pinned copy it matched or that it was trusted on first use.
  *
  * Stored files are the decoded payloads (decompressed once at fetch time) so loading never
  * inflates; verification at load is one SHA-256 pass over the payload.
  *
  * URLs: only http, https and file are allowed (redirects: http and https only, so a server
- * cannot redirect into the local file system). TLS peers and host names are verified. A reply
+ * cannot redirect into the local file system, and never from https to http). TLS peers and host names are verified. A reply
  * whose first bytes are an HTML document, or that is not gzip data when gzip is expected, is
  * rejected without being stored. Each mirror is tried up to `retries` times on transient
  * failures (connection refused or cut, timeouts, HTTP 5xx/408/429) with a doubling delay;
  * permanent failures (HTTP 4xx, HTML page, missing file, bad data) move to the next mirror.
  *
+ * Bounds: a transfer stops at the most bytes the remote file may have (its largest pinned copy,
+ * or its payload size plus gzip's worst-case overhead, or else FetchOptions.max_bytes), both
+ * when the server announces a larger Content-Length and while a body without one arrives;
+ * gunzip stops at payload size + 1 bytes (max_bytes when the size is not pinned), before they
+ * are written; and all attempts at one file, over every mirror, share one deadline
+ * (deadline_s, default FETCH_DEADLINE_S; DFM_FETCH_DEADLINE_S in the environment overrides
+ * it), so a server that trickles bytes cannot hold the lock, and the ranks waiting behind it,
+ * for ever. A part cut by the deadline is kept and resumed by the next run.
+ *
  * Concurrency: callers serialise fetches into one directory with fetch_lock (flock on
  * <dir>/.lock); a process that waited re-verifies what the other one installed instead of
- * downloading again. io/ is MPI-free: dist/data.c decides which ranks fetch.
+ * downloading again. fetch_all verifies first and locks only when something must be written,
+ * so verified data in a read-only directory need no write access at all. io/ is MPI-free: dist/data.c decides which ranks fetch.
  *
  * fetch_global_init must be called once, before any threads start (cmd/ does it); the other
  * functions may be called from one thread at a time.
@@ -83,9 +96,18 @@ typedef struct {
     long low_speed_time_s;       /* ... for this many seconds; defaults 1024 and 30 */
     int progress;                /* -1: a bar when stderr is a terminal, log lines otherwise;
                                     0: log lines; 1: bar */
-    int strict;                  /* refuse trust on first use: a file without a payload pin or
-                                    record must match one of its file pins */
+    int allow_unpinned;          /* accept (and record) bytes that match no pinned or recorded
+                                    hash: trust on first use, only when the user asks */
+    uint64_t max_bytes;          /* size limit for a file (remote or decoded) whose size is
+                                    not pinned; default FETCH_MAX_BYTES */
+    double deadline_s;           /* all attempts at one file end after this many seconds;
+                                    default FETCH_DEADLINE_S */
 } FetchOptions;
+
+/* No built-in dataset file comes near either limit (the largest, CIFAR-10's archive, is
+ * 170 MB and decodes to 185 MB; it downloads in minutes on a slow link). */
+#define FETCH_MAX_BYTES ((uint64_t)1 << 30)
+#define FETCH_DEADLINE_S 1800.0
 
 /* curl_global_init; call once before threads start. Returns ERR_OK or ERR_NET. */
 int fetch_global_init(void);
@@ -108,6 +130,12 @@ int fetch_verify(const char *dir, const FetchFile *f);
  * download from the mirrors in order. The caller holds fetch_lock(dir). On failure no file
  * under <local> exists and the error names each URL tried with its HTTP status or curl error. */
 int fetch_file(const char *dir, const FetchFile *f, const FetchOptions *o);
+
+/* Make every file of a set present and verified in dir. When all of them already verify,
+ * nothing is written (no lock either): verified data on a read-only file system are usable.
+ * Otherwise take fetch_lock(dir) and fetch_file each; when the directory cannot be written,
+ * the error names the file that needs downloading and what must be writable. */
+int fetch_all(const char *dir, const FetchFile *files, size_t n, const FetchOptions *o);
 
 /* SHA-256 of a whole file as 64 lowercase hex digits, and its size. */
 int fetch_sha256_file(const char *path, char hex[65], uint64_t *size);

@@ -105,6 +105,7 @@ static const Field g_fields[] = {
     I("data.toy_size", data.toy_size, 1, 100000000, 0),
     S("data.dir", data.dir, 1024, FL_NONEMPTY, NULL),
     SL("data.mirrors", data.mirrors, data.n_mirrors, check_url),
+    B("data.allow_unpinned", data.allow_unpinned),
     B("data.flip", data.flip),
     B("data.conditional", data.conditional),
     B("data.drop_last", data.drop_last),

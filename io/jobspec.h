@@ -83,6 +83,7 @@ typedef struct {
     char **mirrors;   /* base URLs used instead of the built-in ones (tried in order); none = built-in */
     int n_mirrors;
     bool flip;        /* random horizontal flip (image datasets) */
+    bool allow_unpinned; /* accept downloaded bytes that match no pinned hash (this run) */
     bool conditional; /* feed class labels to the model */
     bool drop_last;   /* drop the last incomplete global batch of an epoch */
     /* Resolved from the dataset (not keys): */

@@ -57,6 +57,13 @@ check "fetch --list names the datasets" sh -c "'$DFM' fetch --list | grep -q fas
 "$DFM" fetch >/dev/null 2>&1; [ $? -eq 2 ] && ok "no dataset exits 2" || bad "no dataset exits 2"
 "$DFM" fetch imagenet --dir "$tmp/x" >/dev/null 2>&1; [ $? -eq 2 ] && ok "unknown dataset exits 2" || bad "unknown dataset exits 2"
 "$DFM" fetch fashion-mnist --dir >/dev/null 2>&1; [ $? -eq 2 ] && ok "--dir without value exits 2" || bad "--dir without value exits 2"
+# An empty --dir (an unset shell variable) is an error, never the root directory. The mirror is
+# the local copy, so a fetch that wrongly went ahead would be caught by the files it left.
+"$DFM" fetch fashion-mnist --dir "" --no-builtin-mirrors --mirror "file://$tmp/nowhere/" \
+    >"$tmp/empty.out" 2>&1
+rc=$?
+[ $rc -eq 2 ] && one_error_line "$tmp/empty.out" "empty path" && [ ! -e /fashion-mnist ] \
+    && ok "--dir '' is an error" || bad "--dir '' is an error (exit $rc)"
 
 if [ -f "$deb/train-images-idx3-ubyte.gz" ]; then
     # ---- offline from the Debian package (the built-in first mirror) ----
@@ -71,6 +78,41 @@ if [ -f "$deb/train-images-idx3-ubyte.gz" ]; then
     printf 'X' | dd of="$tmp/d1/fashion-mnist/t10k-images-idx3-ubyte" bs=1 seek=5000 conv=notrunc 2>/dev/null
     "$DFM" fetch fashion-mnist --dir "$tmp/d1" >/dev/null 2>"$tmp/e3"
     [ $? -eq 0 ] && all_verified "$tmp/d1" && ok "corrupted file is replaced" || bad "corrupted file is replaced"
+
+    # ---- verified data on a read-only file system: reading them needs no write access ----
+    # Root ignores permission bits, so root gets a real read-only bind mount in a private mount
+    # namespace (EROFS for everyone) and, separately, runs as the unprivileged user nobody on
+    # a tree it does not own; another user makes the tree read-only with chmod.
+    ROOT=$(cd "$(dirname "$0")/../.." && pwd)
+    train_ro() { # run dfm train on the tiny U-Net with data.dir=$1, out_dir writable
+        echo "'$DFM' train '$ROOT/tests/train/tiny-unet.yaml' --set data.dir='$1' \
+            --set run.out_dir='$tmp/ro_run' --set train.steps=1 --set train.warmup=0 \
+            --set sample.count=4 --set sample.batch=4 --set sample.steps=2"
+    }
+    cp -r "$tmp/d1" "$tmp/d_miss" && rm -f "$tmp/d_miss/fashion-mnist/t10k-labels-idx1-ubyte"
+    if [ "$(id -u)" -eq 0 ] && unshare -m true 2>/dev/null; then
+        ro_run() { unshare -m sh -c "mount --bind -o ro '$1' '$1' && exec $2"; }
+        chmod 755 "$tmp"
+        setpriv --reuid=65534 --regid=65534 --clear-groups "$DFM" fetch fashion-mnist \
+            --dir "$tmp/d1" >/dev/null 2>"$tmp/e_nobody"
+        [ $? -eq 0 ] && ok "verified data are usable by a user who cannot write them" \
+            || { bad "verified data, user nobody"; cat "$tmp/e_nobody"; }
+    else
+        ro_run() { chmod -R a-w "$1"; sh -c "$2"; rc_=$?; chmod -R u+w "$1"; return $rc_; }
+    fi
+    ro_run "$tmp/d1" "'$DFM' fetch fashion-mnist --dir '$tmp/d1'" >/dev/null 2>"$tmp/e_ro"
+    [ $? -eq 0 ] && ok "fetch: verified data on a read-only file system" \
+        || { bad "fetch: verified data on a read-only file system"; cat "$tmp/e_ro"; }
+    ro_run "$tmp/d1" "$(train_ro "$tmp/d1")" >"$tmp/o_rot" 2>&1
+    [ $? -eq 0 ] && [ -s "$tmp/ro_run/weights.bin" ] \
+        && ok "train: verified data on a read-only file system" \
+        || { bad "train: verified data on a read-only file system"; tail -5 "$tmp/o_rot"; }
+    ro_run "$tmp/d_miss" "'$DFM' fetch fashion-mnist --dir '$tmp/d_miss'" >/dev/null 2>"$tmp/e_rom"
+    rc=$?
+    [ $rc -eq 1 ] && one_error_line "$tmp/e_rom" "t10k-labels-idx1-ubyte must be downloaded" \
+        && grep -q "^dfm: hint: .*needs no write access" "$tmp/e_rom" \
+        && ok "a download into a read-only directory says what must be writable" \
+        || { bad "a download into a read-only directory (exit $rc)"; cat "$tmp/e_rom"; }
 
     # ---- through a real HTTP server that honours Range and misbehaves on request ----
     "$DFM_BIN/tools/httpd" -d "$deb" -l "$tmp/httpd.log" -t 90 >"$tmp/port" &

@@ -13,7 +13,7 @@ trap 'rm -rf "$TMP"' EXIT
 n_fail=0
 for obj in flow ddpm; do
     out="$TMP/$obj"
-    if ! timeout 600 "$DFM" train "$ROOT/jobs/toy2d-$obj.yaml" --set run.out_dir="$out" \
+    if ! timeout 1800 "$DFM" train "$ROOT/jobs/toy2d-$obj.yaml" --set run.out_dir="$out" \
         --set train.steps=1500 --set train.batch=256 --set train.micro_batch=128 \
         --set train.lr=2e-3 --set model.mlp.hidden=128 --set model.mlp.layers=3 \
         --set sample.count=2048 --set sample.batch=2048 > "$TMP/$obj.log" 2>&1; then

@@ -21,7 +21,7 @@ hash_of() { sed -n 's/.*"param_hash":"\([0-9a-f]*\)".*/\1/p' "$1/final.json" 2>/
 # run NAME NP [--set ...]: train the tiny U-Net into $TMP/NAME on NP ranks
 run() {
     name=$1; np=$2; shift 2
-    timeout 300 $MPIRUN -np "$np" "$DFM" train "$TINY" --set data.dir="$DATA" \
+    timeout 900 $MPIRUN -np "$np" "$DFM" train "$TINY" --set data.dir="$DATA" \
         --set run.out_dir="$TMP/$name" "$@" > "$TMP/$name.log" 2>&1
 }
 

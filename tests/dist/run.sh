@@ -2,7 +2,9 @@
 # tests/dist/run.sh - run every multi-rank test program at several rank counts.
 #
 # Each $DFM_BIN/tests/mpi_* binary (built from tests/dist/mpi_*.c) is a plain MPI program whose
-# exit status is the verdict; it must pass at every rank count in DFM_MPI_NP (default "1 2 4").
+# exit status is the verdict; it must pass at every rank count in DFM_MPI_NP (default "1 2 3 4":
+# 3 exercises the non-power-of-two paths). Then each tests/dist/t_*.sh script (launches of
+# bin/dfm itself, such as MPMD) runs once; its exit status is the verdict.
 # Prints "ok - <name> np=<n>" or "not ok - <name> np=<n>" (followed by the tail of its output)
 # per run, then "mpi: N passed, N failed", and exits non-zero when anything failed.
 #
@@ -13,7 +15,7 @@
 # OMP_NUM_THREADS defaults to 1: the ranks already oversubscribe small machines.
 
 bin=${DFM_BIN:-./bin}
-nps=${DFM_MPI_NP:-"1 2 4"}
+nps=${DFM_MPI_NP:-"1 2 3 4"}
 limit=${DFM_MPI_TIMEOUT:-120}
 filter=${DFM_MPI_FILTER:-}
 flags=${DFM_MPIRUN_FLAGS:-"--oversubscribe --mca pml ob1 --mca btl self,vader"}
@@ -63,6 +65,23 @@ for prog in "$bin"/tests/mpi_*; do
             tail -n 25 "$log" | sed 's/^/#   /'
         fi
     done
+done
+
+for script in "$(dirname "$0")"/t_*.sh; do
+    [ -f "$script" ] || continue
+    name=$(basename "$script" .sh)
+    if [ -n "$filter" ]; then
+        case $name in *"$filter"*) ;; *) continue ;; esac
+    fi
+    start=$(date +%s)
+    if DFM=${DFM:-$bin/dfm} sh "$script" >"$log" 2>&1; then
+        pass=$((pass + 1))
+        echo "ok - $name ($(($(date +%s) - start))s)"
+    else
+        fail=$((fail + 1))
+        echo "not ok - $name"
+        grep -v '^ok' "$log" | tail -n 25 | sed 's/^/#   /'
+    fi
 done
 
 if [ "$found" -eq 0 ]; then

@@ -259,11 +259,15 @@ Test(dataset, mnist_trust_on_first_use)
     }
     const char *mirrors[1] = {g_mirror};
     FetchOptions o = quick_opts();
-    /* These bytes match none of the pinned upstream .gz hashes: strict mode refuses them. */
-    o.strict = 1;
+    /* These bytes match none of the pinned upstream .gz hashes: refused unless the user allows
+     * unpinned bytes for this run, and the error names how. */
     cr_assert_eq(dataset_fetch("mnist", g_out, mirrors, 1, 0, &o), ERR_INTEGRITY);
+    cr_assert(strstr(err_message(), "match no pinned SHA-256") != NULL, "%s", err_message());
+    cr_assert(strstr(err_hint_text(), "--allow-unpinned") != NULL, "%s", err_hint_text());
+    cr_assert(strstr(err_hint_text(), "data.allow_unpinned") != NULL, "%s", err_hint_text());
     cr_assert(!test_exists(pj(g_out, "mnist/train-images-idx3-ubyte")));
-    o.strict = 0;
+    cr_assert(!test_exists(pj(g_out, "mnist/train-images-idx3-ubyte.sha256")));
+    o.allow_unpinned = 1;
     cr_assert_eq(dataset_fetch("mnist", g_out, mirrors, 1, 0, &o), ERR_OK, "%s", err_message());
     cr_assert(test_exists(pj(g_out, "mnist/train-images-idx3-ubyte.sha256")));
     Dataset ds;
@@ -351,6 +355,7 @@ Test(dataset, cifar10_synthetic_archive, .timeout = 120)
     write_cifar_tar(pj(g_srv, "cifar-10-binary.tar.gz"), 1, 10000, 3073, -1, 0);
     const char *mirrors[1] = {g_mirror};
     FetchOptions o = quick_opts();
+    o.allow_unpinned = 1; /* a synthetic archive cannot match the pinned upstream one */
     cr_assert_eq(dataset_fetch("cifar-10", g_out, mirrors, 1, 0, &o), ERR_OK, "%s", err_message());
     Dataset ds;
     cr_assert_eq(dataset_open(&ds, "cifar-10", g_out, DATASET_TRAIN), ERR_OK, "%s", err_message());

@@ -3,6 +3,8 @@
 #include <criterion/criterion.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
+#include <signal.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -385,6 +387,7 @@ Test(fetch, verify_reports_missing_file)
 Test(fetch, trust_on_first_use_records_and_enforces)
 {
     FetchOptions o = opts(1, "", NULL);
+    o.allow_unpinned = 1;
     FetchFile f = file_spec();
     f.payload_sha256 = NULL;
     cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
@@ -392,6 +395,11 @@ Test(fetch, trust_on_first_use_records_and_enforces)
     char *rec = (char *)test_read_file(out_path("data.sha256"), &n);
     cr_assert_not_null(rec);
     cr_assert(n >= 64 && !strncmp(rec, g_sha, 64));
+    /* the record says where the hash came from */
+    rec = realloc(rec, n + 1);
+    rec[n] = '\0';
+    cr_assert(strstr(rec, g_urls[0]) != NULL && strstr(rec, "trusted on first use") != NULL,
+              "%s", rec);
     free(rec);
     cr_assert_eq(fetch_verify(g_out, &f), ERR_OK);
     /* The mirror now serves other data: after the local copy is lost, the record rejects it. */
@@ -480,7 +488,6 @@ Test(fetch, pinned_remote_bytes_derive_the_payload_record)
     fetch_sha256_buf(g_gz, g_ngz, gzsha);
     FetchPin pin = {g_ngz, gzsha, "the test server"};
     FetchOptions o = opts(1, "", NULL);
-    o.strict = 1;
     FetchFile f = file_spec();
     f.payload_sha256 = NULL;
     f.file_pins = &pin;
@@ -490,27 +497,30 @@ Test(fetch, pinned_remote_bytes_derive_the_payload_record)
     char *rec = (char *)test_read_file(out_path("data.sha256"), &n);
     cr_assert_not_null(rec);
     cr_assert(n >= 64 && !strncmp(rec, g_sha, 64));
+    rec = realloc(rec, n + 1);
+    rec[n] = '\0';
+    cr_assert(strstr(rec, "matched the pinned copy from the test server") != NULL, "%s", rec);
     free(rec);
     cr_assert_eq(fetch_verify(g_out, &f), ERR_OK, "%s", err_message());
 }
 
-Test(fetch, strict_mode_refuses_trust_on_first_use)
+Test(fetch, unpinned_bytes_are_refused_unless_allowed)
 {
     char other[65];
     fetch_sha256_buf("another copy", 12, other);
     FetchPin pin = {g_ngz, other, "somewhere else"};
     FetchOptions o = opts(1, "", NULL);
-    o.strict = 1;
     FetchFile f = file_spec();
     f.payload_sha256 = NULL;
     f.file_pins = &pin;
     f.nfile_pins = 1;
-    cr_assert_eq(fetch_once(&o, &f), ERR_INTEGRITY);
-    cr_assert(strstr(err_message(), "strict") != NULL, "%s", err_message());
+    cr_assert_eq(fetch_once(&o, &f), ERR_INTEGRITY, "unpinned bytes were accepted by default");
+    cr_assert(strstr(err_message(), "match no pinned SHA-256") != NULL, "%s", err_message());
+    cr_assert(strstr(err_hint_text(), "--allow-unpinned") != NULL, "%s", err_hint_text());
     assert_nothing_trusted();
     cr_assert(!test_exists(out_path("data.sha256")), "a hash was recorded for refused data");
-    /* without strict the same bytes are accepted on first use and recorded */
-    o.strict = 0;
+    /* when the user allows it for this run, the same bytes are accepted and recorded */
+    o.allow_unpinned = 1;
     cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
     cr_assert(test_exists(out_path("data.sha256")));
 }
@@ -585,4 +595,293 @@ Test(fetch, redirect_to_file_url_is_refused)
     cr_assert_eq(fetch_once(&o, &f), ERR_NET);
     cr_assert(strstr(err_message(), "curl error 1)") != NULL, "%s", err_message());
     assert_nothing_trusted();
+}
+
+/* ---- a shared cache directory: links planted under every name the fetcher uses ----------- */
+
+static const char VICTIM[] = "precious bytes that must not change\n";
+
+/* A file outside the cache that planted links point at. */
+static char *victim_path(void)
+{
+    static char p[400];
+    snprintf(p, sizeof p, "%s/victim", g_root);
+    return p;
+}
+
+static void plant_victim(void)
+{
+    mkdir(g_out, 0755);
+    cr_assert_eq(test_write_file(victim_path(), VICTIM, sizeof VICTIM - 1), 0);
+}
+
+static void assert_victim_intact(void)
+{
+    size_t n = 0;
+    unsigned char *b = test_read_file(victim_path(), &n);
+    cr_assert_not_null(b, "the victim file disappeared");
+    cr_assert(n == sizeof VICTIM - 1 && memcmp(b, VICTIM, n) == 0,
+              "a planted link made the fetcher write into another file (%zu bytes now)", n);
+    free(b);
+}
+
+static void plant_src(void)
+{
+    char src[300];
+    snprintf(src, sizeof src, "%sdata.gz\n", g_urls[0]);
+    cr_assert_eq(test_write_file(out_path("data.gz.part.src"), src, strlen(src)), 0);
+}
+
+Test(fetch, symlink_at_payload_tmp_is_not_followed)
+{
+    FetchOptions o = opts(1, "", NULL);
+    FetchFile f = file_spec();
+    plant_victim();
+    cr_assert_eq(symlink(victim_path(), out_path("data.tmp")), 0);
+    cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
+    assert_victim_intact();
+    assert_good_payload();
+}
+
+Test(fetch, symlink_at_raw_payload_tmp_is_not_followed)
+{
+    FetchOptions o = opts(1, "", NULL);
+    FetchFile f = file_spec();
+    f.enc = FETCH_RAW;
+    f.payload_size = g_ngz;
+    f.payload_sha256 = NULL;
+    o.allow_unpinned = 1;
+    plant_victim();
+    cr_assert_eq(symlink(victim_path(), out_path("data.tmp")), 0);
+    cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
+    assert_victim_intact();
+}
+
+Test(fetch, symlink_at_part_is_not_resumed_into)
+{
+    FetchOptions o = opts(1, "", NULL);
+    FetchFile f = file_spec();
+    plant_victim();
+    cr_assert_eq(symlink(victim_path(), out_path("data.gz.part")), 0);
+    plant_src();
+    cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
+    assert_victim_intact();
+    assert_good_payload();
+    cr_assert_eq(testsrv_count(&g_s, "range=- status=200"), 1);
+}
+
+Test(fetch, hard_link_at_part_is_not_resumed_into)
+{
+    FetchOptions o = opts(1, "", NULL);
+    FetchFile f = file_spec();
+    plant_victim();
+    cr_assert_eq(link(victim_path(), out_path("data.gz.part")), 0);
+    plant_src();
+    cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
+    assert_victim_intact();
+    assert_good_payload();
+}
+
+Test(fetch, part_owned_by_another_user_is_not_resumed)
+{
+    FetchOptions o = opts(1, "", NULL);
+    FetchFile f = file_spec();
+    mkdir(g_out, 0755);
+    cr_assert_eq(test_write_file(out_path("data.gz.part"), g_gz, 1000), 0);
+    plant_src();
+    /* (as root, chown makes it someone else's; as another user, it is already ours only if
+     * we created it, so the test needs root to plant it) */
+    if (geteuid() != 0) cr_skip_test("needs root to give the part to another user");
+    cr_assert_eq(chown(out_path("data.gz.part"), 4242, 4242), 0);
+    cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
+    assert_good_payload();
+    cr_assert_eq(testsrv_count(&g_s, "range=1000"), 0, "a part of another user was resumed");
+}
+
+Test(fetch, symlink_at_part_src_is_not_followed)
+{
+    FetchOptions o = opts(1, "", NULL);
+    FetchFile f = file_spec();
+    plant_victim();
+    cr_assert_eq(symlink(victim_path(), out_path("data.gz.part.src")), 0);
+    cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
+    assert_victim_intact();
+    assert_good_payload();
+}
+
+Test(fetch, symlink_at_record_tmp_is_not_followed)
+{
+    FetchOptions o = opts(1, "", NULL);
+    FetchFile f = file_spec();
+    f.payload_sha256 = NULL; /* trust on first use: the hash is recorded */
+    o.allow_unpinned = 1;
+    plant_victim();
+    cr_assert_eq(symlink(victim_path(), out_path("data.sha256.tmp")), 0);
+    cr_assert_eq(fetch_once(&o, &f), ERR_OK, "%s", err_message());
+    assert_victim_intact();
+    size_t n = 0;
+    char *rec = (char *)test_read_file(out_path("data.sha256"), &n);
+    cr_assert(rec && n >= 64 && !strncmp(rec, g_sha, 64));
+    free(rec);
+}
+
+Test(fetch, symlink_at_lock_is_refused)
+{
+    /* A dangling link: following it would create a file elsewhere. */
+    char target[400];
+    snprintf(target, sizeof target, "%s/created-through-link", g_root);
+    mkdir(g_out, 0755);
+    cr_assert_eq(symlink(target, out_path(".lock")), 0);
+    int fd = -1;
+    cr_assert_eq(fetch_lock(g_out, &fd), ERR_IO);
+    cr_assert(strstr(err_message(), "symbolic link") != NULL, "%s", err_message());
+    cr_assert(!test_exists(target), "the lock was created through a planted link");
+}
+
+Test(fetch, empty_directory_is_an_error)
+{
+    FetchOptions o = opts(1, "", NULL);
+    FetchFile f = file_spec();
+    int fd = -1;
+    cr_assert_eq(fetch_lock("", &fd), ERR_ARG);
+    cr_assert(strstr(err_message(), "empty path") != NULL, "%s", err_message());
+    cr_assert_eq(fetch_verify("", &f), ERR_ARG);
+    cr_assert_eq(fetch_file("", &f, &o), ERR_ARG);
+    cr_assert_eq(testsrv_count(&g_s, "GET"), 0);
+    cr_assert(!test_exists("/data"));
+}
+
+/* ---- bounded downloads: gzip bomb, endless body, trickling server ------------------------ */
+
+/* gzip of n zero bytes, deflated in pieces so the bomb is never held whole in memory. */
+static unsigned char *gzip_zeros(size_t n, size_t *out_n)
+{
+    z_stream z;
+    memset(&z, 0, sizeof z);
+    cr_assert_eq(deflateInit2(&z, 9, Z_DEFLATED, 15 + 16, 9, Z_DEFAULT_STRATEGY), Z_OK);
+    static unsigned char zeros[1 << 16];
+    size_t cap = n / 500 + 4096, len = 0;
+    unsigned char *out = malloc(cap);
+    for (size_t done = 0;;) {
+        size_t take = n - done < sizeof zeros ? n - done : sizeof zeros;
+        z.next_in = zeros;
+        z.avail_in = (uInt)take;
+        done += take;
+        int flush = done == n ? Z_FINISH : Z_NO_FLUSH;
+        do {
+            z.next_out = out + len;
+            z.avail_out = (uInt)(cap - len);
+            int r = deflate(&z, flush);
+            cr_assert(r == Z_OK || r == Z_STREAM_END || r == Z_BUF_ERROR);
+            len = cap - z.avail_out;
+        } while (z.avail_out == 0);
+        if (flush == Z_FINISH) break;
+    }
+    deflateEnd(&z);
+    *out_n = len;
+    return out;
+}
+
+Test(fetch, gzip_bomb_stops_inflating_at_the_payload_size)
+{
+    /* 100 MB of zeros in ~100 KB of gzip; the payload is pinned at 300000 bytes. With the
+     * file-size limit of this test process at 8 MB, inflating the bomb to disk would fail
+     * with EFBIG: the fetcher must stop at payload size + 1 and never write the rest. */
+    size_t nbomb = 0;
+    unsigned char *bomb = gzip_zeros((size_t)100 << 20, &nbomb);
+    cr_assert(nbomb < g_npayload, "the bomb should be smaller than the payload it claims");
+    char p[512];
+    snprintf(p, sizeof p, "%s/bomb.gz", g_srv);
+    cr_assert_eq(test_write_file(p, bomb, nbomb), 0);
+    free(bomb);
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {8 << 20, 8 << 20};
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    FetchOptions o = opts(1, "", NULL);
+    FetchFile f = file_spec();
+    f.remote = "bomb.gz";
+    cr_assert_eq(fetch_once(&o, &f), ERR_FORMAT, "%s", err_message());
+    cr_assert(strstr(err_message(), "gzip bomb") != NULL, "%s", err_message());
+    assert_nothing_trusted();
+}
+
+Test(fetch, gzip_bomb_without_pinned_size_stops_at_the_limit)
+{
+    size_t nbomb = 0;
+    unsigned char *bomb = gzip_zeros((size_t)100 << 20, &nbomb);
+    char p[512];
+    snprintf(p, sizeof p, "%s/bomb.gz", g_srv);
+    cr_assert_eq(test_write_file(p, bomb, nbomb), 0);
+    free(bomb);
+    signal(SIGXFSZ, SIG_IGN);
+    struct rlimit rl = {8 << 20, 8 << 20};
+    cr_assert_eq(setrlimit(RLIMIT_FSIZE, &rl), 0);
+    FetchOptions o = opts(1, "", NULL);
+    o.max_bytes = 1 << 20;
+    FetchFile f = file_spec();
+    f.remote = "bomb.gz";
+    f.payload_size = 0;
+    f.payload_sha256 = NULL;
+    cr_assert_eq(fetch_once(&o, &f), ERR_FORMAT, "%s", err_message());
+    cr_assert(strstr(err_message(), "gzip bomb") != NULL, "%s", err_message());
+    assert_nothing_trusted();
+    cr_assert(!test_exists(out_path("data.sha256")));
+}
+
+Test(fetch, endless_body_is_cut_at_the_size_limit)
+{
+    /* The server sends gzip-looking bytes without a Content-Length and never stops. */
+    FetchOptions o = opts(1, "endless/", NULL);
+    o.retries = 3;
+    FetchFile f = file_spec();
+    double t0 = core_now();
+    cr_assert_eq(fetch_once(&o, &f), ERR_FORMAT, "%s", err_message());
+    cr_assert(strstr(err_message(), "larger than") != NULL, "%s", err_message());
+    cr_assert(core_now() - t0 < 10.0);
+    assert_nothing_trusted();
+    cr_assert(!test_exists(out_path("data.gz.part")), "an oversized part was kept");
+    cr_assert_eq(testsrv_count(&g_s, "GET /endless/"), 1, "an oversized reply was retried");
+}
+
+Test(fetch, endless_body_of_unknown_size_is_cut_at_max_bytes)
+{
+    FetchOptions o = opts(1, "endless/", NULL);
+    o.max_bytes = 1 << 20;
+    FetchFile f = file_spec();
+    f.payload_size = 0;
+    f.payload_sha256 = NULL;
+    cr_assert_eq(fetch_once(&o, &f), ERR_FORMAT, "%s", err_message());
+    cr_assert(strstr(err_message(), "1048576") != NULL, "%s", err_message());
+    assert_nothing_trusted();
+}
+
+Test(fetch, announced_oversize_is_refused_before_the_body)
+{
+    FetchOptions o = opts(1, "huge/", NULL);
+    FetchFile f = file_spec();
+    cr_assert_eq(fetch_once(&o, &f), ERR_FORMAT, "%s", err_message());
+    cr_assert(strstr(err_message(), "more bytes than") != NULL, "%s", err_message());
+    assert_nothing_trusted();
+}
+
+Test(fetch, trickling_server_meets_the_deadline)
+{
+    /* 40 KB/s passes the low-speed check but would need 7.5 s for the file; every attempt
+     * and mirror share one deadline. */
+    FetchOptions o = opts(2, "trickle/", "trickle/");
+    o.retries = 3;
+    o.deadline_s = 1.5;
+    FetchFile f = file_spec();
+    double t0 = core_now();
+    cr_assert_eq(fetch_once(&o, &f), ERR_NET, "%s", err_message());
+    double el = core_now() - t0;
+    cr_assert(el < 4.0, "the deadline was not kept (%.1f s)", el);
+    cr_assert(strstr(err_message(), "deadline") != NULL, "%s", err_message());
+    cr_assert(strstr(err_hint_text(), "DFM_FETCH_DEADLINE_S") != NULL, "%s", err_hint_text());
+    assert_nothing_trusted();
+    /* what arrived is kept for the next run */
+    size_t n = 0;
+    unsigned char *b = test_read_file(out_path("data.gz.part"), &n);
+    cr_assert(b && n > 0 && n < g_ngz && memcmp(b, g_gz, n) == 0);
+    free(b);
 }

@@ -17,6 +17,11 @@
  *   html       answer 200 with an HTML error page and Content-Type application/octet-stream
  *   norange    ignore Range headers (answer 200 with the whole file)
  *   slow       send the body one byte every 50 ms
+ *   trickle    send the body in 4096-byte pieces every 100 ms (40 KB/s: fast enough for a
+ *              low-speed limit, too slow to finish before a short deadline)
+ *   endless    answer 200 without Content-Length and send gzip-looking bytes until the client
+ *              hangs up (or 60 s pass): a body with no end
+ *   huge       like endless, but announce Content-Length: 10^12
  *   delay      wait 0.5 s before answering
  *   redir      answer 302 with Location: the same URL without this segment (http)
  *   redirfile  answer 302 with Location: file://DIR/<path>, which a careful client refuses
@@ -30,6 +35,7 @@
 #include <fcntl.h>
 #include <netinet/in.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -145,7 +151,7 @@ static void handle(int fd, const char *root, const char *logfile)
 
     /* Leading fault segments. */
     int f404 = 0, f500 = 0, f500once = 0, fhtml = 0, fnorange = 0, fslow = 0, fdelay = 0;
-    int fredir = 0, fredirfile = 0;
+    int fredir = 0, fredirfile = 0, ftrickle = 0, fendless = 0, fhuge = 0;
     long long cut = -1;
     char modes[512] = "";
     const char *p = target;
@@ -164,6 +170,9 @@ static void handle(int fd, const char *root, const char *logfile)
         else if (!strcmp(s, "norange")) fnorange = 1;
         else if (!strcmp(s, "slow")) fslow = 1;
         else if (!strcmp(s, "delay")) fdelay = 1;
+        else if (!strcmp(s, "trickle")) ftrickle = 1;
+        else if (!strcmp(s, "endless")) fendless = 1;
+        else if (!strcmp(s, "huge")) fhuge = 1;
         else if (!strcmp(s, "redir")) fredir = 1;
         else if (!strcmp(s, "redirfile")) fredirfile = 1;
         else if (!strncmp(s, "cut=", 4)) cut = atoll(s + 4);
@@ -207,6 +216,28 @@ static void handle(int fd, const char *root, const char *logfile)
                           "Connection: close\r\n\r\n", loc);
         log_req(logfile, method, target, range_from, 302);
         send_all(fd, hdr, (size_t)hn);
+        return;
+    }
+    if (fendless || fhuge) {
+        char hdr[256];
+        int hn = snprintf(hdr, sizeof hdr,
+                          "HTTP/1.1 200 OK\r\nContent-Type: application/octet-stream\r\n%s"
+                          "Connection: close\r\n\r\n",
+                          fhuge ? "Content-Length: 1000000000000\r\n" : "");
+        log_req(logfile, method, target, range_from, 200);
+        if (send_all(fd, hdr, (size_t)hn) != 0 || head) return;
+        unsigned char buf[65536];
+        uint32_t x = 2463534242u;
+        for (size_t i = 0; i < sizeof buf; i++) {
+            x ^= x << 13, x ^= x >> 17, x ^= x << 5;
+            buf[i] = (unsigned char)x;
+        }
+        buf[0] = 0x1f, buf[1] = 0x8b, buf[2] = 8, buf[3] = 0; /* a gzip header */
+        time_t t0 = time(NULL);
+        while (!g_stop && time(NULL) - t0 < 60) {
+            if (send_all(fd, buf, sizeof buf) != 0) break;
+            buf[0] = buf[5], buf[1] = buf[6], buf[2] = buf[7], buf[3] = buf[8];
+        }
         return;
     }
     if (fhtml) {
@@ -272,12 +303,13 @@ static void handle(int fd, const char *root, const char *logfile)
     while (sent < limit && !g_stop) {
         size_t want = (size_t)(limit - sent < (long long)sizeof buf ? limit - sent : (long long)sizeof buf);
         if (fslow) want = 1;
+        if (ftrickle && want > 4096) want = 4096;
         ssize_t r = read(ffd, buf, want);
         if (r <= 0) break;
         if (send_all(fd, buf, (size_t)r) != 0) break;
         sent += r;
-        if (fslow) {
-            struct timespec ts = {0, 50 * 1000 * 1000};
+        if (fslow || ftrickle) {
+            struct timespec ts = {0, (fslow ? 50 : 100) * 1000 * 1000};
             nanosleep(&ts, NULL);
         }
     }
