@@ -49,6 +49,14 @@ elif grep -q "job $id, submitted earlier for this run directory, is still queued
 else notok "busy run directory" "$(cat "$TMP/busy2")"; fi
 scancel "$id"
 
+# A job the controller does not know (any more): dfm status says why it cannot tell the state.
+mkdir -p "$TMP/gone"
+echo "2026-01-01T00:00:00Z submit job=999999 script=x" >"$TMP/gone/slurm-history.log"
+"$DFM" status "$TMP/gone" >"$TMP/gone.status" 2>&1
+if grep -q "slurm job:  999999  state unknown: scontrol: .*Invalid job id.*; sacct: no accounting on this cluster" "$TMP/gone.status"; then
+    ok "status of a job Slurm no longer knows: says there is no accounting to ask"
+else notok "status of an unknown job" "$(cat "$TMP/gone.status")"; fi
+
 # A sweep: one array job, a run directory and a spec per point, status of every task.
 d="$TMP/sweep"
 id=$(submit "$d" --sweep run.seed=3,4 --set slurm.ntasks_per_node=1) || notok "sweep: submit"
