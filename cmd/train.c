@@ -31,6 +31,7 @@ int cmd_train(int argc, char **argv)
     int rc = cmd_load_job(argc, argv, "train", train_usage, &js);
     if (rc >= 0) return rc;
 
+    dist_choose_wait_policy(js.train.threads); /* may restart the process, before MPI */
     rc = dist_init(&argc, &argv);
     if (rc == ERR_OK) rc = dist_check_world();
     TrainResult res;

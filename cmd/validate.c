@@ -8,7 +8,7 @@
 
 #include "cmd/cmd.h"
 #include "core/err.h"   /* cmd_report codes */
-#include "dist/train.h"  /* train_net_config */
+#include "dist/jobconf.h" /* jobconf_net */
 #include "io/jobspec.h" /* jobspec_load_with, jobspec_emit, jobspec_free */
 #include "model/net.h"  /* net_count_params, net_flops_per_sample */
 
@@ -36,7 +36,7 @@ int cmd_validate(int argc, char **argv)
     int rc = cmd_load_job(argc, argv, "validate", validate_usage, &js);
     if (rc >= 0) return rc;
     NetConfig nc;
-    train_net_config(&js, &nc);
+    jobconf_net(&js, &nc);
     size_t nparams = net_count_params(&nc);
     if (nparams == 0) {
         rc = err_code() != ERR_OK ? (int)err_code() : ERR(ERR_SPEC, "invalid model configuration");
@@ -45,6 +45,9 @@ int cmd_validate(int argc, char **argv)
     }
     printf("# model: %s, %zu parameters, %.4g GFLOP per sample (forward)\n",
            nc.kind == NET_UNET ? "U-Net" : "MLP", nparams, net_flops_per_sample(&nc) / 1e9);
+    NetMemory mem; /* parameters, optimizer state, activations, workspace: model/net.h */
+    if (net_memory_estimate(&nc, (size_t)js.train.micro_batch, js.train.threads, js.train.ema.decay > 0, &mem) == ERR_OK)
+        printf("# memory: needs about %.0f MiB per rank at micro-batch %d\n", (double)mem.total / 1048576.0, js.train.micro_batch);
     rc = jobspec_emit(&js, stdout);
     jobspec_free(&js);
     if (rc == ERR_OK && fflush(stdout) != 0) rc = ERR(ERR_IO, "cannot write the resolved spec to stdout: %s", strerror(errno));

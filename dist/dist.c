@@ -108,6 +108,56 @@ static long env_count(const char *name)
     return *end || n <= 0 ? 0 : n;
 }
 
+/* ranks on this node as the launcher announces them before MPI starts */
+static long launcher_local_size(void)
+{
+    static const char *const vars[] = {"OMPI_COMM_WORLD_LOCAL_SIZE", "MPI_LOCALNRANKS",
+                                       "SLURM_NTASKS_PER_NODE"};
+    for (size_t i = 0; i < sizeof vars / sizeof vars[0]; i++)
+        if (env_count(vars[i]) > 0) return env_count(vars[i]);
+    return 1;
+}
+
+void dist_choose_wait_policy(int threads)
+{
+    if (getenv("OMP_WAIT_POLICY")) return;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN), ranks = launcher_local_size();
+    if (cores < 1) cores = 1;
+    long t = threads > 0 ? threads : (cores / ranks > 0 ? cores / ranks : 1);
+    double load = 0.0;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &load) != 1) load = 0.0;
+        fclose(f);
+    }
+    long demand = ranks * t;
+    if (t < 2 || ((double)demand + load <= (double)cores + 0.5)) return;
+    /* rebuild argv from /proc/self/cmdline (NUL-separated) */
+    char buf[65536];
+    size_t len = 0;
+    f = fopen("/proc/self/cmdline", "rb");
+    if (f) {
+        len = fread(buf, 1, sizeof buf - 1, f);
+        fclose(f);
+    }
+    if (len == 0 || len == sizeof buf - 1) return;
+    buf[len] = '\0';
+    char *av[1024];
+    int ac = 0;
+    for (size_t i = 0; i < len && ac < 1023; i += strlen(buf + i) + 1) av[ac++] = buf + i;
+    av[ac] = NULL;
+    const char *r = getenv("OMPI_COMM_WORLD_LOCAL_RANK");
+    if (!r || !strcmp(r, "0"))
+        fprintf(stderr,
+                "dfm: %ld rank(s) x %ld threads on %ld cores with load %.1f: OpenMP threads "
+                "wait passively (OMP_WAIT_POLICY=passive; set OMP_WAIT_POLICY to choose)\n",
+                ranks, t, cores, load);
+    fflush(NULL);
+    setenv("OMP_WAIT_POLICY", "passive", 1);
+    execv("/proc/self/exe", av);
+    unsetenv("OMP_WAIT_POLICY"); /* exec failed: carry on as we are */
+}
+
 int dist_check_world(void)
 {
     /* The MPI launcher's own variables describe this job: trust them first. (Slurm's

@@ -31,6 +31,14 @@ int dist_local_size(void);
  * by the ranks on it, at least 1. */
 int dist_default_threads(void);
 
+/* Call before dist_init, with the job's thread count (0 = auto). When this node's ranks x
+ * threads, plus the load already on the node (1-minute load average), exceed its cores, an
+ * OpenMP thread spinning at a barrier takes the core from the thread it waits for (training
+ * then runs many times slower). libgomp reads its wait policy once at start-up, so the process
+ * restarts itself (same pid, same arguments) with OMP_WAIT_POLICY=passive and says so. Does
+ * nothing when OMP_WAIT_POLICY is already set (the user's choice, or the restarted process). */
+void dist_choose_wait_policy(int threads);
+
 /* Fail with ERR_MPI when the MPI launcher promised a different world size
  * (OMPI_COMM_WORLD_SIZE, PMI_SIZE, PMIX_SIZE), or, with no MPI launcher variable and a world of
  * one, when Slurm started several tasks (SLURM_STEP_NUM_TASKS, else SLURM_NTASKS): ranks

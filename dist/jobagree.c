@@ -8,7 +8,7 @@
 
 #include "core/err.h"
 #include "dist/dist.h"
-#include "dist/train.h"
+#include "dist/jobconf.h"
 #include "io/sha256.h"
 #include "model/net.h"
 
@@ -38,6 +38,6 @@ int dist_job_agree_spec(const JobSpec *js)
     char hex[65];
     TRY(job_spec_sha256(js, hex));
     NetConfig nc;
-    train_net_config(js, &nc);
+    jobconf_net(js, &nc);
     return dist_job_agree(hex, DFM_GIT_COMMIT, (uint64_t)net_count_params(&nc));
 }

@@ -1,6 +1,7 @@
 /* dist/train.c - the training loop: data -> targets -> forward/backward per micro-shard ->
  * tree reduction -> clip -> Adam(W) -> EMA, with logging, sample grids and agreement checks.
- * See dist/train.h for the contract. */
+ * See dist/train.h for the contract; the job-spec translation is dist/jobconf.c, sampling
+ * dist/sample.c. */
 #include "dist/train.h"
 
 #include <math.h>
@@ -12,237 +13,25 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
-#include "core/rng.h"
 #include "dist/data.h"
 #include "dist/dist.h"
 #include "dist/jobagree.h"
-#include "dist/reduce.h"
-#include "io/dataset.h"
+#include "dist/jobconf.h"
 #include "io/fsutil.h"
-#include "io/image.h"
-#include "io/loader.h"
-#include "io/runlog.h"
+#include "io/json.h"
 #include "io/weights.h"
-#include "model/metrics.h"
-#include "model/net.h"
-#include "model/optim.h"
-#include "sched/lr.h"
-#include "sched/sampler.h"
-#include "sched/schedule.h"
-#include "sched/targets.h"
 
-/* Flow models see 1000 * tau as their time input, so the sinusoidal embedding covers the same
- * range as a DDPM model's 0..T-1 timesteps. */
-#define FLOW_TIME_SCALE 1000.0
 /* The gradient norm is summed in double over fixed chunks of this many floats, then over the
  * chunks in order: the same bits for any rank count, with or without ZeRO-1 (shards are aligned
  * to whole chunks, whose sums are exchanged: n / 4096 doubles per step). */
 #define NORM_CHUNK ((size_t)4096)
-
-typedef struct {
-    const JobSpec *js;
-    int rank, size, threads;
-    Dataset ds;
-    LoaderConfig lc;
-    Net *net;
-    size_t n, D;        /* parameters; floats per example */
-    Schedule sch;
-    TrainTargetConfig tc;
-    LrSchedule lr;
-    OptimConfig oc;
-    Optim opt;
-    GradReducer *red;
-    size_t B, m, M;     /* global batch, micro-batch, micro-shards */
-    double tscale;      /* network time input = tscale * sampler/target time */
-    /* micro-batch scratch */
-    float *x0, *xt, *target, *out, *dout;
-    double *tnet, *per_sample;
-    float *tin;
-    int *labels, *labels_in;
-    uint64_t *idx;
-    double *chunk_sumsq; /* n_chunks */
-    size_t n_chunks;
-    float *scratch;      /* n floats: the live weights while sampling from the EMA */
-    int ready_rc;        /* first error of on_grad_ready */
-    RunLog rl;
-} Trainer;
-
-/* ---- configuration from the job spec ---------------------------------------------------- */
-
-static const char *dataset_name(const JobSpec *js)
-{
-    switch (js->data.dataset) {
-    case JOB_DATA_FASHION_MNIST: return "fashion-mnist";
-    case JOB_DATA_MNIST: return "mnist";
-    case JOB_DATA_CIFAR10: return "cifar-10";
-    case JOB_DATA_TOY2D: break;
-    }
-    switch (js->data.toy) {
-    case JOB_TOY_MOONS: return "moons";
-    case JOB_TOY_8GAUSSIANS: return "8gaussians";
-    case JOB_TOY_CHECKERBOARD: return "checkerboard";
-    case JOB_TOY_SWISSROLL: return "swissroll";
-    }
-    return "?";
-}
-
-void train_net_config(const JobSpec *js, NetConfig *nc)
-{
-    memset(nc, 0, sizeof *nc);
-    if (js->model.type == JOB_MODEL_UNET) {
-        const JobUNet *u = &js->model.unet;
-        UNetConfig *c = &nc->unet;
-        nc->kind = NET_UNET;
-        c->in_ch = js->data.img_channels;
-        c->img_size = js->data.img_size;
-        c->ch = u->channels;
-        c->n_mult = u->n_ch_mult;
-        for (int i = 0; i < u->n_ch_mult; i++) c->ch_mult[i] = u->ch_mult[i];
-        c->num_res_blocks = u->num_res_blocks;
-        c->n_attn = u->n_attn;
-        for (int i = 0; i < u->n_attn; i++) c->attn_res[i] = u->attn_resolutions[i];
-        c->heads = u->heads;
-        c->dropout = (float)u->dropout;
-        c->groups = u->groups;
-        c->temb_dim = u->temb_dim;
-        c->temb_hidden = u->temb_hidden;
-        c->num_classes = js->model.num_classes;
-    } else {
-        MLPConfig *c = &nc->mlp;
-        nc->kind = NET_MLP;
-        c->in_dim = js->data.data_dim;
-        c->hidden = js->model.mlp.hidden;
-        c->n_layers = js->model.mlp.layers;
-        c->temb_dim = js->model.mlp.temb_dim;
-        c->temb_hidden = js->model.mlp.hidden;
-        c->num_classes = js->model.num_classes;
-    }
-}
-
-static int schedule_from_spec(const JobSpec *js, Schedule *s)
-{
-    if (js->objective.type == JOB_OBJ_FLOW) return sched_init_flow(s, js->objective.flow.sigma_min);
-    const JobDDPM *d = &js->objective.ddpm;
-    SchedPred pred = d->prediction == JOB_PRED_EPS  ? SCHED_PRED_EPS
-                     : d->prediction == JOB_PRED_X0 ? SCHED_PRED_X0
-                                                    : SCHED_PRED_V;
-    if (d->schedule == JOB_BETAS_LINEAR)
-        return sched_init_linear(s, d->timesteps, d->beta_start, d->beta_end, pred);
-    return sched_init_cosine(s, d->timesteps, d->cosine_s, 0.999, pred);
-}
-
-static void sampler_from_spec(const JobSpec *js, SamplerConfig *c)
-{
-    static const SamplerKind kinds[] = {
-        [JOB_SAMPLER_DDPM] = SAMPLER_DDPM,   [JOB_SAMPLER_DDIM] = SAMPLER_DDIM,
-        [JOB_SAMPLER_DPMPP2M] = SAMPLER_DPMPP_2M, [JOB_SAMPLER_EULER] = SAMPLER_EULER,
-        [JOB_SAMPLER_MIDPOINT] = SAMPLER_MIDPOINT, [JOB_SAMPLER_HEUN] = SAMPLER_HEUN,
-        [JOB_SAMPLER_RK4] = SAMPLER_RK4,
-    };
-    static const SchedSpacing spacing[] = {
-        [JOB_TS_UNIFORM] = SCHED_SPACING_UNIFORM, [JOB_TS_QUADRATIC] = SCHED_SPACING_QUADRATIC,
-        [JOB_TS_TRAILING] = SCHED_SPACING_TRAILING,
-    };
-    sampler_config_default(c, kinds[js->sample.sampler]);
-    c->steps = js->sample.steps;
-    c->spacing = spacing[js->sample.timesteps];
-    c->eta = js->sample.eta;
-    c->clip_x0 = js->sample.clip_x0 && js->objective.type == JOB_OBJ_DDPM;
-    c->clip = 1.0;
-    c->guidance = js->sample.guidance;
-    c->seed = js->sample.seed;
-}
-
-/* ---- the network as a sampler callback ---------------------------------------------------- */
-
-typedef struct {
-    Net *net;
-    double tscale;
-    float *t;
-    size_t cap;
-} NetFnCtx;
-
-static int net_fn(void *vctx, const float *x, const double *t, const int *labels, size_t B,
-                  size_t D, float *out)
-{
-    NetFnCtx *c = vctx;
-    (void)D;
-    if (B > c->cap) {
-        c->t = xrealloc(c->t, sizeof(float) * B);
-        c->cap = B;
-    }
-    for (size_t b = 0; b < B; b++) c->t[b] = (float)(t[b] * c->tscale);
-    net_forward(c->net, x, c->t, labels, NULL, 0, 0, 0, B, out);
-    return ERR_OK;
-}
-
-/* ---- sampling, spread over the ranks ------------------------------------------------------ */
-
-/* Draw samples 0..count-1 (sample indices are the keys of their noise) from the EMA weights
- * (or the live ones), each rank its contiguous part, gathered on every rank into out
- * (count, D). */
-static int sample_all(Trainer *tr, size_t count, float *out)
-{
-    const JobSpec *js = tr->js;
-    size_t chunk = (count + (size_t)tr->size - 1) / (size_t)tr->size;
-    size_t first = (size_t)tr->rank * chunk;
-    size_t mine = first >= count ? 0 : (count - first < chunk ? count - first : chunk);
-    float *local = xcalloc(chunk * tr->D + 1, sizeof(float));
-    float *all = xcalloc((size_t)tr->size * chunk * tr->D + 1, sizeof(float));
-    size_t bs = (size_t)js->sample.batch;
-    uint64_t *idx = xmalloc(sizeof(uint64_t) * bs);
-    int *labels = xmalloc(sizeof(int) * bs);
-    int use_ema = js->sample.use_ema && tr->opt.ema;
-    float *params = net_params(tr->net);
-    if (use_ema) {
-        memcpy(tr->scratch, params, sizeof(float) * tr->n);
-        memcpy(params, tr->opt.ema, sizeof(float) * tr->n);
-    }
-    SamplerConfig sc;
-    sampler_from_spec(js, &sc);
-    NetFnCtx ctx = {.net = tr->net, .tscale = tr->tscale};
-    int rc = ERR_OK, nclass = js->model.num_classes;
-    for (size_t s = 0; s < mine && rc == ERR_OK; s += bs) {
-        size_t nb = mine - s < bs ? mine - s : bs;
-        for (size_t j = 0; j < nb; j++) {
-            idx[j] = first + s + j;
-            labels[j] = js->sample.label >= 0 ? js->sample.label
-                                              : (nclass > 0 ? (int)(idx[j] % (uint64_t)nclass) : -1);
-        }
-        rc = sched_sample(&sc, &tr->sch, net_fn, &ctx, idx, nb, tr->D, nclass > 0 ? labels : NULL,
-                          NULL, NULL, local + s * tr->D, NULL);
-    }
-    if (use_ema) memcpy(params, tr->scratch, sizeof(float) * tr->n);
-    /* Every rank takes part in the gather even after a local failure, then all agree. */
-    int64_t bad = rc != ERR_OK;
-    int grc = dist_allgather(local, all, sizeof(float) * chunk * tr->D);
-    if (grc == ERR_OK) grc = dist_allreduce_max_i64(&bad, 1);
-    if (grc == ERR_OK && bad && rc == ERR_OK)
-        grc = ERR(ERR_STATE, "sampling failed on another rank");
-    if (rc == ERR_OK) rc = grc;
-    if (rc == ERR_OK) memcpy(out, all, sizeof(float) * count * tr->D);
-    xfree(ctx.t);
-    xfree(local);
-    xfree(all);
-    xfree(idx);
-    xfree(labels);
-    return rc;
-}
-
-static int write_samples(Trainer *tr, const char *path, const float *x, size_t count)
-{
-    const JobSpec *js = tr->js;
-    if (js->data.dataset == JOB_DATA_TOY2D) return image_write_scatter_png(path, x, count, 512, 3.0);
-    return image_write_grid_png(path, x, count, (size_t)js->data.img_channels,
-                                (size_t)js->data.img_size, (size_t)js->data.img_size, 0);
-}
 
 /* ---- set-up and tear-down ----------------------------------------------------------------- */
 
 static int load_data(Trainer *tr)
 {
     const JobSpec *js = tr->js;
-    const char *name = dataset_name(js);
+    const char *name = jobconf_dataset_name(js);
     if (js->data.dataset == JOB_DATA_TOY2D)
         return dataset_toy(&tr->ds, name, (size_t)js->data.toy_size, js->run.seed);
     TRY(dist_dataset_fetch_job(js, name));
@@ -257,7 +46,7 @@ static void on_grad_ready(void *ctx, size_t lo, size_t hi)
     if (tr->ready_rc == ERR_OK) tr->ready_rc = reducer_mark_ready(tr->red, lo, hi);
 }
 
-static int setup(Trainer *tr, const JobSpec *js)
+int trainer_init(Trainer *tr, const JobSpec *js)
 {
     memset(tr, 0, sizeof *tr);
     tr->js = js;
@@ -278,12 +67,10 @@ static int setup(Trainer *tr, const JobSpec *js)
     if ((size_t)js->data.data_dim != tr->D)
         return ERR(ERR_FORMAT, "dataset %s has %zu values per example, the job expects %d",
                    tr->ds.name, tr->D, js->data.data_dim);
-    tr->lc.seed = js->run.seed;
-    tr->lc.batch = tr->B;
-    tr->lc.hflip = js->data.flip;
+    jobconf_loader(js, &tr->lc);
 
     NetConfig nc;
-    train_net_config(js, &nc);
+    jobconf_net(js, &nc);
     tr->net = net_create(&nc);
     if (!tr->net) return err_code() != ERR_OK ? (int)err_code()
                                               : ERR(ERR_SPEC, "invalid model configuration");
@@ -291,34 +78,13 @@ static int setup(Trainer *tr, const JobSpec *js)
     net_init_params(tr->net, js->run.seed);
     tr->n = net_num_params(tr->net);
 
-    TRY(schedule_from_spec(js, &tr->sch));
-    tr->tscale = js->objective.type == JOB_OBJ_FLOW ? FLOW_TIME_SCALE : 1.0;
-    train_target_config_default(&tr->tc);
-    tr->tc.seed = js->run.seed;
-    tr->tc.p_uncond = js->model.num_classes > 0 ? js->objective.label_dropout : 0.0;
-    tr->tc.tdist = js->objective.flow.t_sampling == JOB_TSAMP_LOGIT_NORMAL ? SCHED_TIME_LOGIT_NORMAL
-                                                                           : SCHED_TIME_UNIFORM;
-    tr->tc.ln_mean = js->objective.flow.logit_mean;
-    tr->tc.ln_std = js->objective.flow.logit_std;
-
-    tr->lr.kind = js->train.lr_schedule == JOB_LR_COSINE ? LR_COSINE : LR_CONSTANT;
-    tr->lr.base = js->train.lr;
-    tr->lr.min = js->train.min_lr;
-    tr->lr.warmup = (uint64_t)js->train.warmup;
-    tr->lr.total = (uint64_t)js->train.steps;
-    TRY(lr_check(&tr->lr));
-
-    tr->oc = optim_config_default();
-    tr->oc.kind = js->train.optimizer == JOB_OPT_ADAMW ? OPTIM_ADAMW : OPTIM_ADAM;
-    tr->oc.beta1 = (float)js->train.beta1;
-    tr->oc.beta2 = (float)js->train.beta2;
-    tr->oc.eps = (float)js->train.eps;
-    tr->oc.weight_decay = (float)js->train.weight_decay;
-    tr->oc.grad_clip = (float)js->train.grad_clip;
-    tr->oc.ema_decay = (float)js->train.ema.decay;
-    tr->oc.ema_warmup = js->train.ema.warmup;
-    TRY(optim_config_check(&tr->oc));
+    TRY(jobconf_schedule(js, &tr->sch));
+    tr->time_scale = jobconf_time_scale(js);
+    jobconf_targets(js, &tr->tc);
+    TRY(jobconf_lr(js, &tr->lr));
+    TRY(jobconf_optim(js, &tr->oc));
     optim_init(&tr->opt, &tr->oc, tr->n, net_params(tr->net));
+    TRY(sample_setup_init(&tr->smp, js, tr->net));
 
     /* Overlap buckets: an eighth of the model, between 64 KiB and 4 MiB, so even a small model
      * has several buckets to start during its backward. */
@@ -345,15 +111,15 @@ static int setup(Trainer *tr, const JobSpec *js)
     tr->idx = xmalloc(sizeof(uint64_t) * tr->m);
     tr->n_chunks = (tr->n + NORM_CHUNK - 1) / NORM_CHUNK;
     tr->chunk_sumsq = xcalloc(tr->n_chunks, sizeof(double));
-    tr->scratch = xalloc_aligned(sizeof(float) * tr->n);
     if (tr->rank == 0) TRY(runlog_open(&tr->rl, js->run.out_dir, js->train.log_every));
     TRY(fs_mkdir_p(js->run.out_dir));
     return ERR_OK;
 }
 
-static void teardown(Trainer *tr)
+void trainer_free(Trainer *tr)
 {
     runlog_close(&tr->rl);
+    sample_setup_free(&tr->smp);
     reducer_destroy(&tr->red);
     optim_free(&tr->opt);
     net_destroy(&tr->net);
@@ -364,7 +130,6 @@ static void teardown(Trainer *tr)
     xfree_aligned(tr->target);
     xfree_aligned(tr->out);
     xfree_aligned(tr->dout);
-    xfree_aligned(tr->scratch);
     xfree(tr->tnet);
     xfree(tr->per_sample);
     xfree(tr->tin);
@@ -372,6 +137,7 @@ static void teardown(Trainer *tr)
     xfree(tr->labels_in);
     xfree(tr->idx);
     xfree(tr->chunk_sumsq);
+    memset(tr, 0, sizeof *tr);
 }
 
 /* ---- one optimizer step ------------------------------------------------------------------ */
@@ -412,9 +178,10 @@ static int compute_gradient(Trainer *tr, uint64_t k, double stats[ST_N], float *
         TRY(sched_train_targets(&tr->tc, &tr->sch, k, tr->idx, tr->m, tr->D, tr->x0,
                                 conditional ? tr->labels_in : NULL, tr->xt, tr->tnet, tr->target,
                                 conditional ? tr->labels : NULL, NULL, NULL));
-        for (size_t b = 0; b < tr->m; b++) tr->tin[b] = (float)(tr->tnet[b] * tr->tscale);
-        net_forward(tr->net, tr->xt, tr->tin, conditional ? tr->labels : NULL, tr->idx,
-                    js->run.seed, (uint32_t)k, 1, tr->m, tr->out);
+        for (size_t b = 0; b < tr->m; b++) tr->tin[b] = (float)(tr->tnet[b] * tr->time_scale);
+        NetTrainOpts fo = {.labels = conditional ? tr->labels : NULL, .sample_idx = tr->idx,
+                           .seed = js->run.seed, .step = (uint32_t)k, .dropout = 1};
+        net_forward(tr->net, tr->xt, tr->tin, tr->m, &fo, tr->out);
         stats[ST_LOSS] += sched_loss_mse(tr->out, tr->target, tr->m, tr->D, norm, tr->dout,
                                          tr->per_sample);
         for (size_t b = 0; b < tr->m; b++) {
@@ -495,7 +262,57 @@ static void maybe_inject_divergence(Trainer *tr, long step)
     }
 }
 
-/* ---- the loop ----------------------------------------------------------------------------- */
+int trainer_step(Trainer *tr)
+{
+    const JobSpec *js = tr->js;
+    TrainCounters *c = &tr->ctr;
+    long step = c->step;
+    double st[ST_N] = {0};
+    float *g;
+    size_t lo, hi;
+    TRY(compute_gradient(tr, (uint64_t)step, st, &g, &lo, &hi));
+    TRY(dist_allreduce_sum_f64(st, ST_N));
+    double gnorm;
+    TRY(grad_norm(tr, g, lo, hi, &gnorm));
+    double lr = lr_at(&tr->lr, (uint64_t)step);
+    if (!isfinite(st[ST_LOSS]) || !isfinite(gnorm)) {
+        c->nonfinite++;
+        if (++c->nonfinite_run > js->train.max_nonfinite) {
+            ERR(ERR_NUMERIC, "%ld consecutive steps had a non-finite loss or gradient "
+                "(last at step %ld, lr %.3g)", c->nonfinite_run, step + 1, lr);
+            err_hint("the run has diverged: lower train.lr, set train.grad_clip (e.g. 1.0) or "
+                     "a longer train.warmup, and check the data for NaN/Inf");
+            return ERR_NUMERIC;
+        }
+        if (tr->rank == 0)
+            runlog_note(&tr->rl, "step %ld: non-finite loss or gradient, update skipped", step + 1);
+    } else {
+        c->nonfinite_run = 0;
+        apply_update(tr, g, lo, hi, gnorm, lr);
+        if (js->train.zero1) TRY(reducer_allgather_params(tr->red, net_params(tr->net)));
+        update_ema(tr, (uint64_t)step);
+        c->updates++;
+    }
+    c->step = step + 1;
+    c->last_loss = st[ST_LOSS];
+    maybe_inject_divergence(tr, c->step);
+    if (js->train.check_every > 0 && c->step % js->train.check_every == 0)
+        TRY(dist_params_agree(net_params(tr->net), tr->n, c->step, NULL));
+    double run_s = core_now() - tr->t0;
+    c->wall_s = run_s;
+    if (tr->rank == 0) {
+        RunRecord r = {.step = c->step, .steps = js->train.steps, .loss = st[ST_LOSS],
+                       .grad_norm = gnorm, .lr = lr,
+                       .img_per_s = (double)tr->B * (double)(c->step - tr->step0) / run_s,
+                       .wall_s = run_s, .nonfinite = c->nonfinite};
+        for (int q = 0; q < 4; q++)
+            r.loss_q[q] = st[ST_QCNT + q] > 0 ? st[ST_QSUM + q] / st[ST_QCNT + q] : (double)NAN;
+        TRY(runlog_record(&tr->rl, &r));
+    }
+    return ERR_OK;
+}
+
+/* ---- outputs ------------------------------------------------------------------------------ */
 
 static int write_final(Trainer *tr, const TrainResult *res)
 {
@@ -518,71 +335,58 @@ static int write_final(Trainer *tr, const TrainResult *res)
     AtomicFile af;
     snprintf(path, sizeof path, "%s/final.json", js->run.out_dir);
     TRY(fs_atomic_open(&af, path));
-    fprintf(af.f,
-            "{\"steps\":%ld,\"ranks\":%d,\"threads\":%d,\"params\":%zu,\"loss\":%.9g,"
-            "\"nonfinite\":%ld,\"img_per_s\":%.6g,\"param_hash\":\"%016llx\","
-            "\"ema_hash\":\"%016llx\",\"bitwise_rank_invariant\":%s",
-            res->steps_done, tr->size, tr->threads, tr->n, res->last_loss, res->nonfinite,
-            res->img_per_s, (unsigned long long)res->param_hash,
-            (unsigned long long)res->ema_hash, reducer_bitwise(tr->red) ? "true" : "false");
     ReducerStats rs;
     reducer_stats(tr->red, &rs);
-    fprintf(af.f, ",\"comm_s_per_step\":%.6g,\"buckets\":%zu,\"buckets_started_in_backward\":%zu",
-            rs.steps ? rs.comm_s / (double)rs.steps : 0.0, rs.buckets, rs.buckets_early);
-    if (isfinite(res->swd))
-        fprintf(af.f, ",\"swd\":%.9g,\"swd_floor\":%.9g,\"swd_ratio\":%.6g", res->swd,
-                res->swd_floor, res->swd / res->swd_floor);
-    fprintf(af.f, "}\n");
+    JsonWriter w;
+    json_init(&w, af.f);
+    json_object_begin(&w);
+    json_kv_int(&w, "steps", res->steps_done);
+    json_kv_int(&w, "ranks", tr->size);
+    json_kv_int(&w, "threads", tr->threads);
+    json_kv_uint(&w, "params", tr->n);
+    json_kv_num(&w, "loss", res->last_loss);
+    json_kv_int(&w, "nonfinite", res->nonfinite);
+    json_kv_num(&w, "img_per_s", res->img_per_s);
+    json_kv_hex64(&w, "param_hash", res->param_hash);
+    json_kv_hex64(&w, "ema_hash", res->ema_hash);
+    json_kv_bool(&w, "bitwise_rank_invariant", reducer_bitwise(tr->red));
+    json_kv_num(&w, "comm_s_per_step", rs.steps ? rs.comm_s / (double)rs.steps : 0.0);
+    json_kv_uint(&w, "buckets", rs.buckets);
+    json_kv_uint(&w, "buckets_started_in_backward", rs.buckets_early);
+    if (js->data.dataset == JOB_DATA_TOY2D) {
+        json_kv_num(&w, "swd", res->swd);
+        json_kv_num(&w, "swd_floor", res->swd_floor);
+        json_kv_num(&w, "swd_ratio", res->swd / res->swd_floor);
+    }
+    json_object_end(&w);
+    rc = json_end_line(&w, path);
+    if (rc != ERR_OK) {
+        fs_atomic_abort(&af);
+        return rc;
+    }
     return fs_atomic_commit(&af);
 }
 
-/* Toy data: SW2 between the model's samples and held-out data, next to the SW2 between two
- * independent held-out draws of the same size (what a perfect model would score). */
-static int toy_distance(Trainer *tr, const float *samples, size_t count, TrainResult *res)
-{
-    Dataset a = {0}, b = {0};
-    const char *name = dataset_name(tr->js);
-    uint64_t seed = tr->js->run.seed;
-    TRY(dataset_toy(&a, name, count, seed ^ UINT64_C(0x5eed0001)));
-    int rc = dataset_toy(&b, name, count, seed ^ UINT64_C(0x5eed0002));
-    if (rc == ERR_OK) {
-        res->swd = metrics_swd(samples, count, a.f32, count, tr->D, 256, seed);
-        res->swd_floor = metrics_swd(b.f32, count, a.f32, count, tr->D, 256, seed);
-    }
-    dataset_free(&a);
-    dataset_free(&b);
-    return rc;
-}
-
+/* Samples 0..count-1 from the EMA weights (or the live ones), written by rank 0: progress grids
+ * to <out_dir>/samples.png, the final ones to sample.out (toy2d with a .csv sample.out: also a
+ * scatter plot to <out_dir>/samples.png). */
 static int sample_and_write(Trainer *tr, TrainResult *res, int final)
 {
     const JobSpec *js = tr->js;
     size_t count = (size_t)(final ? js->sample.count : js->train.sample_count);
     float *x = xmalloc(sizeof(float) * count * tr->D);
-    int rc = sample_all(tr, count, x);
+    const float *params = js->sample.use_ema && tr->opt.ema ? tr->opt.ema : NULL;
+    int rc = sample_draw_range(&tr->smp, params, 0, count, x);
     if (rc == ERR_OK && final && js->data.dataset == JOB_DATA_TOY2D)
-        rc = toy_distance(tr, x, count, res);
+        rc = sample_toy_distance(js, x, count, &res->swd, &res->swd_floor);
     if (rc == ERR_OK && tr->rank == 0) {
-        char path[4200];
-        if (final)
-            snprintf(path, sizeof path, "%s", js->sample.out);
-        else
-            snprintf(path, sizeof path, "%s/samples.png", js->run.out_dir);
-        if (js->data.dataset == JOB_DATA_TOY2D && final) {
-            size_t L = strlen(path);
-            if (L > 4 && !strcmp(path + L - 4, ".csv")) {
-                AtomicFile af;
-                rc = fs_atomic_open(&af, path);
-                if (rc == ERR_OK) {
-                    fprintf(af.f, "x,y\n");
-                    for (size_t i = 0; i < count; i++)
-                        fprintf(af.f, "%.7g,%.7g\n", (double)x[2 * i], (double)x[2 * i + 1]);
-                    rc = fs_atomic_commit(&af);
-                }
-                snprintf(path, sizeof path, "%s/samples.png", js->run.out_dir);
-            }
-        }
-        if (rc == ERR_OK) rc = write_samples(tr, path, x, count);
+        const char *out = js->sample.out;
+        size_t L = strlen(out);
+        int csv = js->data.dataset == JOB_DATA_TOY2D && L > 4 && !strcmp(out + L - 4, ".csv");
+        char png[4200];
+        snprintf(png, sizeof png, "%s/samples.png", js->run.out_dir);
+        if (final) rc = sample_write(js, out, x, count);
+        if (rc == ERR_OK && (!final || csv)) rc = sample_write(js, png, x, count);
     }
     xfree(x);
     return rc;
@@ -614,68 +418,30 @@ static int check_unsupported(const Trainer *tr)
     return ERR_OK;
 }
 
-static int train_loop(Trainer *tr, TrainResult *res)
+/* ---- the run ------------------------------------------------------------------------------ */
+
+static void log_start(const Trainer *tr)
 {
     const JobSpec *js = tr->js;
-    long steps = js->train.steps, consecutive_bad = 0;
-    double t0 = core_now();
-    float *params = net_params(tr->net);
-    if (tr->rank == 0) {
-        log_info("training %s: %s on %s, %zu parameters, %d rank%s x %d thread%s, global batch "
-                 "%zu (%zu micro-batches of %zu)%s",
-                 js->run.name, js->objective.type == JOB_OBJ_FLOW ? "flow matching" : "DDPM",
-                 tr->ds.name, tr->n, tr->size, tr->size > 1 ? "s" : "", tr->threads,
-                 tr->threads > 1 ? "s" : "", tr->B, tr->M, tr->m,
-                 reducer_bitwise(tr->red) ? ", rank-count invariant" : "");
-    }
-    for (long step = 0; step < steps; step++) {
-        double st[ST_N] = {0};
-        float *g;
-        size_t lo, hi;
-        TRY(compute_gradient(tr, (uint64_t)step, st, &g, &lo, &hi));
-        TRY(dist_allreduce_sum_f64(st, ST_N));
-        double gnorm;
-        TRY(grad_norm(tr, g, lo, hi, &gnorm));
-        double lr = lr_at(&tr->lr, (uint64_t)step);
-        if (!isfinite(st[ST_LOSS]) || !isfinite(gnorm)) {
-            res->nonfinite++;
-            if (++consecutive_bad > js->train.max_nonfinite) {
-                ERR(ERR_NUMERIC, "%ld consecutive steps had a non-finite loss or gradient "
-                    "(last at step %ld, lr %.3g)", consecutive_bad, step + 1, lr);
-                err_hint("the run has diverged: lower train.lr, set train.grad_clip (e.g. 1.0) or "
-                         "a longer train.warmup, and check the data for NaN/Inf");
-                return ERR_NUMERIC;
-            }
-            if (tr->rank == 0)
-                runlog_note(&tr->rl, "step %ld: non-finite loss or gradient, update skipped",
-                            step + 1);
-        } else {
-            consecutive_bad = 0;
-            apply_update(tr, g, lo, hi, gnorm, lr);
-            if (js->train.zero1) TRY(reducer_allgather_params(tr->red, params));
-            update_ema(tr, (uint64_t)step);
-            res->steps_done++;
-        }
-        maybe_inject_divergence(tr, step + 1);
-        if (js->train.check_every > 0 && (step + 1) % js->train.check_every == 0)
-            TRY(dist_params_agree(params, tr->n, step + 1, NULL));
-        double wall = core_now() - t0;
-        res->last_loss = st[ST_LOSS];
-        res->wall_s = wall;
-        res->img_per_s = (double)tr->B * (double)(step + 1) / wall;
-        if (tr->rank == 0) {
-            RunRecord r = {.step = step + 1, .steps = steps, .loss = st[ST_LOSS],
-                           .grad_norm = gnorm, .lr = lr, .img_per_s = res->img_per_s,
-                           .wall_s = wall, .nonfinite = res->nonfinite};
-            for (int q = 0; q < 4; q++)
-                r.loss_q[q] = st[ST_QCNT + q] > 0 ? st[ST_QSUM + q] / st[ST_QCNT + q] : (double)NAN;
-            TRY(runlog_record(&tr->rl, &r));
-        }
-        if (js->train.sample_every > 0 && (step + 1) % js->train.sample_every == 0 &&
-            step + 1 < steps)
-            TRY(sample_and_write(tr, res, 0));
-    }
-    return ERR_OK;
+    log_info("training %s: %s on %s, %zu parameters, %d rank%s x %d thread%s, global batch "
+             "%zu (%zu micro-batches of %zu)%s",
+             js->run.name, js->objective.type == JOB_OBJ_FLOW ? "flow matching" : "DDPM",
+             tr->ds.name, tr->n, tr->size, tr->size > 1 ? "s" : "", tr->threads,
+             tr->threads > 1 ? "s" : "", tr->B, tr->M, tr->m,
+             reducer_bitwise(tr->red) ? ", rank-count invariant" : "");
+}
+
+static void log_done(Trainer *tr, const TrainResult *res)
+{
+    const JobSpec *js = tr->js;
+    runlog_note(&tr->rl, "done: %ld steps in %.1f min, final loss %.4f, %.1f img/s",
+                res->steps_done, res->wall_s / 60.0, res->last_loss, res->img_per_s);
+    runlog_note(&tr->rl, "samples: %s", js->sample.out);
+    runlog_note(&tr->rl, "metrics: %s/metrics.jsonl (one JSON line per step)", js->run.out_dir);
+    runlog_note(&tr->rl, "weights: %s/weights.bin (summary in final.json)", js->run.out_dir);
+    if (isfinite(res->swd))
+        runlog_note(&tr->rl, "sliced Wasserstein distance to held-out data %.4f (data-to-data "
+                    "floor %.4f, ratio %.2f)", res->swd, res->swd_floor, res->swd / res->swd_floor);
 }
 
 int train_run(const JobSpec *js, TrainResult *res)
@@ -683,9 +449,27 @@ int train_run(const JobSpec *js, TrainResult *res)
     Trainer tr;
     memset(res, 0, sizeof *res);
     res->swd = res->swd_floor = NAN;
-    int rc = setup(&tr, js);
+
+    int rc = trainer_init(&tr, js);
     if (rc == ERR_OK) rc = check_unsupported(&tr);
-    if (rc == ERR_OK) rc = train_loop(&tr, res);
+    if (rc == ERR_OK && tr.rank == 0) log_start(&tr);
+
+    tr.t0 = core_now();
+    tr.step0 = tr.ctr.step;
+    while (rc == ERR_OK && tr.ctr.step < js->train.steps) {
+        rc = trainer_step(&tr);
+        long s = tr.ctr.step;
+        if (rc == ERR_OK && js->train.sample_every > 0 && s % js->train.sample_every == 0 &&
+            s < js->train.steps)
+            rc = sample_and_write(&tr, res, 0);
+    }
+
+    res->steps_done = tr.ctr.updates;
+    res->nonfinite = tr.ctr.nonfinite;
+    res->last_loss = tr.ctr.last_loss;
+    res->wall_s = tr.ctr.wall_s;
+    if (tr.ctr.wall_s > 0)
+        res->img_per_s = (double)tr.B * (double)(tr.ctr.step - tr.step0) / tr.ctr.wall_s;
     if (rc == ERR_OK) rc = dist_params_agree(net_params(tr.net), tr.n, res->steps_done,
                                              &res->param_hash);
     if (rc == ERR_OK) {
@@ -693,17 +477,7 @@ int train_run(const JobSpec *js, TrainResult *res)
         rc = sample_and_write(&tr, res, 1);
     }
     if (rc == ERR_OK && tr.rank == 0) rc = write_final(&tr, res);
-    if (rc == ERR_OK && tr.rank == 0) {
-        runlog_note(&tr.rl, "done: %ld steps in %.1f min, final loss %.4f, %.1f img/s",
-                    res->steps_done, res->wall_s / 60.0, res->last_loss, res->img_per_s);
-        runlog_note(&tr.rl, "samples: %s", js->sample.out);
-        runlog_note(&tr.rl, "metrics: %s/metrics.jsonl (one JSON line per step)", js->run.out_dir);
-        runlog_note(&tr.rl, "weights: %s/weights.bin (summary in final.json)", js->run.out_dir);
-        if (isfinite(res->swd))
-            runlog_note(&tr.rl, "sliced Wasserstein distance to held-out data %.4f (data-to-data "
-                        "floor %.4f, ratio %.2f)", res->swd, res->swd_floor,
-                        res->swd / res->swd_floor);
-    }
-    teardown(&tr);
+    if (rc == ERR_OK && tr.rank == 0) log_done(&tr, res);
+    trainer_free(&tr);
     return rc;
 }

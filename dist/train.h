@@ -21,14 +21,26 @@
  *
  * Must be called on every rank after dist_init. Errors are returned on the rank that saw them;
  * errors that all ranks see (bad data, divergence) are returned on all of them.
+ *
+ * The pieces of train_run are public so that a caller can restore a saved state between
+ * trainer_init and the first trainer_step (see "training state" in Trainer).
  */
 #ifndef DFM_DIST_TRAIN_H
 #define DFM_DIST_TRAIN_H
 
 #include <stdint.h>
 
+#include "dist/reduce.h"
+#include "dist/sample.h"
+#include "io/dataset.h"
 #include "io/jobspec.h"
+#include "io/loader.h"
+#include "io/runlog.h"
 #include "model/net.h"
+#include "model/optim.h"
+#include "sched/lr.h"
+#include "sched/schedule.h"
+#include "sched/targets.h"
 
 typedef struct {
     long steps_done;      /* optimizer steps applied */
@@ -41,9 +53,65 @@ typedef struct {
     double swd, swd_floor; /* toy2d only: SW2(samples, held-out) and SW2(data, data); else NaN */
 } TrainResult;
 
-int train_run(const JobSpec *js, TrainResult *res);
+/* Counters of the loop; together with the buffers named in Trainer they are the whole training
+ * state (data order, noise and dropout are functions of the step and the sample index). */
+typedef struct {
+    long step;          /* steps completed = 0-based index of the next global batch */
+    long updates;       /* optimizer updates applied (steps minus the skipped ones) */
+    long nonfinite;     /* steps skipped for a non-finite loss or gradient */
+    long nonfinite_run; /* of those, how many in a row up to the last step */
+    double last_loss;   /* mean loss of the last step */
+    double wall_s;      /* seconds spent in steps */
+} TrainCounters;
 
-/* The network a job spec describes (data dimensions included). */
-void train_net_config(const JobSpec *js, NetConfig *nc);
+typedef struct {
+    const JobSpec *js;
+    int rank, size, threads;
+
+    /* ---- training state: what a checkpoint saves and restores --------------------------- */
+    Net *net;          /* parameters: net_params(net), n floats */
+    Optim opt;         /* Adam moments opt.m and opt.v (n floats each), EMA weights opt.ema (n
+                          floats, NULL without EMA), Adam's bias-correction step opt.step,
+                          EMA update count opt.ema_updates */
+    TrainCounters ctr;
+
+    /* ---- fixed by the job spec ---------------------------------------------------------- */
+    Dataset ds;
+    LoaderConfig lc;
+    Schedule sch;
+    TrainTargetConfig tc;
+    LrSchedule lr;
+    OptimConfig oc;
+    GradReducer *red;
+    SampleSetup smp;    /* progress and final samples, on the same network */
+    size_t n, D;        /* parameters; floats per example */
+    size_t B, m, M;     /* global batch, micro-batch, micro-shards */
+    double time_scale;  /* network time input = time_scale * sampler/target time */
+
+    /* ---- scratch ------------------------------------------------------------------------ */
+    float *x0, *xt, *target, *out, *dout; /* (m, D) */
+    double *tnet, *per_sample;            /* (m) */
+    float *tin;                           /* (m) */
+    int *labels, *labels_in;              /* (m) */
+    uint64_t *idx;                        /* (m) */
+    double *chunk_sumsq;                  /* n_chunks */
+    size_t n_chunks;
+    int ready_rc;       /* first error of the gradient-ready listener */
+    double t0;          /* core_now() when this process's loop started */
+    long step0;         /* ctr.step then */
+    RunLog rl;          /* rank 0 */
+} Trainer;
+
+/* Data, network with fresh parameters, optimizer, reducer, run log. On failure *tr can still be
+ * given to trainer_free. */
+int trainer_init(Trainer *tr, const JobSpec *js);
+/* One step on global batch tr->ctr.step: gradient, reduction, clipped update, EMA, metrics. A
+ * non-finite loss or gradient skips the update; more than train.max_nonfinite in a row is
+ * ERR_NUMERIC. */
+int trainer_step(Trainer *tr);
+void trainer_free(Trainer *tr);
+
+/* The whole run: trainer_init, train.steps steps with progress samples, then the outputs. */
+int train_run(const JobSpec *js, TrainResult *res);
 
 #endif

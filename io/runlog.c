@@ -10,6 +10,7 @@
 #include "core/err.h"
 #include "core/log.h"
 #include "io/fsutil.h"
+#include "io/json.h"
 
 int runlog_open(RunLog *rl, const char *run_dir, int log_every)
 {
@@ -22,14 +23,6 @@ int runlog_open(RunLog *rl, const char *run_dir, int log_every)
     rl->tty = isatty(STDERR_FILENO);
     rl->log_every = log_every > 0 ? log_every : 100;
     return ERR_OK;
-}
-
-static void json_num(FILE *f, const char *key, double v)
-{
-    if (isfinite(v))
-        fprintf(f, ",\"%s\":%.9g", key, v);
-    else
-        fprintf(f, ",\"%s\":null", key);
 }
 
 static void fmt_eta(char *buf, size_t n, double s)
@@ -48,23 +41,22 @@ static void fmt_eta(char *buf, size_t n, double s)
 int runlog_record(RunLog *rl, const RunRecord *r)
 {
     if (rl->metrics) {
-        FILE *f = rl->metrics;
-        fprintf(f, "{\"step\":%ld", r->step);
-        json_num(f, "loss", r->loss);
-        fprintf(f, ",\"loss_q\":[");
-        for (int q = 0; q < 4; q++) {
-            if (isfinite(r->loss_q[q]))
-                fprintf(f, "%s%.9g", q ? "," : "", r->loss_q[q]);
-            else
-                fprintf(f, "%snull", q ? "," : "");
-        }
-        fprintf(f, "]");
-        json_num(f, "grad_norm", r->grad_norm);
-        json_num(f, "lr", r->lr);
-        json_num(f, "img_per_s", r->img_per_s);
-        json_num(f, "wall_s", r->wall_s);
-        fprintf(f, ",\"nonfinite\":%ld}\n", r->nonfinite);
-        if (fflush(f) != 0) return ERR(ERR_IO, "writing metrics.jsonl: %s", strerror(errno));
+        JsonWriter w;
+        json_init(&w, rl->metrics);
+        json_object_begin(&w);
+        json_kv_int(&w, "step", r->step);
+        json_kv_num(&w, "loss", r->loss);
+        json_key(&w, "loss_q");
+        json_array_begin(&w);
+        for (int q = 0; q < 4; q++) json_num(&w, r->loss_q[q]);
+        json_array_end(&w);
+        json_kv_num(&w, "grad_norm", r->grad_norm);
+        json_kv_num(&w, "lr", r->lr);
+        json_kv_num(&w, "img_per_s", r->img_per_s);
+        json_kv_num(&w, "wall_s", r->wall_s);
+        json_kv_int(&w, "nonfinite", r->nonfinite);
+        json_object_end(&w);
+        TRY(json_end_line(&w, "metrics.jsonl"));
     }
     double eta = r->img_per_s > 0 && r->step > 0
                      ? (r->wall_s / (double)r->step) * (double)(r->steps - r->step)

@@ -1,7 +1,15 @@
-/* model/gemm.c - single-threaded sgemm through OpenBLAS's CBLAS interface. */
+/* model/gemm.c - single-threaded sgemm through oneDNN (default) or OpenBLAS (model/gemm.h). */
 #include "model/gemm.h"
+#include "core/mem.h"
 
 #include <cblas.h>
+#include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static int engine = -1;
 
 void gemm_single_thread(void)
 {
@@ -12,11 +20,86 @@ void gemm_single_thread(void)
     }
 }
 
+GemmEngine gemm_engine(void)
+{
+    if (engine < 0) {
+        const char *e = getenv("DFM_GEMM");
+        engine = e && !strcmp(e, "openblas") ? GEMM_OPENBLAS : GEMM_ONEDNN;
+    }
+    return (GemmEngine)engine;
+}
+
+void gemm_set_engine(GemmEngine e) { engine = (int)e; }
+
+static const char *isa_name(dnnl_cpu_isa_t isa)
+{
+    switch (isa) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
+    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    default: return "isa?";
+    }
+}
+
+const char *gemm_engine_name(GemmEngine e)
+{
+    static char buf[2][160];
+    if (e == GEMM_OPENBLAS) {
+        snprintf(buf[1], sizeof buf[1], "OpenBLAS (%s)", openblas_get_config());
+        return buf[1];
+    }
+    const dnnl_version_t *v = dnnl_version();
+    snprintf(buf[0], sizeof buf[0], "oneDNN %d.%d.%d (%s)", v->major, v->minor, v->patch,
+             isa_name(dnnl_get_effective_cpu_isa()));
+    return buf[0];
+}
+
 void gemm(int transa, int transb, size_t M, size_t N, size_t K, float alpha, const float *A,
           size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
 {
     if (M == 0 || N == 0) return;
-    cblas_sgemm(CblasRowMajor, transa ? CblasTrans : CblasNoTrans,
-                transb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A, (int)lda,
-                B, (int)ldb, beta, C, (int)ldc);
+    if (gemm_engine() == GEMM_OPENBLAS) {
+        cblas_sgemm(CblasRowMajor, transa ? CblasTrans : CblasNoTrans,
+                    transb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A,
+                    (int)lda, B, (int)ldb, beta, C, (int)ldc);
+        return;
+    }
+    /* oneDNN splits a GEMM over omp_get_max_threads() threads when it is not called from an
+     * active parallel region, and a split over K would change the bits: outside one (or in a
+     * team of one), ask for one thread for the duration of the call */
+    int outside = !omp_in_parallel(), saved = 0;
+    if (outside) {
+        saved = omp_get_max_threads();
+        omp_set_num_threads(1);
+    }
+    dnnl_status_t st = dnnl_sgemm(transa ? 'T' : 'N', transb ? 'T' : 'N', (dnnl_dim_t)M,
+                                  (dnnl_dim_t)N, (dnnl_dim_t)K, alpha, A, (dnnl_dim_t)lda, B,
+                                  (dnnl_dim_t)ldb, beta, C, (dnnl_dim_t)ldc);
+    ASSERT(st == dnnl_success);
+    if (outside) omp_set_num_threads(saved);
+}
+
+void gemm_bench_mt(GemmEngine e, int threads, size_t M, size_t N, size_t K, const float *A,
+                   const float *B, float *C)
+{
+    if (e == GEMM_OPENBLAS) {
+        openblas_set_num_threads(threads);
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A,
+                    (int)K, B, (int)N, 0.0f, C, (int)N);
+        openblas_set_num_threads(1);
+        return;
+    }
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(threads);
+    dnnl_status_t st = dnnl_sgemm('N', 'N', (dnnl_dim_t)M, (dnnl_dim_t)N, (dnnl_dim_t)K, 1.0f, A,
+                                  (dnnl_dim_t)K, B, (dnnl_dim_t)N, 0.0f, C, (dnnl_dim_t)N);
+    ASSERT(st == dnnl_success);
+    omp_set_num_threads(saved);
 }

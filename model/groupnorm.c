@@ -32,6 +32,30 @@ static double sum8(const float *x, size_t n, double m, int sq)
     return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
+/* out and/or act of one (sample, group) from its statistics: the one place the normalisation
+ * is computed, so a recomputation gives the forward's bits */
+static void gn_apply_group(float *out, float *act, const float *x, const float *gamma,
+                           const float *beta, float mf, float rs, size_t b, size_t g, size_t C,
+                           size_t CG, size_t HW)
+{
+    for (size_t c = 0; c < CG; c++) {
+        size_t ch = g * CG + c;
+        float sc = rs * gamma[ch], sh = beta[ch] - mf * sc;
+        const float *xc = x + c * HW;
+        if (!out) { /* fused: the same operations, only the SiLU output stored */
+            float *a = act + (b * C + ch) * HW;
+            for (size_t i = 0; i < HW; i++) a[i] = silu_f(xc[i] * sc + sh);
+            continue;
+        }
+        float *o = out + (b * C + ch) * HW;
+        for (size_t i = 0; i < HW; i++) o[i] = xc[i] * sc + sh;
+        if (act) {
+            float *a = act + (b * C + ch) * HW;
+            for (size_t i = 0; i < HW; i++) a[i] = silu_f(o[i]);
+        }
+    }
+}
+
 void groupnorm_forward(float *out, float *act, float *mean, float *rstd, const float *inp,
                        const float *gamma, const float *beta, size_t B, size_t C, size_t HW,
                        size_t G)
@@ -46,17 +70,20 @@ void groupnorm_forward(float *out, float *act, float *mean, float *rstd, const f
         float mf = (float)m, rs = (float)(1.0 / sqrt(v + (double)GROUPNORM_EPS));
         mean[bg] = mf;
         rstd[bg] = rs;
-        for (size_t c = 0; c < CG; c++) {
-            size_t ch = g * CG + c;
-            float sc = rs * gamma[ch], sh = beta[ch] - mf * sc;
-            const float *xc = x + c * HW;
-            float *o = out + (b * C + ch) * HW;
-            for (size_t i = 0; i < HW; i++) o[i] = xc[i] * sc + sh;
-            if (act) {
-                float *a = act + (b * C + ch) * HW;
-                for (size_t i = 0; i < HW; i++) a[i] = silu_f(o[i]);
-            }
-        }
+        gn_apply_group(out, act, x, gamma, beta, mf, rs, b, g, C, CG, HW);
+    }
+}
+
+void groupnorm_apply(float *out, float *act, const float *inp, const float *gamma,
+                     const float *beta, const float *mean, const float *rstd, size_t B, size_t C,
+                     size_t HW, size_t G)
+{
+    const size_t CG = C / G;
+#pragma omp parallel for schedule(static) if (B * C * HW > PAR_MIN)
+    for (size_t bg = 0; bg < B * G; bg++) {
+        size_t b = bg / G, g = bg % G;
+        gn_apply_group(out, act, inp + (b * C + g * CG) * HW, gamma, beta, mean[bg], rstd[bg], b,
+                       g, C, CG, HW);
     }
 }
 
@@ -118,13 +145,20 @@ void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *d
     }
 }
 
-void groupnorm_silu_backward(float *dinp, float *dgamma, float *dbeta, const float *dact,
-                             const float *out, float *tmp, const float *inp, const float *gamma,
+void groupnorm_silu_backward(float *dinp, float *dgamma, float *dbeta, float *dact,
+                             const float *inp, const float *gamma, const float *beta,
                              const float *mean, const float *rstd, size_t B, size_t C, size_t HW,
                              size_t G)
 {
-    size_t N = B * C * HW;
-#pragma omp parallel for schedule(static) if (N > PAR_MIN)
-    for (size_t i = 0; i < N; i++) tmp[i] = dact[i] * silu_grad_f(out[i]);
-    groupnorm_backward(dinp, dgamma, dbeta, tmp, inp, gamma, mean, rstd, B, C, HW, G);
+    const size_t CG = C / G;
+    /* dact *= silu'(out), out recomputed as the forward computed it */
+#pragma omp parallel for schedule(static) if (B * C * HW > PAR_MIN)
+    for (size_t bc = 0; bc < B * C; bc++) {
+        size_t b = bc / C, ch = bc % C, bg = b * G + ch / CG;
+        float sc = rstd[bg] * gamma[ch], sh = beta[ch] - mean[bg] * sc;
+        const float *x = inp + bc * HW;
+        float *d = dact + bc * HW;
+        for (size_t i = 0; i < HW; i++) d[i] *= silu_grad_f(x[i] * sc + sh);
+    }
+    groupnorm_backward(dinp, dgamma, dbeta, dact, inp, gamma, mean, rstd, B, C, HW, G);
 }

@@ -6,7 +6,7 @@
  * act = silu(out) (GroupNorm + SiLU in one pass, as every ResBlock uses them).
  *
  * Backward accumulates (+=) into dinp, dgamma, dbeta. groupnorm_silu_backward takes the gradient
- * with respect to act (the SiLU output) and recomputes what it needs from out.
+ * with respect to act (the SiLU output) and recomputes the GroupNorm output it needs.
  * Parallel over (sample, group) for dinp and over channels for dgamma/dbeta (samples in order):
  * thread-count independent.
  */
@@ -18,7 +18,7 @@
 #define GROUPNORM_EPS 1e-6f
 
 /* out, act, inp: (B, C, HW); gamma, beta: (C); mean, rstd: (B, G) cached for backward;
- * act may be NULL */
+ * act may be NULL; out may be NULL when act is not (only silu(out) is written, the same bits) */
 void groupnorm_forward(float *out, float *act, float *mean, float *rstd, const float *inp,
                        const float *gamma, const float *beta, size_t B, size_t C, size_t HW,
                        size_t G);
@@ -26,10 +26,15 @@ void groupnorm_forward(float *out, float *act, float *mean, float *rstd, const f
 void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
                         const float *inp, const float *gamma, const float *mean, const float *rstd,
                         size_t B, size_t C, size_t HW, size_t G);
-/* dact: gradient w.r.t. act = silu(out); out: the cached GroupNorm output; tmp: (B, C, HW)
- * scratch */
-void groupnorm_silu_backward(float *dinp, float *dgamma, float *dbeta, const float *dact,
-                             const float *out, float *tmp, const float *inp, const float *gamma,
+/* The forward's out and/or act from the statistics it saved (mean, rstd), the same bits: for
+ * a backward that recomputes them instead of keeping them. */
+void groupnorm_apply(float *out, float *act, const float *inp, const float *gamma,
+                     const float *beta, const float *mean, const float *rstd, size_t B, size_t C,
+                     size_t HW, size_t G);
+/* dact: gradient w.r.t. act = silu(out), used as scratch (overwritten); out is recomputed from
+ * inp and the saved statistics, so nothing but inp and (mean, rstd) is kept from the forward */
+void groupnorm_silu_backward(float *dinp, float *dgamma, float *dbeta, float *dact,
+                             const float *inp, const float *gamma, const float *beta,
                              const float *mean, const float *rstd, size_t B, size_t C, size_t HW,
                              size_t G);
 

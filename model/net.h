@@ -8,9 +8,11 @@
  * layouts (conv weight (OC, IC, K, K), linear weight (OUT, IN), vectors (N)), so a tensor's slice
  * of the flat buffer can be loaded into torch unchanged (model/README.md lists the names).
  *
- * Activations live in an arena sized for the largest batch seen (grown on first use of a larger
- * B, never shrunk). net_forward caches what net_backward needs; net_backward must follow the
- * net_forward whose gradients it computes, with the same batch.
+ * Activations live in one arena sized for the largest batch seen (grown on first use of a larger
+ * B, never shrunk), planned by liveness: two activations share memory when they are never
+ * needed at the same time. net_forward keeps what net_backward needs; net_backward must follow
+ * the net_forward whose gradients it computes. net_infer keeps nothing and needs only what its
+ * live tensors take (for a U-Net: the skip connections and one block's tensors).
  *
  * Gradients accumulate: net_backward adds into grads; call net_zero_grad once per optimizer step
  * (several forward/backward pairs before a step = gradient accumulation).
@@ -105,8 +107,20 @@ float *net_params(Net *net); /* flat, net_num_params floats, 64-byte aligned (a 
 float *net_grads(Net *net);
 /* Per-sample input/output size in floats (C*H*W or D). */
 size_t net_sample_floats(const Net *net);
-/* Bytes of activation memory held now (values + gradients + workspace). */
+/* Bytes of activation memory held now (the arena of values and gradients + workspace). */
 size_t net_activation_bytes(const Net *net);
+
+/* What one training rank needs, by category, as the arena plans it (bytes). */
+typedef struct {
+    size_t params;      /* parameters and their gradients */
+    size_t optimizer;   /* Adam moments m and v, and the EMA copy when there is one */
+    size_t activations; /* the training layout of the arena (values and gradients) */
+    size_t workspace;   /* scratch of the largest layer */
+    size_t total;
+} NetMemory;
+/* For micro-batch B and `threads` threads (<= 0: omp_get_max_threads()), with an EMA copy when
+ * ema is nonzero. Returns ERR_OK, or the config's ERR_SPEC. */
+int net_memory_estimate(const NetConfig *cfg, size_t B, int threads, int ema, NetMemory *m);
 
 /* Deterministic init: tensor i from rng_stream(RNG_P_INIT, i). Conv and linear weights
  * Glorot-uniform (fan_avg, DDPM's variance scaling), zero for the ResBlock second conv, the
@@ -117,13 +131,28 @@ void net_init_params(Net *net, uint64_t seed);
 /* Threads used by forward/backward (default: omp_get_max_threads() at creation). */
 void net_set_threads(Net *net, int n);
 
-/* x: (B, C, H, W) or (B, D); t: (B) times (continuous allowed; the caller scales them);
- * labels: (B) class ids, -1 = null class, or NULL (all null; ignored when unconditional);
- * sample_idx: (B) global sample indices, used for dropout masks (may be NULL when not training
- * or dropout is 0); training: 1 enables dropout; out: like x. */
-void net_forward(Net *net, const float *x, const float *t, const int *labels,
-                 const uint64_t *sample_idx, uint64_t seed, uint32_t step, int training,
-                 size_t B, float *out);
+/* Options of a training forward (all zero = no labels, no dropout). */
+typedef struct {
+    const int *labels;          /* (B) class ids, -1 = null class; NULL = all null (ignored
+                                 * when unconditional) */
+    const uint64_t *sample_idx; /* (B) global sample indices: the keys of the dropout masks */
+    uint64_t seed;              /* run seed (dropout masks) */
+    uint32_t step;              /* optimizer step (dropout masks) */
+    int dropout;                /* 1: apply dropout (then sample_idx is required) */
+} NetTrainOpts;
+
+/* Training forward: x (B, C, H, W) or (B, D); t (B) times (continuous allowed; the caller scales
+ * them); out like x. Keeps what net_backward needs. opt may be NULL. */
+void net_forward(Net *net, const float *x, const float *t, size_t B, const NetTrainOpts *opt,
+                 float *out);
+/* Inference forward (sampling, evaluation): no dropout, keeps nothing for a backward (its
+ * buffers are reused by liveness, GroupNorm + SiLU fused), so it needs far less memory than
+ * net_forward. Its output is bitwise equal to net_forward's without dropout, for any thread
+ * count, and a sample's output does not depend on the rest of its batch. It overwrites what
+ * the last net_forward kept: call net_backward before it, not after. labels as in
+ * NetTrainOpts. */
+void net_infer(Net *net, const float *x, const float *t, const int *labels, size_t B,
+               float *out);
 /* dout: like out of the last net_forward; adds d loss / d params into grads. */
 void net_backward(Net *net, const float *dout);
 /* Listener for gradients becoming final during net_backward, for overlapping their reduction

@@ -31,6 +31,12 @@ int oracle_coef(const Oracle *o, double t, double *a, double *s)
         if (!(t >= 0.0 && t <= 1.0)) return ERR(ERR_ARG, "oracle: flow time %g outside [0, 1]", t);
         sched_flow_coef(t, o->sigma_min, a, s);
         return ERR_OK;
+    case ORACLE_TIME_SDE:
+        if (!o->sde) return ERR(ERR_ARG, "oracle: SDE time needs an SDE");
+        if (!(t >= 0.0 && t <= 1.0)) return ERR(ERR_ARG, "oracle: SDE time %g outside [0, 1]", t);
+        sde_marginal(o->sde, t, a, s);
+        if (!(*s > 0.0)) return ERR(ERR_ARG, "oracle: SDE time %g has no noise", t);
+        return ERR_OK;
     }
     return ERR(ERR_ARG, "oracle: unknown time mode");
 }
@@ -89,6 +95,92 @@ int oracle_posterior(const Oracle *o, const double *x, int label, double a, doub
     return ERR_OK;
 }
 
+/* The network's output from the posterior means (or, linearly, from their derivatives). */
+static void oracle_output(const Oracle *o, double a, double s, const double *x0,
+                          const double *eps, double *out)
+{
+    size_t D = o->D;
+    if (o->time == ORACLE_TIME_FLOW)
+        sched_target_from_x0_eps(SCHED_PRED_VELOCITY, a, s, o->sigma_min, x0, eps, out, D);
+    else if (o->time == ORACLE_TIME_SDE && o->score_out)
+        sched_eps_to_score(s, eps, out, D);
+    else
+        sched_target_from_x0_eps(o->pred, a, s, 0.0, x0, eps, out, D);
+}
+
+/* Directional derivatives of the posterior means at x along v: jx0 = (d E[x0|x]/dx) v,
+ * jeps = (v - a jx0) / s. Gaussian: d E[x0|x]/dx = a sd^2 / (a^2 sd^2 + s^2) I; finite set:
+ * (a / s^2) Cov_w(p). */
+static void oracle_posterior_jv(const Oracle *o, const double *x, double a, double s,
+                                const double *x0, const double *v, double *jx0, double *jeps)
+{
+    size_t D = o->D;
+    if (o->kind == ORACLE_GAUSS) {
+        double sd2 = o->sd * o->sd, V = a * a * sd2 + s * s, k = a * sd2 / V, ke = s / V;
+        for (size_t i = 0; i < D; i++) {
+            jx0[i] = k * v[i];
+            jeps[i] = ke * v[i];
+        }
+        return;
+    } else {
+        /* recompute the weights (stabilised as in oracle_posterior) */
+        double best = INFINITY;
+        double *lw = xmalloc(o->M * sizeof(double));
+        for (size_t m = 0; m < o->M; m++) {
+            const double *p = o->points + m * D;
+            double d2 = 0.0;
+            for (size_t i = 0; i < D; i++) {
+                double r = x[i] - a * p[i];
+                d2 += r * r;
+            }
+            lw[m] = d2;
+            best = d2 < best ? d2 : best;
+        }
+        double z = 0.0;
+        for (size_t m = 0; m < o->M; m++) {
+            lw[m] = exp(-(lw[m] - best) / (2.0 * s * s));
+            z += lw[m];
+        }
+        memset(jx0, 0, D * sizeof(double));
+        for (size_t m = 0; m < o->M; m++) {
+            const double *p = o->points + m * D;
+            double w = lw[m] / z, pv = 0.0;
+            for (size_t i = 0; i < D; i++) pv += (p[i] - x0[i]) * v[i];
+            for (size_t i = 0; i < D; i++) jx0[i] += w * (p[i] - x0[i]) * pv * a / (s * s);
+        }
+        xfree(lw);
+    }
+    for (size_t i = 0; i < D; i++) jeps[i] = (v[i] - a * jx0[i]) / s;
+}
+
+int oracle_jvp_d(void *ctx, const double *x, const double *t, const int *labels, size_t B,
+                 size_t D, const double *v, double *out, double *jv)
+{
+    Oracle *o = ctx;
+    if (D != o->D) return ERR(ERR_ARG, "oracle: D = %zu, expected %zu", D, o->D);
+    double *x0 = xmalloc(4 * D * sizeof(double)), *eps = x0 + D, *jx0 = x0 + 2 * D,
+           *jeps = x0 + 3 * D;
+    int rc = ERR_OK;
+    for (size_t j = 0; j < B && rc == ERR_OK; j++) {
+        double a, s;
+        if ((rc = oracle_coef(o, t[j], &a, &s)) != ERR_OK) break;
+        if (!(s > 0.0) && o->kind == ORACLE_POINTS) {
+            rc = ERR(ERR_ARG, "oracle: a finite data set has no Jacobian at a noise-free time");
+            break;
+        }
+        const double *xj = x + j * D;
+        rc = oracle_posterior(o, xj, labels ? labels[j] : -1, a, s, x0, eps);
+        if (rc != ERR_OK) break;
+        oracle_posterior_jv(o, xj, a, s, x0, v + j * D, jx0, jeps);
+        oracle_output(o, a, s, x0, eps, out + j * D);
+        oracle_output(o, a, s, jx0, jeps, jv + j * D);
+    }
+    o->evals += B;
+    o->calls += 1;
+    xfree(x0);
+    return rc;
+}
+
 int oracle_net_d(void *ctx, const double *x, const double *t, const int *labels, size_t B,
                  size_t D, double *out)
 {
@@ -102,11 +194,7 @@ int oracle_net_d(void *ctx, const double *x, const double *t, const int *labels,
         const double *xj = x + j * D;
         rc = oracle_posterior(o, xj, labels ? labels[j] : -1, a, s, x0, eps);
         if (rc != ERR_OK) break;
-        if (o->time == ORACLE_TIME_FLOW)
-            sched_target_from_x0_eps(SCHED_PRED_VELOCITY, a, s, o->sigma_min, x0, eps,
-                                     out + j * D, D);
-        else
-            sched_target_from_x0_eps(o->pred, a, s, 0.0, x0, eps, out + j * D, D);
+        oracle_output(o, a, s, x0, eps, out + j * D);
     }
     o->evals += B;
     o->calls += 1;

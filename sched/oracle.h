@@ -16,6 +16,9 @@
  *   ORACLE_TIME_ABAR : diffusion, t is abar itself (for continuous-time tests);
  *   ORACLE_TIME_FLOW : flow matching, t = tau, a = tau, s = 1 - (1 - sigma_min) tau; the output
  *                      is the velocity E[x1|x] - (1 - sigma_min) E[n|x].
+ *   ORACLE_TIME_SDE  : continuous time t of the SDE `sde` (sched/sde.h), (a, s) = its marginal;
+ *                      the output is E[eps|x] (pred EPS) or, with score_out, the score
+ *                      -E[eps|x] / s.
  * Output: for diffusion the kind `pred` (eps, x0 or v); for flow always the velocity.
  *
  * Labels (Gaussian oracle): label y in [0, K) uses row y of mu (K+1 rows of D), label -1 or a
@@ -30,8 +33,14 @@
 
 #include "sched/sampler.h"  /* SchedNetFn, SchedNetFnD */
 #include "sched/schedule.h" /* Schedule, SchedPred */
+#include "sched/sde.h"      /* Sde */
 
-typedef enum { ORACLE_TIME_INDEX = 0, ORACLE_TIME_ABAR = 1, ORACLE_TIME_FLOW = 2 } OracleTime;
+typedef enum {
+    ORACLE_TIME_INDEX = 0,
+    ORACLE_TIME_ABAR = 1,
+    ORACLE_TIME_FLOW = 2,
+    ORACLE_TIME_SDE = 3
+} OracleTime;
 typedef enum { ORACLE_GAUSS = 0, ORACLE_POINTS = 1 } OracleKind;
 
 typedef struct {
@@ -40,6 +49,8 @@ typedef struct {
     SchedPred pred;        /* output kind for diffusion time modes */
     const Schedule *sched; /* ORACLE_TIME_INDEX */
     double sigma_min;      /* ORACLE_TIME_FLOW */
+    const Sde *sde;        /* ORACLE_TIME_SDE */
+    int score_out;         /* ORACLE_TIME_SDE: answer the score instead of eps */
     size_t D;
     /* Gaussian: mu (K+1, D), sd */
     int K;
@@ -61,6 +72,11 @@ int oracle_posterior(const Oracle *o, const double *x, int label, double a, doub
 
 int oracle_net_d(void *ctx, const double *x, const double *t, const int *labels, size_t B,
                  size_t D, double *out);
+/* Jacobian-vector product of the oracle's output (SchedJvpFnD): out as oracle_net_d, and
+ * jv = J v with J the exact Jacobian of the output with respect to x. */
+int oracle_jvp_d(void *ctx, const double *x, const double *t, const int *labels, size_t B,
+                 size_t D, const double *v, double *out, double *jv);
+
 int oracle_net(void *ctx, const float *x, const double *t, const int *labels, size_t B, size_t D,
                float *out);
 

@@ -314,6 +314,11 @@ void sched_levels_free(SchedLevels *lv)
 
 /* ---- diffusion samplers ------------------------------------------------------------------- */
 
+double sched_ddim_sigma(double eta, double abar, double abar_prev)
+{
+    return eta * sqrt((1.0 - abar_prev) / (1.0 - abar)) * sqrt(1.0 - abar / abar_prev);
+}
+
 int sched_diffusion_run_d(const SamplerConfig *cfg, SchedPred pred, const SchedLevels *lv,
                           SchedNetFnD net, void *ctx, const uint64_t *sample_idx, size_t B,
                           size_t D, const int *labels, const float *mask, const float *known,
@@ -349,8 +354,14 @@ int sched_diffusion_run_d(const SamplerConfig *cfg, SchedPred pred, const SchedL
         if (rc != ERR_OK) break;
         sched_pred_to_x0_eps(pred, a, s, 0.0, x, out, x0h, eps, n);
         if (cfg->clip_x0) {
+            /* clip x0-hat, then re-derive eps from it so that x_i = a x0-hat + s eps-hat still
+             * holds: the step then moves along the trajectory of the x0 it commits to (as
+             * improved/guided-diffusion do), and DDIM(eta = 1) stays DDPM(beta~) */
             double c = cfg->clip;
-            for (size_t q = 0; q < n; q++) x0h[q] = x0h[q] > c ? c : (x0h[q] < -c ? -c : x0h[q]);
+            for (size_t q = 0; q < n; q++) {
+                x0h[q] = x0h[q] > c ? c : (x0h[q] < -c ? -c : x0h[q]);
+                eps[q] = (x[q] - a * x0h[q]) / s;
+            }
         }
         switch (cfg->kind) {
         case SAMPLER_DDPM: {
@@ -367,7 +378,7 @@ int sched_diffusion_run_d(const SamplerConfig *cfg, SchedPred pred, const SchedL
             break;
         }
         case SAMPLER_DDIM: {
-            double sig = cfg->eta * sqrt((1.0 - abp) / (1.0 - ab)) * sqrt(1.0 - ab / abp);
+            double sig = sched_ddim_sigma(cfg->eta, ab, abp);
             double r = 1.0 - abp - sig * sig;
             double dir = r > 0.0 ? sqrt(r) : 0.0;
             int noisy = sig > 0.0;

@@ -80,7 +80,8 @@ typedef struct {
     SchedSpacing spacing; /* diffusion only */
     double eta;           /* DDIM: 0 deterministic, 1 = DDPM posterior variance */
     SchedVar var;         /* DDPM */
-    int clip_x0;          /* clamp the x0 estimate to [-clip, clip] (DDPM/DDIM/DPM++) */
+    int clip_x0;          /* clamp the x0 estimate to [-clip, clip] and re-derive eps from it
+                             (DDPM/DDIM/DPM++) */
     double clip;          /* usually 1 */
     double guidance;      /* w, 1 = neutral (see above) */
     uint64_t seed;
@@ -137,7 +138,13 @@ int sched_levels_from_schedule(const Schedule *s, SchedSpacing sp, int steps, Sc
 int sched_levels_from_abar(const double *abar, const double *tnet, size_t n, SchedLevels *lv);
 void sched_levels_free(SchedLevels *lv);
 
+/* DDIM's noise scale for the move abar -> abar_prev (abar < abar_prev <= 1):
+ * sigma = eta sqrt((1 - abar_prev)/(1 - abar)) sqrt(1 - abar/abar_prev) (eq. 16, linear in eta). */
+double sched_ddim_sigma(double eta, double abar, double abar_prev);
+
 /* Run a diffusion sampler (cfg->kind DDPM, DDIM or DPMPP_2M) from level n to level 0.
+ * With cfg->clip_x0 the x0 estimate is clipped and the eps estimate re-derived from it,
+ * eps = (x - a clip(x0-hat)) / s, so every sampler steps from one consistent pair.
  * x (B, D): in = the state at level n, out = the sample. smin is unused for diffusion preds. */
 int sched_diffusion_run_d(const SamplerConfig *cfg, SchedPred pred, const SchedLevels *lv,
                           SchedNetFnD net, void *ctx, const uint64_t *sample_idx, size_t B,

@@ -27,6 +27,7 @@
 #include <stdint.h>
 
 #include "sched/schedule.h"
+#include "sched/sde.h" /* Sde, SdeOut, SdeWeight */
 
 typedef enum {
     SCHED_TIME_UNIFORM = 0,    /* flow: tau ~ U(0, 1) (open interval) */
@@ -50,6 +51,21 @@ int sched_train_targets(const TrainTargetConfig *cfg, const Schedule *s, uint64_
                         const uint64_t *idx, size_t B, size_t D, const float *x0,
                         const int *labels_in, float *xt, double *tnet, float *target,
                         int *labels_out, float *noise_out, double *tpaper);
+
+/* Continuous-time denoising score matching (sched/sde.h): per example t ~ U(t_eps, 1) (the first
+ * value of rng_stream(RNG_P_TRAIN_T, idx), sub = step), eps as above, x_t = a(t) x0 + s(t) eps,
+ * network time input t, target eps (SDE_OUT_EPS) or the score -eps / s (SDE_OUT_SCORE), and
+ * weight (B) such that the loss is sum_j weight[j] |out_j - target_j|^2 / norm: the weighting
+ * lambda(t) = s^2 (SDE_WEIGHT_SIGMA2, plain MSE for eps outputs) or g^2 (SDE_WEIGHT_G2, the
+ * likelihood weighting; beta(t) for VP). Label dropout as in sched_train_targets. */
+int sched_sde_train_targets(const TrainTargetConfig *cfg, const Sde *sde, SdeOut out,
+                            SdeWeight wt, uint64_t step, const uint64_t *idx, size_t B, size_t D,
+                            const float *x0, const int *labels_in, float *xt, double *tnet,
+                            float *target, double *weight, int *labels_out);
+/* The same MSE with a weight per example: sum_j w_j sum_i (out - target)^2 / norm; dout as in
+ * sched_loss_mse (scaled by w_j). */
+double sched_loss_mse_weighted(const float *out, const float *target, const double *w, size_t B,
+                               size_t D, double norm, float *dout);
 
 /* loss = sum over the B*D elements of (out - target)^2, divided by norm (> 0); returned in
  * double. dout (B, D), if not NULL, is SET to d loss / d out = 2 (out - target) / norm.

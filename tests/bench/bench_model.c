@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/rng.h"
+#include "model/gemm.h"
 #include "model/net.h"
 #include "model/optim.h"
 
@@ -77,16 +78,18 @@ int main(int argc, char **argv)
     optim_init(&o, &oc, np, net_params(n));
     printf("fmnist-small U-Net: %zu parameters, %.3f GFLOP forward per image, batch %zu\n", np,
            unet_flops_per_sample(&c) / 1e9, B);
+    printf("gemm: %s\n", gemm_engine_name(gemm_engine()));
     for (const char *p = threads; *p;) {
         int th = atoi(p);
         net_set_threads(n, th);
         double wf[MAX_REPS], ws[MAX_REPS], cf[MAX_REPS], cs[MAX_REPS];
         for (int r = 0; r <= reps; r++) {
             double c0 = cpu_now(), t0 = core_now();
-            net_forward(n, x, t, NULL, idx, 1, (uint32_t)r, 0, B, out);
+            net_infer(n, x, t, NULL, B, out);
             double t1 = core_now(), c1 = cpu_now();
             net_zero_grad(n);
-            net_forward(n, x, t, NULL, idx, 1, (uint32_t)r, 1, B, out);
+            NetTrainOpts fo = {.sample_idx = idx, .seed = 1, .step = (uint32_t)r, .dropout = 1};
+            net_forward(n, x, t, B, &fo, out);
             net_backward(n, dout);
             optim_step(&o, net_params(n), net_grads(n), 1e-4f);
             double t2 = core_now(), c2 = cpu_now();

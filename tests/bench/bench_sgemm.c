@@ -1,13 +1,14 @@
-/* tests/bench/bench_sgemm.c - OpenBLAS square sgemm GFLOP/s, the machine's attainable peak.
+/* tests/bench/bench_sgemm.c - square sgemm GFLOP/s of each GEMM engine (OpenBLAS and oneDNN,
+ * model/gemm.h), the machine's attainable peak.
  *
  * Usage: bench_sgemm [threads=1,2] [sizes=1024,1536,2048] [reps=3]
- * For each thread count (openblas_set_num_threads) and size n: one warm-up, then `reps` timed
- * C = A B (row major, no transposes). Timer as in bench_model: process CPU time with 1 thread
+ * For each engine, thread count and size n: one warm-up, then `reps` timed C = A B (row major,
+ * no transposes). Lines for OpenBLAS start "sgemm", for oneDNN "onednn-sgemm"; a last line
+ * names the engine dfm's layers use. Timer as in bench_model: process CPU time with 1 thread
  * (robust against other work on a busy machine), wall time with more. Prints one line per (threads, n) with every
  * repetition's GFLOP/s (2 n^3 / seconds) and their median, then per thread count the best
  * median over the sizes ("peak"). Timings, not a test: exit status 0 unless arguments are bad.
  */
-#include <cblas.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/rng.h"
+#include "model/gemm.h"
 
 #define MAX_REPS 64
 
@@ -72,32 +74,34 @@ int main(int argc, char **argv)
     float *c = xalloc_aligned(cap * sizeof(float));
     rng_fill_normal(a, cap, 1, rng_stream(RNG_P_TEST, 11), 0);
     rng_fill_normal(b, cap, 1, rng_stream(RNG_P_TEST, 12), 0);
-    printf("OpenBLAS sgemm (%s), square, row major, %d repetitions after a warm-up; timer: CPU "
-           "time with 1 thread, wall time with more\n",
-           openblas_get_config(), reps);
-    for (int ti = 0; ti < nt; ti++) {
-        openblas_set_num_threads(threads[ti]);
-        double peak = 0.0;
-        int peak_n = 0;
-        for (int si = 0; si < ns; si++) {
-            int n = sizes[si];
-            double g[MAX_REPS];
-            for (int r = -1; r < reps; r++) {
-                int cpu = threads[ti] == 1;
-                double t0 = cpu ? cpu_now() : core_now();
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0f, a, n, b, n,
-                            0.0f, c, n);
-                double dt = (cpu ? cpu_now() : core_now()) - t0;
-                if (r >= 0) g[r] = 2.0 * (double)n * (double)n * (double)n / dt / 1e9;
+    for (int eng = 0; eng < 2; eng++) {
+        GemmEngine e = eng == 0 ? GEMM_OPENBLAS : GEMM_ONEDNN;
+        const char *tag = eng == 0 ? "sgemm" : "onednn-sgemm";
+        printf("%s: %s, square, row major, %d repetitions after a warm-up; timer: CPU time with 1 "
+               "thread, wall time with more\n", tag, gemm_engine_name(e), reps);
+        for (int ti = 0; ti < nt; ti++) {
+            double peak = 0.0;
+            int peak_n = 0;
+            for (int si = 0; si < ns; si++) {
+                int n = sizes[si];
+                double g[MAX_REPS];
+                for (int r = -1; r < reps; r++) {
+                    int cpu = threads[ti] == 1;
+                    double t0 = cpu ? cpu_now() : core_now();
+                    gemm_bench_mt(e, threads[ti], (size_t)n, (size_t)n, (size_t)n, a, b, c);
+                    double dt = (cpu ? cpu_now() : core_now()) - t0;
+                    if (r >= 0) g[r] = 2.0 * (double)n * (double)n * (double)n / dt / 1e9;
+                }
+                printf("%s threads %d n %d GFLOP/s", tag, threads[ti], n);
+                for (int r = 0; r < reps; r++) printf(" %.1f", g[r]);
+                double m = median(g, reps);
+                printf(" median %.1f\n", m);
+                if (m > peak) peak = m, peak_n = n;
             }
-            printf("sgemm threads %d n %d GFLOP/s", threads[ti], n);
-            for (int r = 0; r < reps; r++) printf(" %.1f", g[r]);
-            double m = median(g, reps);
-            printf(" median %.1f\n", m);
-            if (m > peak) peak = m, peak_n = n;
+            printf("%s threads %d peak %.1f GFLOP/s (n %d)\n", tag, threads[ti], peak, peak_n);
         }
-        printf("sgemm threads %d peak %.1f GFLOP/s (n %d)\n", threads[ti], peak, peak_n);
     }
+    printf("dfm layers use: %s\n", gemm_engine_name(gemm_engine()));
     xfree_aligned(a);
     xfree_aligned(b);
     xfree_aligned(c);

@@ -92,6 +92,10 @@ def main():
         sg = read(os.path.join(raw, "sgemm.txt"))
         peak = {th: float(grab(rf"^sgemm threads {th} peak ([\d.]+)", sg, "sgemm peak").group(1))
                 for th in (1, 2)}
+        dpeak = {th: float(grab(rf"^onednn-sgemm threads {th} peak ([\d.]+)", sg,
+                                "oneDNN sgemm peak").group(1)) for th in (1, 2)}
+        used = grab(r"^dfm layers use: (.*)$", sg, "GEMM engine of dfm").group(1)
+        kpeak = dpeak if used.startswith("oneDNN") else peak
         res = {}
         for eng in ("dfm", "torch"):
             for th in (1, 2):
@@ -113,23 +117,28 @@ def main():
             rows.append([th, "train step", f"{d['step']:.2f}", f"{t['step']:.2f}",
                          f"**{d['step'] / t['step']:.2f}**",
                          f"{3 * gflop * d['step']:.1f}", f"{3 * gflop * t['step']:.1f}",
-                         f"{peak[th]:.1f}", f"{3 * gflop * d['step'] / peak[th] * 100:.0f}%",
+                         f"{peak[th]:.1f}", f"{dpeak[th]:.1f}",
+                         f"{3 * gflop * d['step'] / kpeak[th] * 100:.0f}%",
                          " / ".join(f"{x:.2f}" for x in d["step_s"]),
                          " / ".join(f"{x:.2f}" for x in t["step_s"]),
                          f"{d['busy']:.2f} / {t['busy']:.2f}"])
             rows.append([th, "forward", f"{d['fwd']:.2f}", f"{t['fwd']:.2f}",
                          f"**{d['fwd'] / t['fwd']:.2f}**",
                          f"{gflop * d['fwd']:.1f}", f"{gflop * t['fwd']:.1f}",
-                         f"{peak[th]:.1f}", f"{gflop * d['fwd'] / peak[th] * 100:.0f}%", "", "", ""])
+                         f"{peak[th]:.1f}", f"{dpeak[th]:.1f}",
+                         f"{gflop * d['fwd'] / kpeak[th] * 100:.0f}%", "", "", ""])
         emit(f"fmnist-small U-Net ({head1.lstrip('# ').replace('model: ', '')}), batch "
              f"{a.model_batch}. images/s = median of {res['dfm', 1]['reps']} repetitions after a "
              "warm-up; 1 thread timed by process CPU time, 2 threads by wall time. GFLOP/s "
              f"counts {gflop:.3f} GFLOP per image forward (`dfm validate`) and 3x that for a "
              "training step (forward + backward, the usual convention; Adam's O(params) work is "
-             "not counted). sgemm = OpenBLAS square sgemm, best median over n, same run.")
+             "not counted). sgemm = square sgemm of each engine (OpenBLAS, oneDNN), best median "
+             f"over n, same run; dfm's layers ran {used}, and '% of ceiling' is against that "
+             "engine's.")
         emit()
         emit(table(["threads", "what", "dfm img/s", "PyTorch img/s", "dfm/PyTorch",
-                    "dfm GFLOP/s", "PyTorch GFLOP/s", "sgemm GFLOP/s", "dfm % of sgemm",
+                    "dfm GFLOP/s", "PyTorch GFLOP/s", "OpenBLAS sgemm GFLOP/s",
+                    "oneDNN sgemm GFLOP/s", "dfm % of ceiling",
                     "dfm s/step (reps)", "PyTorch s/step (reps)",
                     "cores busy, dfm / PyTorch"], rows))
         emit()

@@ -9,8 +9,8 @@
 #   1. model: fmnist-small U-Net, batch 64: train step (forward + backward + Adam) and forward
 #      images/s at 1 and 2 threads, dfm (bin/bench/bench_model) and PyTorch
 #      (tests/bench/bench_torch.py), each engine and thread count in its own process so that
-#      the peak RSS (/usr/bin/time %M) is its own; dfm's GFLOP/s next to OpenBLAS sgemm's
-#      (bin/bench/bench_sgemm).
+#      the peak RSS (/usr/bin/time %M) is its own; dfm's GFLOP/s next to the sgemm ceilings of
+#      OpenBLAS and oneDNN and the engine dfm's layers use (bin/bench/bench_sgemm).
 #   2. data parallel: `dfm train jobs/bench-fmnist-small.yaml` as 1 rank x 2 threads and
 #      2 ranks x 1 thread (deterministic and overlap reduction), in rounds that take turns,
 #      images/s from the median of the per-step wall_s deltas of metrics.jsonl pooled over the

@@ -19,9 +19,14 @@ for obj in flow ddpm; do
         --set sample.count=2048 --set sample.batch=2048 > "$TMP/$obj.log" 2>&1; then
         echo "not ok - toy2d-$obj: training failed"; tail -5 "$TMP/$obj.log"; n_fail=$((n_fail + 1)); continue
     fi
-    ratio=$(sed -n 's/.*"swd_ratio":\([0-9.e+-]*\).*/\1/p' "$out/final.json")
-    swd=$(sed -n 's/.*"swd":\([0-9.e+-]*\).*/\1/p' "$out/final.json")
-    floor=$(sed -n 's/.*"swd_floor":\([0-9.e+-]*\).*/\1/p' "$out/final.json")
+    # final.json through a strict JSON parser (NaN or Infinity would be rejected)
+    read -r swd floor ratio <<EOF
+$(/usr/bin/python3 -c 'import json, sys
+def bad(c): raise ValueError(c)
+j = json.loads(open(sys.argv[1]).read(), parse_constant=bad)
+print(j["swd"], j["swd_floor"], j["swd_ratio"])' "$out/final.json" 2>&1)
+EOF
+    case $ratio in [0-9]*) ;; *) ratio="" ;; esac # not a number: the parse failed or it is null
     if [ -n "$ratio" ] && awk -v r="$ratio" 'BEGIN { exit !(r <= 2.5) }'; then
         echo "ok - toy2d-$obj: SW2 to held-out data $swd, floor $floor, ratio $ratio <= 2.5"
     else

@@ -107,4 +107,36 @@ if awk -F'"loss":|,"loss_q":\\[|\\],"grad_norm"' '{
     ok "per-quartile losses bracket the step loss"
 else nok "per-quartile losses inconsistent with the step loss: $(head -1 "$TMP/ddpm-np2/metrics.jsonl")"; fi
 
+# The last step non-finite: final.json reports its loss as null (it once wrote a bare nan).
+if DFM_FAULT_NAN_STEPS=5 run nan-last 1; then ok "a non-finite last step still ends the run"
+else nok "a non-finite last step failed the run"; tail -3 "$TMP/nan-last.log"; fi
+
+# Every JSON file every run above wrote (diverging and non-finite runs included) is valid JSON
+# for a strict parser: NaN and Infinity are not JSON, non-finite numbers must be null.
+if out=$(/usr/bin/python3 - "$TMP" 2>&1 <<'EOF'
+import json, os, sys
+def bad(c): raise ValueError("non-JSON constant " + c)
+files = 0
+for d, _, names in os.walk(sys.argv[1]):
+    for f in names:
+        p = os.path.join(d, f)
+        if f.endswith(".json"):
+            json.loads(open(p, encoding="utf-8").read(), parse_constant=bad)
+        elif f.endswith(".jsonl"):
+            for i, line in enumerate(open(p, encoding="utf-8")):
+                try: json.loads(line, parse_constant=bad)
+                except ValueError as e: raise SystemExit("%s:%d: %s" % (p, i + 1, e))
+        else:
+            continue
+        files += 1
+recs = [json.loads(l) for l in open(os.path.join(sys.argv[1], "nan-once", "metrics.jsonl"))]
+assert recs[2]["step"] == 3 and recs[2]["loss"] is None, recs[2]
+assert all(r["loss"] is not None for r in recs if r["step"] != 3), recs
+fin = json.load(open(os.path.join(sys.argv[1], "nan-last", "final.json")))
+assert fin["loss"] is None and fin["nonfinite"] == 1 and fin["steps"] == 4, fin
+print(files)
+EOF
+); then ok "all $out JSON files of the runs parse strictly; a non-finite loss is written as null"
+else nok "JSON output: $out"; fi
+
 [ "$n_fail" -eq 0 ]

@@ -110,5 +110,11 @@ if [ $rc -eq 2 ] && grep -q '^dfm: error: --set train.micro_batch=5: train.micro
 then ok "--set cross-field error names the assignment"
 else notok "--set cross-field error" "exit $rc: $(cat "$TMP/err")"; fi
 
+# the memory line: the arena's plan, growing with the micro-batch
+m8=$("$DFM" validate jobs/bench-fmnist-small.yaml --set train.micro_batch=8 2>&1 | sed -n 's/^# memory: needs about \([0-9]*\) MiB per rank at micro-batch 8$/\1/p')
+m16=$("$DFM" validate jobs/bench-fmnist-small.yaml --set train.micro_batch=16 2>&1 | sed -n 's/^# memory: needs about \([0-9]*\) MiB per rank at micro-batch 16$/\1/p')
+if [ -n "$m8" ] && [ -n "$m16" ] && [ "$m16" -gt "$m8" ]; then ok "memory estimate per rank ($m8, $m16 MiB)"
+else notok "memory estimate per rank" "micro-batch 8: '$m8', 16: '$m16'"; fi
+
 echo "# $count checks, $fails failed"
 [ $fails -eq 0 ]

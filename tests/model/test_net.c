@@ -117,7 +117,7 @@ Test(net, init_is_deterministic_and_zeroes_output_layers)
     float x[2 * 128], out[2 * 128], t2[2] = {10.0f, 500.0f};
     fill_uniform(x, 256, 1.0f, 3);
     int labels[2] = {1, -1};
-    net_forward(a, x, t2, labels, NULL, 0, 0, 0, 2, out);
+    net_infer(a, x, t2, labels, 2, out);
     for (int i = 0; i < 256; i++) cr_assert_eq(out[i], 0.0f);
     net_destroy(&a);
     net_destroy(&b);
@@ -146,7 +146,9 @@ typedef struct {
 
 static double net_loss(NetCtx *c)
 {
-    net_forward(c->n, c->x, c->t, c->labels, c->idx, 99, 7, c->training, c->B, c->out);
+    NetTrainOpts fo = {.labels = c->labels, .sample_idx = c->idx, .seed = 99, .step = 7,
+                       .dropout = c->training};
+    net_forward(c->n, c->x, c->t, c->B, &fo, c->out);
     double l = 0;
     for (size_t i = 0; i < c->B * c->per; i++) l += (double)c->r[i] * (double)c->out[i];
     return l;
@@ -244,7 +246,8 @@ static void run_once(Net *n, int threads, const float *x, const float *t, const 
 {
     net_set_threads(n, threads);
     net_zero_grad(n);
-    net_forward(n, x, t, labels, idx, 1234, 5, 1, B, out);
+    NetTrainOpts fo = {.labels = labels, .sample_idx = idx, .seed = 1234, .step = 5, .dropout = 1};
+    net_forward(n, x, t, B, &fo, out);
     net_backward(n, r);
     memcpy(grads, net_grads(n), net_num_params(n) * 4);
     (void)per;
@@ -290,13 +293,68 @@ Test(net, sample_output_does_not_depend_on_the_batch)
     uint64_t idx[B] = {40, 41, 42, 43};
     fill_uniform(x, B * per, 1.0f, 51);
     net_set_threads(n, 2);
-    net_forward(n, x, t, labels, idx, 77, 9, 1, B, o);
+    NetTrainOpts fo = {.labels = labels, .sample_idx = idx, .seed = 77, .step = 9, .dropout = 1};
+    net_forward(n, x, t, B, &fo, o);
     for (int b = 0; b < B; b++) {
-        net_forward(n, x + b * per, t + b, labels + b, idx + b, 77, 9, 1, 1, o1);
+        NetTrainOpts f1 = {.labels = labels + b, .sample_idx = idx + b, .seed = 77, .step = 9,
+                           .dropout = 1};
+        net_forward(n, x + b * per, t + b, 1, &f1, o1);
         cr_assert(memcmp(o1, o + b * per, per * 4) == 0, "sample %d differs alone vs in batch", b);
     }
     free(x); free(o); free(o1);
     net_destroy(&n);
+}
+
+/* net_infer: the same bits as the training forward without dropout, for 1 and 2 threads and
+ * whatever batch a sample is in, in less memory; the training pass after it is unaffected. */
+Test(net, infer_equals_training_forward_and_needs_less_memory)
+{
+    UNetConfig c = {3, 16, 32, {1, 2}, 2, 1, {8}, 1, 2, 0.1f, 8, 32, 64, 4};
+    Net *n = net_create_unet(&c), *m = net_create_unet(&c);
+    randomize(n, 18);
+    memcpy(net_params(m), net_params(n), net_num_params(n) * 4);
+    enum { B = 5 };
+    const size_t per = 3 * 16 * 16;
+    float *x = malloc(B * per * 4), *ref = malloc(B * per * 4), *o = malloc(B * per * 4);
+    float t[B] = {1, 30, 300, 999, 0.25f};
+    int labels[B] = {0, -1, 3, 1, 2};
+    fill_uniform(x, B * per, 1.0f, 91);
+    NetTrainOpts fo = {.labels = labels};
+    net_set_threads(n, 1);
+    net_forward(n, x, t, B, &fo, ref);
+    size_t train_bytes = net_activation_bytes(n);
+    for (int th = 1; th <= 2; th++) {
+        net_set_threads(m, th);
+        net_infer(m, x, t, labels, B, o);
+        cr_assert(memcmp(o, ref, B * per * 4) == 0, "infer differs from forward (%d threads)", th);
+        for (int b = 0; b < B; b++) {
+            net_infer(m, x + b * per, t + b, labels + b, 1, o);
+            cr_assert(memcmp(o, ref + b * per, per * 4) == 0, "sample %d alone differs", b);
+        }
+        net_infer(m, x + per, t + 1, labels + 1, 3, o);
+        cr_assert(memcmp(o, ref + per, 3 * per * 4) == 0, "samples 1-3 as a batch differ");
+    }
+    size_t infer_bytes = net_activation_bytes(m);
+    cr_assert(infer_bytes * 3 < train_bytes * 2, "inference holds %zu bytes, training %zu",
+              infer_bytes, train_bytes);
+    /* a training step after inference: same output and gradients as on a fresh network */
+    float *r = malloc(B * per * 4), *g = malloc(net_num_params(n) * 4);
+    fill_uniform(r, B * per, 1.0f, 92);
+    net_zero_grad(n);
+    net_forward(n, x, t, B, &fo, ref);
+    net_backward(n, r);
+    memcpy(g, net_grads(n), net_num_params(n) * 4);
+    net_set_threads(m, 1);
+    net_zero_grad(m);
+    net_forward(m, x, t, B, &fo, o);
+    net_backward(m, r);
+    cr_assert(memcmp(o, ref, B * per * 4) == 0);
+    cr_assert(memcmp(g, net_grads(m), net_num_params(n) * 4) == 0);
+    net_infer(m, x, t, labels, B, o);
+    cr_assert_null(net_input_grad(m), "the input gradient is gone after net_infer");
+    free(x); free(ref); free(o); free(r); free(g);
+    net_destroy(&n);
+    net_destroy(&m);
 }
 
 Test(net, gradient_accumulation_over_micro_batches)
@@ -312,13 +370,16 @@ Test(net, gradient_accumulation_over_micro_batches)
     fill_uniform(x, B * per, 1.0f, 61);
     fill_uniform(r, B * per, 1.0f, 62);
     net_zero_grad(n);
-    net_forward(n, x, t, labels, idx, 5, 1, 1, B, out);
+    NetTrainOpts fo = {.labels = labels, .sample_idx = idx, .seed = 5, .step = 1, .dropout = 1};
+    net_forward(n, x, t, B, &fo, out);
     net_backward(n, r);
     float *full = malloc(np * 4);
     memcpy(full, net_grads(n), np * 4);
     net_zero_grad(n);
     for (int h = 0; h < 2; h++) {
-        net_forward(n, x + h * 2 * per, t + 2 * h, labels + 2 * h, idx + 2 * h, 5, 1, 1, 2, out);
+        NetTrainOpts fh = {.labels = labels + 2 * h, .sample_idx = idx + 2 * h, .seed = 5,
+                           .step = 1, .dropout = 1};
+        net_forward(n, x + h * 2 * per, t + 2 * h, 2, &fh, out);
         net_backward(n, r + h * 2 * per);
     }
     double worst = 0, scale = 0;
@@ -339,10 +400,10 @@ Test(net, null_labels_mean_null_class)
     float x[2 * 128], a[2 * 128], b[2 * 128], t[2] = {3, 4};
     int nul[2] = {-1, -1}, lab[2] = {0, 0};
     fill_uniform(x, 256, 1.0f, 71);
-    net_forward(n, x, t, NULL, NULL, 0, 0, 0, 2, a);
-    net_forward(n, x, t, nul, NULL, 0, 0, 0, 2, b);
+    net_infer(n, x, t, NULL, 2, a);
+    net_infer(n, x, t, nul, 2, b);
     cr_assert(memcmp(a, b, sizeof a) == 0);
-    net_forward(n, x, t, lab, NULL, 0, 0, 0, 2, b);
+    net_infer(n, x, t, lab, 2, b);
     cr_assert(memcmp(a, b, sizeof a) != 0, "class label has no effect");
     net_destroy(&n);
 }
@@ -376,12 +437,15 @@ Test(net, mlp_counts_and_gradient_check)
     /* per-sample independence and thread invariance for the MLP too */
     float o1[2], o2[B * 2];
     net_set_threads(n, 2);
-    net_forward(n, x, t, labels, NULL, 0, 0, 0, B, o2);
+    net_infer(n, x, t, labels, B, o2);
     for (int b = 0; b < B; b++) {
         net_set_threads(n, 1);
-        net_forward(n, x + 2 * b, t + b, labels + b, NULL, 0, 0, 0, 1, o1);
+        net_infer(n, x + 2 * b, t + b, labels + b, 1, o1);
         cr_assert(memcmp(o1, o2 + 2 * b, sizeof o1) == 0, "MLP sample %d depends on batch", b);
     }
+    NetTrainOpts fo = {.labels = labels};
+    net_forward(n, x, t, B, &fo, out);
+    cr_assert(memcmp(out, o2, sizeof out) == 0, "MLP inference differs from the forward");
     free(g);
     net_destroy(&n);
 }
@@ -420,7 +484,8 @@ Test(net, grad_ready_listener_reports_final_ranges)
     ReadyLog log = {.net = n, .snap = calloc(np, sizeof(float)), .last_lo = np, .order_ok = 1};
     net_set_grad_ready(n, on_ready, &log);
     net_zero_grad(n);
-    net_forward(n, x, t, labels, idx, 5, 1, 1, B, out);
+    NetTrainOpts fo = {.labels = labels, .sample_idx = idx, .seed = 5, .step = 1, .dropout = 1};
+    net_forward(n, x, t, B, &fo, out);
     net_backward(n, r);
     cr_assert(log.order_ok, "ranges not disjoint and descending");
     cr_assert_eq(log.covered, np, "covered %zu of %zu", log.covered, np);
@@ -449,7 +514,7 @@ Test(net, unet_64x64_runs)
     uint64_t idx[B] = {0, 1};
     fill_uniform(x, B * per, 1.0f, 81);
     net_zero_grad(n);
-    net_forward(n, x, t, NULL, idx, 1, 0, 1, B, out);
+    net_forward(n, x, t, B, &(NetTrainOpts){.sample_idx = idx, .seed = 1, .dropout = 1}, out);
     for (size_t i = 0; i < B * per; i++) cr_assert(isfinite(out[i]));
     net_backward(n, x);
     double g2 = 0;
@@ -461,4 +526,34 @@ Test(net, unet_64x64_runs)
     free(x);
     free(out);
     net_destroy(&n);
+}
+
+/* The byte budget by category is what the arena allocates: the estimate (no buffers) equals a
+ * network's activation bytes after a training pass at the same micro-batch and threads. */
+Test(net, memory_estimate_matches_the_arena)
+{
+    UNetConfig c = tiny_config();
+    NetConfig nc = {.kind = NET_UNET, .unet = c};
+    NetMemory m;
+    cr_assert_eq(net_memory_estimate(&nc, 3, 2, 1, &m), ERR_OK);
+    Net *n = net_create_unet(&c);
+    net_set_threads(n, 2);
+    net_init_params(n, 1);
+    enum { B = 3 };
+    float x[B * 128], out[B * 128], t[B] = {1, 2, 3};
+    uint64_t idx[B] = {0, 1, 2};
+    fill_uniform(x, B * 128, 1.0f, 5);
+    NetTrainOpts fo = {.sample_idx = idx, .dropout = 1};
+    net_forward(n, x, t, B, &fo, out);
+    cr_assert_eq(m.activations + m.workspace, net_activation_bytes(n));
+    cr_assert_eq(m.params, 2 * net_num_params(n) * sizeof(float));
+    cr_assert_eq(m.optimizer, 3 * net_num_params(n) * sizeof(float));
+    cr_assert_eq(m.total, m.params + m.optimizer + m.activations + m.workspace);
+    net_destroy(&n);
+    /* activations grow with the micro-batch; an invalid config is a spec error */
+    NetMemory m2;
+    cr_assert_eq(net_memory_estimate(&nc, 6, 2, 1, &m2), ERR_OK);
+    cr_assert_eq(m2.activations, 2 * m.activations);
+    nc.unet.groups = 5;
+    cr_assert_eq(net_memory_estimate(&nc, 3, 2, 1, &m2), ERR_SPEC);
 }

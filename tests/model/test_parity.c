@@ -126,7 +126,8 @@ static double loss_and_grads(Net *n, const Ref *r, float *out, float *dout)
 {
     size_t per = net_sample_floats(n), N = r->B * per;
     net_zero_grad(n);
-    net_forward(n, r->x, r->t, r->labels, NULL, 0, 0, 1, r->B, out);
+    NetTrainOpts fo = {.labels = r->labels};
+    net_forward(n, r->x, r->t, r->B, &fo, out);
     double l = 0;
     for (size_t i = 0; i < N; i++) {
         double d = (double)out[i] - (double)r->target[i];

@@ -3,7 +3,28 @@
  * Oracles: Gaussian data N(mu, sd^2 I) and small finite point sets, for which E[x0|x_t] and
  * E[eps|x_t] (and the flow velocity) are analytic (sched/oracle.h). Reference numbers marked
  * "python" were computed by an independent double-precision script from the published update
- * rules. Measured orders and errors are logged with cr_log_info (run with --verbose). */
+ * rules. Measured orders and errors are logged with cr_log_info (run with --verbose).
+ *
+ * Mutations of sched/sampler.c tried, each with the tests that fail on it:
+ *   clipping keeps the network's eps (no re-derivation from the clipped x0)
+ *       -> clipping_keeps_ddim_eta1_equal_to_ddpm_beta_tilde,
+ *          clipped_ddim_step_uses_the_eps_of_the_clipped_x0
+ *   DDIM sigma with eta^2 instead of eta       -> ddim_sigma_and_step_at_eta_half
+ *   diffusion inpainting re-noises the known part to the level it left (one level too noisy)
+ *       -> inpainting_feeds_the_network_fresh_draws_of_the_known_part
+ *   diffusion inpainting never re-noises the known part
+ *       -> inpainting_feeds_the_network_fresh_draws_of_the_known_part,
+ *          inpainting_completes_data_points_above_chance
+ *   flow inpainting re-noises to the step's start time (one level too noisy)
+ *       -> inpainting_feeds_the_network_fresh_draws_of_the_known_part
+ *   flow inpainting never re-noises the known part
+ *       -> inpainting_feeds_the_network_fresh_draws_of_the_known_part
+ *   DPM-Solver++(2M) step ratio inverted (r = h_i / h_{i-1})
+ *       -> dpmpp_2m_pinned_on_trailing_steps,
+ *          dpmpp_and_ddim_errors_follow_their_order_on_discrete_schedule
+ *       (it stays second order: the leading error terms of the wrong ratio telescope, so
+ *        dpmpp_2m_order_on_uneven_lambda alone cannot see it)
+ *   DDPM draws noise on its last step too      -> ddpm_last_step_adds_no_noise */
 #include <criterion/criterion.h>
 #include <criterion/logging.h>
 #include <math.h>
@@ -144,6 +165,101 @@ Test(sampler, ddim_eta1_equals_respaced_ddpm)
     }
     free(idx);
     sched_free(&s);
+}
+
+/* With x0 clipping on, every sampler re-derives eps from the clipped x0 (eps = (x - a clip(x0))
+ * / s), so DDIM(eta = 1) and DDPM(beta~) still take the same steps. Gaussian data N(0.9, 0.3^2)
+ * puts much of the early x0-hat mass beyond 1, so the clip is active for most of the chain. */
+Test(sampler, clipping_keeps_ddim_eta1_equal_to_ddpm_beta_tilde)
+{
+    size_t B = 256, D = 2, n = B * D;
+    double mu[4] = {0.9, 0.9, 0.9, 0.9};
+    uint64_t *idx = iota_idx(B, 0);
+    double *a = malloc(n * sizeof(double)), *b = malloc(n * sizeof(double));
+    double *u = malloc(n * sizeof(double));
+    for (int p = SCHED_PRED_EPS; p <= SCHED_PRED_V; p++) {
+        Schedule s = lin((SchedPred)p);
+        Oracle o = gauss(ORACLE_TIME_INDEX, &s, (SchedPred)p, D, 1, mu, 0.3);
+        SamplerConfig ddim = cfg_of(SAMPLER_DDIM, 1000), ddpm = cfg_of(SAMPLER_DDPM, 1000);
+        ddim.eta = 1.0;
+        ddpm.var = SCHED_VAR_BETA_TILDE;
+        ddim.clip_x0 = ddpm.clip_x0 = 1;
+        cr_assert_eq(sched_sample_d(&ddim, &s, oracle_net_d, &o, idx, B, D, NULL, NULL, NULL, a,
+                                    NULL), ERR_OK);
+        cr_assert_eq(sched_sample_d(&ddpm, &s, oracle_net_d, &o, idx, B, D, NULL, NULL, NULL, b,
+                                    NULL), ERR_OK);
+        double d = max_abs_diff(a, b, n), ma = 0, mb = 0;
+        for (size_t i = 0; i < n; i++) {
+            ma += a[i] / (double)n;
+            mb += b[i] / (double)n;
+        }
+        cr_log_info("clip on, %s: DDIM(eta=1) vs DDPM(beta~) max |diff| %.3e, means %.4f %.4f",
+                    sched_pred_name((SchedPred)p), d, ma, mb);
+        cr_assert(d <= 1e-9, "%s: max diff %.3e", sched_pred_name((SchedPred)p), d);
+        /* the clip was active: the same chain without it gives other samples */
+        ddpm.clip_x0 = 0;
+        cr_assert_eq(sched_sample_d(&ddpm, &s, oracle_net_d, &o, idx, B, D, NULL, NULL, NULL, u,
+                                    NULL), ERR_OK);
+        cr_assert(max_abs_diff(u, b, n) > 1e-2, "%s: clipping changed nothing",
+                  sched_pred_name((SchedPred)p));
+        sched_free(&s);
+    }
+    free(a);
+    free(b);
+    free(u);
+    free(idx);
+}
+
+/* One clipped DDIM step (eta = 0) in closed form: x' = a' clip(x0-hat) + s' (x - a clip(x0-hat))
+ * / s, with x0-hat from the Gaussian oracle. */
+Test(sampler, clipped_ddim_step_uses_the_eps_of_the_clipped_x0)
+{
+    const double ab[2] = {0.81, 0.36}; /* a' = 0.9, s' = sqrt(0.19); a = 0.6, s = 0.8 */
+    SchedLevels lv;
+    cr_assert_eq(sched_levels_from_abar(ab, ab, 1, &lv), ERR_OK);
+    const double mu[2] = {2.0, 2.0};
+    Oracle o = gauss(ORACLE_TIME_ABAR, NULL, SCHED_PRED_EPS, 1, 1, mu, 0.5);
+    double x = 1.5;
+    /* x0-hat = 2 + 0.6 * 0.25 * (1.5 - 1.2) / (0.09 + 0.64) = 2.0616438..., clipped to 1 */
+    SamplerConfig c = cfg_of(SAMPLER_DDIM, 1);
+    c.clip_x0 = 1;
+    uint64_t idx = 0;
+    cr_assert_eq(sched_diffusion_run_d(&c, SCHED_PRED_EPS, &lv, oracle_net_d, &o, &idx, 1, 1, NULL,
+                                       NULL, NULL, &x, NULL), ERR_OK);
+    double want = 0.9 * 1.0 + sqrt(0.19) * (1.5 - 0.6 * 1.0) / 0.8;
+    cr_assert(fabs(x - want) < 1e-14, "%.17g vs %.17g", x, want);
+    sched_levels_free(&lv);
+}
+
+/* DDIM's sigma is linear in eta (eq. 16): pinned at eta = 0.5, where eta and eta^2 differ, and
+ * one full step at eta = 0.5 with the documented noise stream. */
+Test(sampler, ddim_sigma_and_step_at_eta_half)
+{
+    /* abar = 0.25, abar' = 0.64: sigma(1) = sqrt(0.36/0.75) sqrt(1 - 0.25/0.64) = sqrt(0.2925) */
+    cr_assert(fabs(sched_ddim_sigma(0.5, 0.25, 0.64) - 0.5 * sqrt(0.2925)) < 1e-15);
+    cr_assert(fabs(sched_ddim_sigma(0.5, 0.25, 0.64) - 0.27041634565979916) < 1e-15);
+    cr_assert(fabs(sched_ddim_sigma(1.0, 0.25, 0.64) - 0.5408326913195983) < 1e-15);
+    cr_assert_eq(sched_ddim_sigma(0.0, 0.25, 0.64), 0.0);
+    const double ab[2] = {0.64, 0.25};
+    SchedLevels lv;
+    cr_assert_eq(sched_levels_from_abar(ab, ab, 1, &lv), ERR_OK);
+    const double mu[2] = {0.5, 0.5}, sd = 0.4;
+    Oracle o = gauss(ORACLE_TIME_ABAR, NULL, SCHED_PRED_EPS, 1, 1, mu, sd);
+    SamplerConfig c = cfg_of(SAMPLER_DDIM, 1);
+    c.eta = 0.5;
+    uint64_t idx = 77;
+    double x = 0.3;
+    cr_assert_eq(sched_diffusion_run_d(&c, SCHED_PRED_EPS, &lv, oracle_net_d, &o, &idx, 1, 1, NULL,
+                                       NULL, NULL, &x, NULL), ERR_OK);
+    /* by hand: a = 0.5, s = sqrt(0.75), a' = 0.8, s'^2 = 0.36 */
+    double a = 0.5, s = sqrt(0.75), v = a * a * sd * sd + s * s;
+    double x0 = 0.5 + a * sd * sd * (0.3 - a * 0.5) / v, e = s * (0.3 - a * 0.5) / v;
+    double sig = 0.5 * sqrt(0.2925), z;
+    rng_fill_normal_f64(&z, 1, c.seed, rng_stream(RNG_P_SAMPLE_STEP, idx), 0);
+    double want = 0.8 * x0 + sqrt(0.36 - sig * sig) * e + sig * z;
+    cr_log_info("DDIM eta=0.5 step: z = %.6f, x' = %.12f", z, x);
+    cr_assert(fabs(x - want) < 1e-14, "%.17g vs %.17g", x, want);
+    sched_levels_free(&lv);
 }
 
 /* ---- DDIM eta = 0 against independently computed trajectories ---------------------------- */
@@ -606,35 +722,134 @@ Test(sampler, ddim_and_dpmpp_convergence_order)
     }
 }
 
-/* On the discrete linear schedule with trailing timesteps: error against the exact PF-ODE
- * endpoint from x = 1 at the first level, DPM-Solver++(2M) far below DDIM at equal NFE. (With
- * "uniform" spacing the last move tau = 1 + T/S -> 1 spans a large log-SNR interval and the
- * two-step extrapolation loses its advantage below about 50 steps.) */
-Test(sampler, dpmpp_beats_ddim_on_discrete_schedule)
+/* DPM-Solver++(2M) written out independently in double for the Gaussian oracle N(mu, sd^2):
+ * trailing timesteps t_j = T - j T / S (S divides T), lambda = log(a / s), data prediction
+ * D = E[x0 | x]; first step first order, then D' = (1 + 1/(2r)) D_i - D_{i-1}/(2r) with
+ * r = h_{i-1} / h_i; the step into abar = 1 returns D. */
+static double dpmpp_by_hand(const Schedule *s, int S, double mu, double sd, double x)
+{
+    int T = s->T;
+    double Dprev = 0, hprev = 0;
+    for (int j = 0; j < S; j++) {
+        int t = T - j * (T / S), tn = T - (j + 1) * (T / S);
+        double a = sqrt(s->abar[t]), sg = sqrt(1 - s->abar[t]);
+        double D = mu + a * sd * sd * (x - a * mu) / (a * a * sd * sd + sg * sg);
+        if (tn == 0) return D;
+        double an = sqrt(s->abar[tn]), sn = sqrt(1 - s->abar[tn]);
+        double h = log(an / sn) - log(a / sg), Du = D;
+        if (j > 0) {
+            double r = hprev / h;
+            Du = (1 + 1 / (2 * r)) * D - Dprev / (2 * r);
+        }
+        x = (sn / sg) * x - an * (exp(-h) - 1) * Du;
+        Dprev = D;
+        hprev = h;
+    }
+    return x;
+}
+
+static double run_on_levels(const Schedule *s, Oracle *o, SamplerKind k, SchedSpacing sp, int S,
+                            double x, double *abar_n)
+{
+    SamplerConfig c = cfg_of(k, S);
+    SchedLevels lv;
+    cr_assert_eq(sched_levels_from_schedule(s, sp, S, &lv), ERR_OK);
+    uint64_t idx = 0;
+    cr_assert_eq(sched_diffusion_run_d(&c, s->pred, &lv, oracle_net_d, o, &idx, 1, 1, NULL, NULL,
+                                       NULL, &x, NULL), ERR_OK);
+    if (abar_n) *abar_n = lv.abar[lv.n];
+    sched_levels_free(&lv);
+    return x;
+}
+
+Test(sampler, dpmpp_2m_pinned_on_trailing_steps)
 {
     Schedule s = lin(SCHED_PRED_EPS);
     double mu[2] = {0.5, 0.5};
     Oracle o = gauss(ORACLE_TIME_INDEX, &s, SCHED_PRED_EPS, 1, 1, mu, 0.5);
-    const int S[] = {10, 20, 50, 100};
-    for (int i = 0; i < 4; i++) {
-        double e[2];
-        const SamplerKind kinds[] = {SAMPLER_DDIM, SAMPLER_DPMPP_2M};
-        for (int k = 0; k < 2; k++) {
-            SamplerConfig c = cfg_of(kinds[k], S[i]);
-            SchedLevels lv;
-            cr_assert_eq(sched_levels_from_schedule(&s, SCHED_SPACING_TRAILING, S[i], &lv), ERR_OK);
-            double x = 1.0;
-            uint64_t idx = 0;
-            cr_assert_eq(sched_diffusion_run_d(&c, SCHED_PRED_EPS, &lv, oracle_net_d, &o, &idx, 1,
-                                               1, NULL, NULL, NULL, &x, NULL), ERR_OK);
-            double ab = lv.abar[lv.n];
-            double exact = 0.5 + 0.5 * (1.0 - sqrt(ab) * 0.5) / sqrt(ab * 0.25 + 1 - ab);
-            e[k] = fabs(x - exact);
-            sched_levels_free(&lv);
+    const int S[] = {10, 20, 50};
+    /* python, the same formula: x_T = 1 */
+    const double py[] = {0.903478567158, 0.976691616883, 0.998960632764};
+    for (int i = 0; i < 3; i++)
+        for (double x0 = -1.5; x0 <= 1.5; x0 += 1.25) {
+            double x = run_on_levels(&s, &o, SAMPLER_DPMPP_2M, SCHED_SPACING_TRAILING, S[i], x0,
+                                     NULL);
+            double want = dpmpp_by_hand(&s, S[i], 0.5, 0.5, x0);
+            cr_assert(fabs(x - want) < 1e-12, "S=%d x_T=%g: %.15f vs %.15f", S[i], x0, x, want);
         }
-        cr_log_info("S=%d (trailing): DDIM err %.3e, DPM-Solver++(2M) err %.3e", S[i], e[0], e[1]);
-        cr_assert(e[1] < (S[i] >= 50 ? e[0] / 5 : e[0]), "S=%d: dpm++ %.3e vs ddim %.3e", S[i],
-                  e[1], e[0]);
+    for (int i = 0; i < 3; i++) {
+        double x = run_on_levels(&s, &o, SAMPLER_DPMPP_2M, SCHED_SPACING_TRAILING, S[i], 1.0, NULL);
+        cr_assert(fabs(x - py[i]) < 1e-11, "S=%d: %.12f vs python %.12f", S[i], x, py[i]);
+    }
+    sched_free(&s);
+}
+
+/* Order 2 on unevenly spaced lambda: steps alternate 1:2 in lambda (so r alternates 2 and 1/2),
+ * between abar = sigmoid(-6) and sigmoid(6), against the Gaussian oracle's exact PF-ODE map. */
+Test(sampler, dpmpp_2m_order_on_uneven_lambda)
+{
+    const double mu[2] = {0.5, 0.5}, sd = 0.5;
+    Oracle o = gauss(ORACLE_TIME_ABAR, NULL, SCHED_PRED_EPS, 1, 1, mu, sd);
+    double err[3];
+    const int Ns[3] = {32, 64, 128};
+    for (int q = 0; q < 3; q++) {
+        size_t n = (size_t)Ns[q];
+        double *ab = malloc((n + 1) * sizeof(double));
+        double W = 1.5 * (double)n, lam = 3.0; /* level 0 = lambda 3 (clean end) */
+        for (size_t i = 0; i <= n; i++) {
+            ab[i] = 1.0 / (1.0 + exp(-2.0 * lam));
+            lam -= 6.0 * (i % 2 == 0 ? 1.0 : 2.0) / W;
+        }
+        SchedLevels lv;
+        cr_assert_eq(sched_levels_from_abar(ab, ab, n, &lv), ERR_OK);
+        double x = 1.3, a = sqrt(ab[n]), s = sqrt(1 - ab[n]), a0 = sqrt(ab[0]), s0 = sqrt(1 - ab[0]);
+        double exact = a0 * mu[0] + sqrt(a0 * a0 * sd * sd + s0 * s0) * (x - a * mu[0]) /
+                                        sqrt(a * a * sd * sd + s * s);
+        SamplerConfig c = cfg_of(SAMPLER_DPMPP_2M, (int)n);
+        uint64_t idx = 0;
+        cr_assert_eq(sched_diffusion_run_d(&c, SCHED_PRED_EPS, &lv, oracle_net_d, &o, &idx, 1, 1,
+                                           NULL, NULL, NULL, &x, NULL), ERR_OK);
+        err[q] = fabs(x - exact);
+        sched_levels_free(&lv);
+        free(ab);
+    }
+    double p = order_of(err[1], err[2]);
+    cr_log_info("dpmpp-2m, lambda steps alternating 1:2: err N=32 %.3e, 64 %.3e, 128 %.3e, order "
+                "%.3f", err[0], err[1], err[2], p);
+    cr_assert(fabs(p - 2.0) < 0.15, "order %.3f", p);
+    cr_assert(fabs(order_of(err[0], err[1]) - 2.0) < 0.25);
+}
+
+/* On the discrete linear schedule with trailing timesteps, error against the exact PF-ODE endpoint
+ * from x = 1 at the first level. The last step returns x0-hat at the last level, so the error is
+ * not monotone in S (it is 5.4e-4 at S = 50 and 7.8e-4 at S = 100); what the order implies is a
+ * bound: err(S) <= C / S^p with C from the coarsest run, p = 1 for DDIM and 2 for DPM-Solver++,
+ * and DDIM's error is also at least that order's rate from below (it is first order, not better). */
+Test(sampler, dpmpp_and_ddim_errors_follow_their_order_on_discrete_schedule)
+{
+    Schedule s = lin(SCHED_PRED_EPS);
+    double mu[2] = {0.5, 0.5};
+    Oracle o = gauss(ORACLE_TIME_INDEX, &s, SCHED_PRED_EPS, 1, 1, mu, 0.5);
+    const int S[] = {10, 20, 50, 100, 200};
+    double e[2][5];
+    const SamplerKind kinds[] = {SAMPLER_DDIM, SAMPLER_DPMPP_2M};
+    for (int i = 0; i < 5; i++)
+        for (int k = 0; k < 2; k++) {
+            double ab;
+            double x = run_on_levels(&s, &o, kinds[k], SCHED_SPACING_TRAILING, S[i], 1.0, &ab);
+            double exact = 0.5 + 0.5 * (1.0 - sqrt(ab) * 0.5) / sqrt(ab * 0.25 + 1 - ab);
+            e[k][i] = fabs(x - exact);
+        }
+    for (int i = 0; i < 5; i++) {
+        double r = (double)S[0] / (double)S[i];
+        cr_log_info("S=%d (trailing): DDIM err %.3e (S*err %.3f), DPM-Solver++(2M) err %.3e "
+                    "(S^2*err %.2f)", S[i], e[0][i], S[i] * e[0][i], e[1][i],
+                    S[i] * S[i] * e[1][i]);
+        cr_assert(e[0][i] <= 1.25 * e[0][0] * r && e[0][i] >= 0.9 * e[0][0] * r,
+                  "DDIM S=%d: %.3e, first order from S=10 gives %.3e", S[i], e[0][i], e[0][0] * r);
+        cr_assert(e[1][i] <= 1.1 * e[1][0] * r * r, "DPM++ S=%d: %.3e above the second-order bound "
+                  "%.3e", S[i], e[1][i], 1.1 * e[1][0] * r * r);
+        cr_assert(e[1][i] < e[0][i], "S=%d: dpm++ %.3e vs ddim %.3e", S[i], e[1][i], e[0][i]);
     }
     sched_free(&s);
 }
@@ -794,6 +1009,93 @@ Test(sampler, inpainting_keeps_known_values_exact)
     free(idx);
     sched_free(&sd);
     sched_free(&sf);
+}
+
+/* A recording oracle: at every network evaluation, the known entries it is fed must be a fresh
+ * draw of q(x_level | known): (x - a y) / s has mean 0 and variance 1 over the batch, where (a, s)
+ * are the path coefficients of the time the network is asked about. Checked at every level. */
+typedef struct {
+    Oracle *o;
+    const float *mask, *known;
+    int calls, bad;
+    double worst_mean, worst_var;
+} InpaintRecorder;
+
+static int inpaint_recorder(void *ctx, const double *x, const double *t, const int *labels,
+                            size_t B, size_t D, double *out)
+{
+    InpaintRecorder *r = ctx;
+    double a, s;
+    TRY(oracle_coef(r->o, t[0], &a, &s));
+    double sum = 0, sum2 = 0, cnt = 0;
+    for (size_t q = 0; q < B * D; q++)
+        if (r->mask[q] == 1.0f) {
+            double z = (x[q] - a * (double)r->known[q]) / s;
+            sum += z;
+            sum2 += z * z;
+            cnt += 1;
+        }
+    double m = sum / cnt, v = sum2 / cnt - m * m;
+    /* 4.5 standard errors: mean se = 1/sqrt(N), variance se = sqrt(2/N) */
+    double em = fabs(m) * sqrt(cnt), evar = fabs(v - 1.0) / sqrt(2.0 / cnt);
+    r->worst_mean = fmax(r->worst_mean, em);
+    r->worst_var = fmax(r->worst_var, evar);
+    if (em > 4.5 || evar > 4.5) r->bad++;
+    r->calls++;
+    return oracle_net_d(r->o, x, t, labels, B, D, out);
+}
+
+Test(sampler, inpainting_feeds_the_network_fresh_draws_of_the_known_part)
+{
+    size_t B = 4096, D = 2, n = B * D;
+    uint64_t *idx = iota_idx(B, 0);
+    float *mask = malloc(n * sizeof(float)), *known = malloc(n * sizeof(float));
+    double *x = malloc(n * sizeof(double));
+    for (size_t j = 0; j < B; j++) {
+        mask[j * D] = 1.0f; /* coordinate 0 known, far from the data mean */
+        mask[j * D + 1] = 0.0f;
+        known[j * D] = 2.0f + 0.5f * (float)(j % 3);
+        known[j * D + 1] = 0.0f;
+    }
+    const double mu[4] = {-0.5, 0.3, -0.5, 0.3};
+    Schedule sd = lin(SCHED_PRED_EPS);
+    const SamplerKind kinds[] = {SAMPLER_DDPM, SAMPLER_DDIM, SAMPLER_DPMPP_2M};
+    for (int k = 0; k < 3; k++) {
+        Oracle o = gauss(ORACLE_TIME_INDEX, &sd, SCHED_PRED_EPS, D, 1, mu, 0.4);
+        InpaintRecorder rec = {&o, mask, known, 0, 0, 0, 0};
+        SamplerConfig c = cfg_of(kinds[k], 10);
+        cr_assert_eq(sched_sample_d(&c, &sd, inpaint_recorder, &rec, idx, B, D, NULL, mask, known,
+                                    x, NULL), ERR_OK);
+        cr_log_info("inpainting %s: %d levels, worst |mean| %.2f se, worst |var - 1| %.2f se",
+                    sampler_kind_name(kinds[k]), rec.calls, rec.worst_mean, rec.worst_var);
+        cr_assert_eq(rec.calls, 10);
+        cr_assert_eq(rec.bad, 0, "%s: %d of %d levels fed off-level known entries (worst mean "
+                     "%.1f se, var %.1f se)", sampler_kind_name(kinds[k]), rec.bad, rec.calls,
+                     rec.worst_mean, rec.worst_var);
+    }
+    /* flow (Euler evaluates only on the grid): x_tau = tau y + (1 - (1 - smin) tau) n */
+    const double smins[2] = {0.0, 0.1};
+    for (int m = 0; m < 2; m++) {
+        Schedule f;
+        cr_assert_eq(sched_init_flow(&f, smins[m]), ERR_OK);
+        Oracle o = gauss(ORACLE_TIME_FLOW, NULL, SCHED_PRED_VELOCITY, D, 1, mu, 0.4);
+        o.sigma_min = smins[m];
+        InpaintRecorder rec = {&o, mask, known, 0, 0, 0, 0};
+        SamplerConfig c = cfg_of(SAMPLER_EULER, 10);
+        cr_assert_eq(sched_sample_d(&c, &f, inpaint_recorder, &rec, idx, B, D, NULL, mask, known,
+                                    x, NULL), ERR_OK);
+        cr_log_info("inpainting euler smin=%.1f: %d levels, worst |mean| %.2f se, |var-1| %.2f se",
+                    smins[m], rec.calls, rec.worst_mean, rec.worst_var);
+        cr_assert_eq(rec.calls, 10);
+        cr_assert_eq(rec.bad, 0, "euler smin=%.1f: %d of %d levels off (mean %.1f se, var %.1f "
+                     "se)", smins[m], rec.bad, rec.calls, rec.worst_mean, rec.worst_var);
+        sched_free(&f);
+    }
+    free(idx);
+    free(mask);
+    free(known);
+    free(x);
+    sched_free(&sd);
 }
 
 /* With correlated coordinates (a finite data set of 4 points), the known half of a point should
