@@ -11,13 +11,12 @@ ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 GOLD="$ROOT/tests/slurm/golden"
 update=0
 [ "${1:-}" = "--update" ] && update=1
-ver=$("$DFM" --version | sed -n '1s/^dfm \([^ ]*\) (commit \([^)]*\)).*/\1 \2/p')
-version=${ver% *}
-commit=${ver#* }
+version=$("$DFM" --version | sed -n '1s/^dfm \([^ ]*\) .*/\1/p')
 dfm_abs=$(cd "$(dirname "$DFM")" && pwd)/$(basename "$DFM")
 n_fail=0
 mask() {
-    sed -e "s|dfm $version, commit $commit|dfm @VERSION@, commit @COMMIT@|" \
+    # Any commit: objects built at an earlier commit may carry an older one than --version.
+    sed -e "s|(dfm $version, commit [0-9a-z]*)|(dfm @VERSION@, commit @COMMIT@)|" \
         -e "s|$dfm_abs|@DFM@|g" -e "s|$ROOT|@ROOT@|g"
 }
 cd "$ROOT" || exit 1
