@@ -61,7 +61,7 @@ CPPFLAGS := -I. -I$(GEN) -I/usr/include/x86_64-linux-gnu/openblas-pthread -D_GNU
 # changes no result: no reassociation, NaN and Inf semantics intact (unlike -ffast-math).
 CFLAGS   := -std=c11 $(OPT) -g -fopenmp -fno-trapping-math $(WARN) -MMD -MP
 LDFLAGS  := -fopenmp $(filter -fsanitize=%,$(OPT))
-LDLIBS   := -lyaml -lcurl -lfftw3 -ldnnl -lopenblas -lpng -lz -lcrypto -lm -lpthread
+LDLIBS   := -lyaml -lcurl -lfftw3 -llapacke -ldnnl -lopenblas -lpng -lz -lcrypto -lm -lpthread
 
 # ---- sources -------------------------------------------------------------------------------
 LIB_DIRS := core io model sched dist

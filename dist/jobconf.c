@@ -88,6 +88,7 @@ void jobconf_sampler(const JobSpec *js, SamplerConfig *c)
     c->steps = js->sample.steps;
     c->spacing = spacing[js->sample.timesteps];
     c->eta = js->sample.eta;
+    c->var = js->sample.variance == JOB_VAR_BETA ? SCHED_VAR_BETA : SCHED_VAR_BETA_TILDE;
     c->clip_x0 = js->sample.clip_x0 && js->objective.type == JOB_OBJ_DDPM;
     c->clip = 1.0;
     c->guidance = js->sample.guidance;

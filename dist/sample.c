@@ -128,6 +128,22 @@ int sample_draw(SampleSetup *ss, const float *params, const uint64_t *idx, size_
     return rc;
 }
 
+int sample_draw_local(SampleSetup *ss, const float *params, const uint64_t *idx, size_t count,
+                      float *out)
+{
+    size_t n = net_num_params(ss->net);
+    float *p = net_params(ss->net);
+    int swap = params && params != p;
+    if (swap) {
+        if (!ss->saved) ss->saved = xalloc_aligned(sizeof(float) * n);
+        memcpy(ss->saved, p, sizeof(float) * n);
+        memcpy(p, params, sizeof(float) * n);
+    }
+    int rc = count > 0 ? draw_local(ss, idx, count, out) : ERR_OK;
+    if (swap) memcpy(p, ss->saved, sizeof(float) * n);
+    return rc;
+}
+
 int sample_draw_range(SampleSetup *ss, const float *params, uint64_t first, size_t count,
                       float *out)
 {

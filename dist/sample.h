@@ -53,6 +53,10 @@ void sample_setup_free(SampleSetup *ss); /* zeroed or freed accepted */
 /* Samples idx[0..count) into out (count, D), on every rank. params: n floats or NULL. */
 int sample_draw(SampleSetup *ss, const float *params, const uint64_t *idx, size_t count,
                 float *out);
+/* This rank's samples idx[0..count) into out (count, D), computed here alone: not collective,
+ * for callers that share out the work themselves (dist/coord.h). params: n floats or NULL. */
+int sample_draw_local(SampleSetup *ss, const float *params, const uint64_t *idx, size_t count,
+                      float *out);
 /* The same for the indices first, first + 1, ..., first + count - 1. */
 int sample_draw_range(SampleSetup *ss, const float *params, uint64_t first, size_t count,
                       float *out);

@@ -21,6 +21,22 @@
 #include "io/json.h"
 #include "io/weights.h"
 
+/* The resolved spec beside the weights (run.out_dir/job.yaml), so that `dfm sample RUN_DIR` and
+ * `dfm eval RUN_DIR` rebuild the same network and sampler. Atomic. */
+static int write_spec(const JobSpec *js)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/job.yaml", js->run.out_dir);
+    AtomicFile af;
+    TRY(fs_atomic_open(&af, path));
+    int rc = jobspec_emit(js, af.f);
+    if (rc != ERR_OK) {
+        fs_atomic_abort(&af);
+        return rc;
+    }
+    return fs_atomic_commit(&af);
+}
+
 /* The gradient norm is summed in double over fixed chunks of this many floats, then over the
  * chunks in order: the same bits for any rank count, with or without ZeRO-1 (shards are aligned
  * to whole chunks, whose sums are exchanged: n / 4096 doubles per step). */
@@ -113,6 +129,7 @@ int trainer_init(Trainer *tr, const JobSpec *js)
     tr->chunk_sumsq = xcalloc(tr->n_chunks, sizeof(double));
     if (tr->rank == 0) TRY(runlog_open(&tr->rl, js->run.out_dir, js->train.log_every));
     TRY(fs_mkdir_p(js->run.out_dir));
+    if (tr->rank == 0) TRY(write_spec(js));
     return ERR_OK;
 }
 

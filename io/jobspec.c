@@ -65,6 +65,7 @@ static const char *const k_reduce[] = {"deterministic", "overlap"};
 static const char *const k_resume[] = {"auto", "never", "must"};
 static const char *const k_sampler[] = {"ddpm", "ddim", "dpmpp2m", "euler", "midpoint", "heun", "rk4"};
 static const char *const k_tspace[] = {"uniform", "quadratic", "trailing"};
+static const char *const k_variance[] = {"beta_tilde", "beta"};
 static const char *const k_metric[] = {"swd", "fid_fmnist", "spectrum"};
 static const char *const k_launch[] = {"srun", "mpirun"};
 
@@ -130,7 +131,7 @@ static const Field g_fields[] = {
     E("objective.type", objective.type, k_obj),
     D("objective.label_dropout", objective.label_dropout, 0, 1, FL_HI_OPEN),
     E("objective.ddpm.schedule", objective.ddpm.schedule, k_betas),
-    I("objective.ddpm.timesteps", objective.ddpm.timesteps, 1, 100000, 0),
+    I("objective.ddpm.timesteps", objective.ddpm.timesteps, 2, 100000, 0),
     D("objective.ddpm.beta_start", objective.ddpm.beta_start, 0, 1, FL_LO_OPEN | FL_HI_OPEN),
     D("objective.ddpm.beta_end", objective.ddpm.beta_end, 0, 1, FL_LO_OPEN | FL_HI_OPEN),
     D("objective.ddpm.cosine_s", objective.ddpm.cosine_s, 0, 1, 0),
@@ -174,6 +175,7 @@ static const Field g_fields[] = {
     E("sample.sampler", sample.sampler, k_sampler),
     I("sample.steps", sample.steps, 1, 100000, 0),
     D("sample.eta", sample.eta, 0, 1, 0),
+    E("sample.variance", sample.variance, k_variance),
     E("sample.timesteps", sample.timesteps, k_tspace),
     B("sample.clip_x0", sample.clip_x0),
     D("sample.guidance", sample.guidance, 0, 100, 0),
@@ -1110,6 +1112,13 @@ static void resolve(JobSpec *js)
     int steps = 50;
     if (js->objective.type == JOB_OBJ_DDPM) steps = s->sampler == JOB_SAMPLER_DDPM ? T : (T < 50 ? T : 50);
     DERIVE("sample.steps", s->steps, steps);
+    /* uniform spacing starts at t = 1 + (S-1) T/S, where the cosine schedule still leaves
+     * sqrt(abar) = 3.0% of the signal (S = 50; 1.4% at S = 100) while x_T is pure noise;
+     * trailing spacing starts at t = T (jobs/README.md) */
+    DERIVE("sample.timesteps", s->timesteps,
+           js->objective.type == JOB_OBJ_DDPM && js->objective.ddpm.schedule == JOB_BETAS_COSINE
+               ? JOB_TS_TRAILING
+               : JOB_TS_UNIFORM);
     DERIVE("sample.clip_x0", s->clip_x0, d->dataset != JOB_DATA_TOY2D);
     DERIVE("sample.seed", s->seed, js->run.seed);
     DERIVE("sample.use_ema", s->use_ema, t->ema.decay > 0);
@@ -1191,7 +1200,7 @@ int jobspec_defaults(JobSpec *js)
 
     JobSample *s = &js->sample;
     s->eta = 0;
-    s->timesteps = JOB_TS_UNIFORM;
+    s->variance = JOB_VAR_BETA_TILDE;
     s->guidance = 1.0;
     s->label = -1;
     s->count = 64;

@@ -66,6 +66,7 @@ typedef enum {
     JOB_SAMPLER_EULER, JOB_SAMPLER_MIDPOINT, JOB_SAMPLER_HEUN, JOB_SAMPLER_RK4 /* objective flow */
 } JobSampler;
 typedef enum { JOB_TS_UNIFORM, JOB_TS_QUADRATIC, JOB_TS_TRAILING } JobTimesteps;
+typedef enum { JOB_VAR_BETA_TILDE, JOB_VAR_BETA } JobVariance;
 typedef enum { JOB_METRIC_SWD, JOB_METRIC_FID_FMNIST, JOB_METRIC_SPECTRUM, JOB_METRIC_COUNT } JobMetric;
 typedef enum { JOB_LAUNCH_SRUN, JOB_LAUNCH_MPIRUN } JobLauncher;
 
@@ -177,7 +178,8 @@ typedef struct {
     JobSampler sampler; /* derived: ddim (objective ddpm) or euler (objective flow) */
     int steps;          /* derived: timesteps (sampler ddpm) or 50 */
     double eta;
-    JobTimesteps timesteps;
+    JobVariance variance; /* ddpm sampler: sigma^2 = beta~ ("fixedsmall") or beta ("fixedlarge") */
+    JobTimesteps timesteps; /* derived: trailing for the cosine schedule, uniform otherwise */
     bool clip_x0;       /* derived: true for image datasets */
     double guidance;    /* CFG scale w: out = uncond + w*(cond - uncond); 1 = no guidance */
     int label;          /* class to sample, -1 = cycle through the classes */

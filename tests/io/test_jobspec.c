@@ -123,6 +123,8 @@ Test(jobspec, defaults)
     cr_assert_eq(js.sample.sampler, JOB_SAMPLER_DDIM);
     cr_assert_eq(js.sample.steps, 50);
     cr_assert_eq(js.sample.guidance, 1.0);
+    cr_assert_eq(js.sample.variance, JOB_VAR_BETA_TILDE);
+    cr_assert_eq(js.sample.timesteps, JOB_TS_UNIFORM); /* linear schedule */
     cr_assert(js.sample.use_ema);
     cr_assert(js.sample.clip_x0);
     cr_assert_str_eq(js.sample.out, "runs/dfm/samples.png");
@@ -226,8 +228,27 @@ Test(jobspec, cifar10_is_the_ddpm_paper_setup)
     cr_assert_eq(js.train.warmup, 5000);
     cr_assert_eq(js.train.grad_clip, 1.0);
     cr_assert_eq(js.train.ema.decay, 0.9999);
+    cr_assert_eq(js.sample.sampler, JOB_SAMPLER_DDPM);
+    cr_assert_eq(js.sample.variance, JOB_VAR_BETA); /* sigma^2 = beta: the paper's FID 3.17 */
     jobspec_free(&js);
     xfree(p);
+}
+
+Test(jobspec, sample_variance_and_timesteps_rules)
+{
+    JobSpec js;
+    cr_assert_eq(load_str(&js, "sample:\n  variance: beta\n"), ERR_OK, "%s", err_message());
+    cr_assert_eq(js.sample.variance, JOB_VAR_BETA);
+    jobspec_free(&js);
+    cr_assert_eq(load_str(&js, "sample:\n  variance: large\n"), ERR_SPEC);
+    cr_assert(strstr(err_message(), "beta_tilde, beta") != NULL, "%s", err_message());
+    /* T >= 2 is one rule, checked when the spec is read (the schedule needs two steps) */
+    cr_assert_eq(load_str(&js, "objective:\n  ddpm:\n    timesteps: 1\n"), ERR_SPEC);
+    cr_assert_eq(load_str(&js, "objective:\n  ddpm:\n    timesteps: 2\n"), ERR_OK, "%s",
+                 err_message());
+    cr_assert_eq(jobspec_set(&js, "objective.ddpm.timesteps=1"), ERR_SPEC);
+    cr_assert_eq(js.objective.ddpm.timesteps, 2);
+    jobspec_free(&js);
 }
 
 Test(jobspec, bench_fmnist_small)

@@ -1,0 +1,282 @@
+/* dist/evalrun.c - `dfm eval` on a .npy of samples. */
+#include "dist/evalrun.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/mem.h"
+#include "dist/coord.h"
+#include "dist/dist.h"
+#include "io/fsutil.h"
+#include "io/npy.h"
+#include "core/log.h"
+#include <stdlib.h>
+
+void evalrun_args_default(EvalRunArgs *a)
+{
+    memset(a, 0, sizeof *a);
+    a->evaluator = "fmnist";
+    a->data_dir = "data";
+    a->chunk = 64;
+    a->floor = 1;
+}
+
+int evalrun_load_images(const char *path, size_t C, size_t H, size_t W, float **x, size_t *n)
+{
+    size_t shape[NPY_MAX_DIMS];
+    int nd, u8;
+    float *v;
+    TRY(npy_read_f32(path, &v, shape, &nd, &u8));
+    int fits = (nd == 4 && shape[1] == C && shape[2] == H && shape[3] == W) ||
+               (nd == 3 && C == 1 && shape[1] == H && shape[2] == W);
+    if (!fits) {
+        xfree(v);
+        return ERR(ERR_ARG, "%s: images of shape (%zu%s%s), the evaluator wants (N, %zu, %zu, %zu)", path,
+                   shape[0], nd > 1 ? ", ..." : "", nd > 4 ? " (too many axes)" : "", C, H, W);
+    }
+    size_t total = shape[0] * C * H * W;
+    for (size_t i = 0; i < total; i++) {
+        if (u8) v[i] = v[i] / 127.5f - 1.0f;
+        else if (!isfinite(v[i])) {
+            xfree(v);
+            return ERR(ERR_NUMERIC, "%s: value %zu is not finite", path, i);
+        }
+    }
+    *x = v;
+    *n = shape[0];
+    return ERR_OK;
+}
+
+static void row(FILE *out, const char *name, double v, const EvalScore *floor, double fv)
+{
+    fprintf(out, "| %-22s | %10.4f | ", name, v);
+    if (floor) fprintf(out, "%10.4f", fv);
+    else fprintf(out, "%10s", "-");
+    fprintf(out, " |\n");
+}
+
+void evalrun_print(FILE *out, const Evaluation *ev, const EvalScore *s, const EvalScore *f)
+{
+    char name[64];
+    fprintf(out, "| %-22s | %10s | %10s |\n", "score", "samples", "real floor");
+    fprintf(out, "|------------------------|------------|------------|\n");
+    snprintf(name, sizeof name, "%s", ev->info->metric);
+    row(out, name, s->fd, f, f ? f->fd : 0);
+    row(out, "precision (k=3)", s->precision, f, f ? f->precision : 0);
+    row(out, "recall (k=3)", s->recall, f, f ? f->recall : 0);
+    row(out, "spectral distance (dB)", s->spec_db, f, f ? f->spec_db : 0);
+    row(out, "class histogram TV", s->hist_tv, f, f ? f->hist_tv : 0);
+    if (s->class_acc >= 0) row(out, "class accuracy", s->class_acc, NULL, 0);
+    fprintf(out, "(%zu samples; reference: %zu %s test images; floor: %zu train images)\n", s->n,
+            ev->n_ref, ev->info->dataset, f ? f->n : (size_t)0);
+}
+
+typedef struct {
+    Evaluation *ev;
+    const float *x;
+} NpyWork;
+
+static int npy_work(void *vctx, uint64_t first, size_t count, void *out)
+{
+    NpyWork *w = vctx;
+    evaluation_records(w->ev, w->x + first * w->ev->C * w->ev->H * w->ev->W, count, out);
+    return ERR_OK;
+}
+
+int evalrun_npy(const EvalRunArgs *a, FILE *out)
+{
+    const EvaluatorInfo *info = evaluator_find(a->evaluator);
+    if (!info) return err_code();
+    Evaluation ev;
+    int rc = evaluation_init(&ev, info, a->data_dir, a->weights, a->n_ref);
+    if (rc != ERR_OK) {
+        evaluation_free(&ev);
+        return rc;
+    }
+    ev.chunk = a->chunk;
+    float *x = NULL, *lab = NULL;
+    int *labels = NULL;
+    size_t n = 0;
+    unsigned char *rec = NULL;
+    EvalScore s = {0}, f = {0};
+    rc = evalrun_load_images(a->samples, ev.C, ev.H, ev.W, &x, &n);
+    if (rc == ERR_OK && a->labels) {
+        size_t shape[NPY_MAX_DIMS];
+        int nd;
+        rc = npy_read_f32(a->labels, &lab, shape, &nd, NULL);
+        if (rc == ERR_OK && (nd != 1 || shape[0] != n))
+            rc = ERR(ERR_ARG, "%s: labels must have shape (%zu,) like the samples", a->labels, n);
+        if (rc == ERR_OK) {
+            labels = xmalloc(sizeof(int) * n);
+            for (size_t i = 0; i < n && rc == ERR_OK; i++) {
+                labels[i] = (int)lab[i];
+                if ((float)labels[i] != lab[i] || labels[i] < 0 || labels[i] >= ev.K)
+                    rc = ERR(ERR_ARG, "%s: label %zu is %g, not a class in 0..%d", a->labels, i,
+                             (double)lab[i], ev.K - 1);
+            }
+        }
+    }
+    if (rc == ERR_OK) {
+        rec = dist_rank() == 0 ? xmalloc(evaluation_record_bytes(&ev) * (n ? n : 1)) : NULL;
+        NpyWork w = {.ev = &ev, .x = x};
+        rc = coord_run(n, ev.chunk, evaluation_record_bytes(&ev), npy_work, &w, rec, NULL);
+    }
+    if (rc == ERR_OK) rc = evaluation_score(&ev, rec, n, labels, &s);
+    if (rc == ERR_OK && a->floor) rc = evaluation_floor(&ev, n, &f);
+    if (rc == ERR_OK && dist_rank() == 0) evalrun_print(out, &ev, &s, a->floor ? &f : NULL);
+    eval_score_free(&s);
+    eval_score_free(&f);
+    xfree(rec);
+    xfree(x);
+    xfree(lab);
+    xfree(labels);
+    evaluation_free(&ev);
+    return rc;
+}
+
+/* ---- dfm eval RUN: sample and score, optionally over a sweep ------------------------------ */
+
+typedef struct {
+    SampleModel *m;
+    Evaluation *ev;
+    float *x;
+    size_t cap;
+} ModelWork;
+
+static int model_work(void *vctx, uint64_t first, size_t count, void *out)
+{
+    ModelWork *w = vctx;
+    const size_t D = w->m->ss.D;
+    if (count > w->cap) {
+        w->x = xrealloc(w->x, sizeof(float) * count * D);
+        w->cap = count;
+    }
+    TRY(sample_model_draw(w->m, first, count, w->x));
+    evaluation_records(w->ev, w->x, count, out);
+    return ERR_OK;
+}
+
+/* Parse "key=v1,v2,..." into a sweep axis. */
+int evalrun_sweep_parse(EvalSweep *sw, const char *spec)
+{
+    if (sw->n_axes >= EVAL_SWEEP_AXES)
+        return ERR(ERR_ARG, "at most %d --sweep axes", EVAL_SWEEP_AXES);
+    const char *eq = strchr(spec, '=');
+    static const char *const keys[] = {"steps", "eta", "guidance"};
+    int k = -1;
+    for (int i = 0; i < 3 && eq; i++)
+        if ((size_t)(eq - spec) == strlen(keys[i]) && !strncmp(spec, keys[i], (size_t)(eq - spec))) k = i;
+    if (k < 0) return ERR(ERR_ARG, "--sweep '%s': expected steps=..., eta=... or guidance=... with comma-separated values", spec);
+    EvalSweepAxis *ax = &sw->axes[sw->n_axes];
+    ax->key = k;
+    ax->n = 0;
+    const char *p = eq + 1;
+    while (*p) {
+        char *end;
+        double v = strtod(p, &end);
+        if (end == p || (*end && *end != ',') || ax->n >= EVAL_SWEEP_VALUES || !isfinite(v) ||
+            (k == 0 && (v < 1 || v != floor(v))) || (k != 0 && v < 0))
+            return ERR(ERR_ARG, "--sweep '%s': bad value list (numbers, comma-separated, steps >= 1)", spec);
+        ax->v[ax->n++] = v;
+        p = *end ? end + 1 : end;
+    }
+    if (ax->n == 0) return ERR(ERR_ARG, "--sweep '%s': no values", spec);
+    sw->n_axes++;
+    return ERR_OK;
+}
+
+int evalrun_model(SampleModel *m, const EvalRunArgs *a, const EvalSweep *sw, const char *out_dir,
+                  FILE *out)
+{
+    const EvaluatorInfo *info = evaluator_find(a->evaluator);
+    if (!info) return err_code();
+    Evaluation ev;
+    TRY(evaluation_init(&ev, info, a->data_dir, a->weights, a->n_ref));
+    ev.chunk = a->chunk;
+    const size_t n = a->n, D = m->ss.D;
+    int rc = ERR_OK;
+    if (D != ev.C * ev.H * ev.W)
+        rc = ERR(ERR_ARG, "the model draws %zu values per sample, the %s classifier takes %zux%zux%zu images",
+                 D, info->metric, ev.C, ev.H, ev.W);
+    /* points: the product of the axes (one point without a sweep) */
+    size_t npts = 1;
+    for (int i = 0; i < sw->n_axes; i++) npts *= (size_t)sw->axes[i].n;
+    EvalScore floor_s = {0};
+    if (rc == ERR_OK && a->floor) rc = evaluation_floor(&ev, n, &floor_s);
+    int *labels = NULL;
+    if (m->ss.num_classes > 0) {
+        labels = xmalloc(sizeof(int) * (n ? n : 1));
+        for (size_t i = 0; i < n; i++)
+            labels[i] = m->ss.label >= 0 ? m->ss.label : (int)(i % (size_t)m->ss.num_classes);
+    }
+    FILE *md = NULL, *csv = NULL;
+    char path[4200];
+    if (rc == ERR_OK && dist_rank() == 0 && sw->n_axes > 0) {
+        rc = fs_mkdir_p(out_dir);
+        snprintf(path, sizeof path, "%s/sweep.md", out_dir);
+        if (rc == ERR_OK && !(md = fopen(path, "w"))) rc = ERR(ERR_IO, "cannot write %s", path);
+        snprintf(path, sizeof path, "%s/sweep.csv", out_dir);
+        if (rc == ERR_OK && !(csv = fopen(path, "w"))) rc = ERR(ERR_IO, "cannot write %s", path);
+        if (rc == ERR_OK) {
+            fprintf(md, "| sampler | steps | eta | guidance | NFE | wall s | %s | precision | recall | spectral dB | class acc |\n"
+                        "|---|---|---|---|---|---|---|---|---|---|---|\n", info->metric);
+            fprintf(csv, "sampler,steps,eta,guidance,nfe,wall_s,fd,precision,recall,spectral_db,class_acc\n");
+        }
+    }
+    const SamplerConfig base = m->ss.cfg;
+    unsigned char *rec = dist_rank() == 0 ? xmalloc(evaluation_record_bytes(&ev) * (n ? n : 1)) : NULL;
+    for (size_t p = 0; p < npts && rc == ERR_OK; p++) {
+        m->ss.cfg = base;
+        size_t q = p;
+        for (int i = sw->n_axes - 1; i >= 0; i--) {
+            const EvalSweepAxis *ax = &sw->axes[i];
+            double v = ax->v[q % (size_t)ax->n];
+            q /= (size_t)ax->n;
+            if (ax->key == 0) m->ss.cfg.steps = (int)v;
+            else if (ax->key == 1) m->ss.cfg.eta = v;
+            else m->ss.cfg.guidance = v;
+        }
+        uint64_t nfe = 0;
+        rc = sampler_nfe(&m->ss.cfg, &m->ss.sched, &nfe);
+        if (rc != ERR_OK) break;
+        if (m->ss.cfg.guidance != 1.0) nfe *= 2;
+        ModelWork w = {.m = m, .ev = &ev};
+        double t0 = core_now();
+        rc = coord_run(n, ev.chunk, evaluation_record_bytes(&ev), model_work, &w, rec, NULL);
+        double wall = core_now() - t0;
+        xfree(w.x);
+        EvalScore s = {0};
+        if (rc == ERR_OK) rc = evaluation_score(&ev, rec, n, labels, &s);
+        if (rc == ERR_OK && dist_rank() == 0) {
+            const char *sn = sampler_kind_name(m->ss.cfg.kind);
+            fprintf(out, "\n%s, %d steps, eta %g, guidance %g: %llu NFE, %.1f s\n", sn, m->ss.cfg.steps,
+                    m->ss.cfg.eta, m->ss.cfg.guidance, (unsigned long long)nfe, wall);
+            evalrun_print(out, &ev, &s, a->floor ? &floor_s : NULL);
+            if (md) {
+                char acc[32] = "-";
+                if (s.class_acc >= 0) snprintf(acc, sizeof acc, "%.3f", s.class_acc);
+                fprintf(md, "| %s | %d | %g | %g | %llu | %.1f | %.3f | %.3f | %.3f | %.2f | %s |\n", sn,
+                        m->ss.cfg.steps, m->ss.cfg.eta, m->ss.cfg.guidance, (unsigned long long)nfe,
+                        wall, s.fd, s.precision, s.recall, s.spec_db, acc);
+                fprintf(csv, "%s,%d,%g,%g,%llu,%.3f,%.6f,%.6f,%.6f,%.6f,%.6f\n", sn, m->ss.cfg.steps,
+                        m->ss.cfg.eta, m->ss.cfg.guidance, (unsigned long long)nfe, wall, s.fd,
+                        s.precision, s.recall, s.spec_db, s.class_acc);
+                fflush(md);
+                fflush(csv);
+            }
+        }
+        eval_score_free(&s);
+    }
+    if (md && a->floor && rc == ERR_OK)
+        fprintf(md, "| real data (train split) | | | | | | %.3f | %.3f | %.3f | %.2f | |\n", floor_s.fd,
+                floor_s.precision, floor_s.recall, floor_s.spec_db);
+    if (md) fclose(md);
+    if (csv) fclose(csv);
+    m->ss.cfg = base;
+    eval_score_free(&floor_s);
+    xfree(rec);
+    xfree(labels);
+    evaluation_free(&ev);
+    return rc;
+}

@@ -1,0 +1,58 @@
+/* dist/samplerun.h - what `dfm sample` and `dfm eval RUN` run: load a model's weights for a
+ * job spec, draw samples over the ranks with the coordinator (dist/coord.h), write them.
+ *
+ * Source: a run directory (its weights.bin, and its job.yaml unless a spec is given) or a
+ * weights file (the spec must then be given). The weights file's parameter table must equal the
+ * network's the spec describes, tensor by tensor (name, shape, offset): anything else, a
+ * truncated file included, is an error naming the first difference. The EMA weights are used
+ * when the file has them and sample.use_ema says so (the default when the run kept an EMA).
+ *
+ * Sample i is a pure function of the weights, the sampler settings and i (dist/sample.h), so
+ * the output is byte-identical for any rank count and chunk size.
+ *
+ * Outputs (rank 0): a NumPy array, shape (N, C, H, W) for images or (N, D) for vector data, C
+ * order, float32 (the sampler's values; images in [-1, 1] after clipping) or uint8
+ * (round((x + 1) * 127.5) clamped to 0..255); and for images a PNG grid of the first
+ * SAMPLERUN_PNG_MAX samples (a scatter plot for 2-D data).
+ */
+#ifndef DFM_DIST_SAMPLERUN_H
+#define DFM_DIST_SAMPLERUN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "dist/sample.h"
+#include "io/jobspec.h"
+
+#define SAMPLERUN_PNG_MAX 400
+
+typedef struct {
+    JobSpec js;          /* owned: the spec with the command's overrides */
+    SampleSetup ss;      /* owned */
+    float *params;       /* owned: the weights sampled with (n floats) */
+    size_t n_params;
+    int used_ema;
+    char weights_path[4096];
+    char run_dir[4096];  /* "" when the source was a file */
+} SampleModel;
+
+/* Resolve source and spec, load and check the weights, set up the sampler. sets: extra
+ * "section.key=value" overrides applied to the spec. use_ema: -1 spec's choice, 0, 1. */
+int sample_model_init(SampleModel *m, const char *source, const char *job,
+                      const char *const *sets, int n_sets, int use_ema);
+void sample_model_free(SampleModel *m);
+
+/* Draw samples first .. first+count-1 on this rank (not collective). out (count, D). */
+int sample_model_draw(SampleModel *m, uint64_t first, size_t count, float *out);
+
+typedef struct {
+    size_t n, chunk;
+    const char *npy;     /* path or NULL */
+    int npy_u8;          /* 1: uint8, 0: float32 */
+    const char *png;     /* path or NULL */
+} SampleRunOut;
+
+/* Draw n samples over the ranks and write them (collective). Prints a summary on rank 0. */
+int samplerun(SampleModel *m, const SampleRunOut *o);
+
+#endif
