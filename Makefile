@@ -207,7 +207,7 @@ lint:
 FUZZ_CC  := clang
 FUZZ_DIR := build/fuzz
 FUZZ_SRC := $(wildcard core/*.c) $(wildcard io/*.c)
-FUZZ_BIN := $(FUZZ_DIR)/fuzz_jobspec $(FUZZ_DIR)/fuzz_weights
+FUZZ_BIN := $(FUZZ_DIR)/fuzz_jobspec $(FUZZ_DIR)/fuzz_weights $(FUZZ_DIR)/fuzz_ckpt
 # The weights reader is small: a shorter run covers it.
 FUZZ_WEIGHTS_SECONDS ?= 10
 
@@ -222,6 +222,9 @@ fuzz: deps $(FUZZ_BIN)
 	  $(FUZZ_DIR)/corpus_weights tests/io/weights_seeds
 	$(FUZZ_DIR)/fuzz_jobspec -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
 	  -dict=tests/io/jobspec.dict $(FUZZ_DIR)/corpus jobs tests/io/bad_specs
+	@mkdir -p $(FUZZ_DIR)/corpus-ckpt
+	$(FUZZ_DIR)/fuzz_ckpt -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
+	  $(FUZZ_DIR)/corpus-ckpt tests/io/ckpt_seeds
 
 test-fuzz: $(FUZZ_BIN)
 	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/corpus_weights
@@ -235,6 +238,12 @@ test-fuzz: $(FUZZ_BIN)
 	  && echo "fuzz: $(FUZZ_SECONDS) s of libFuzzer on the job-spec loader, no finding" \
 	  && echo "fuzz: 2 passed, 0 failed" \
 	  || { tail -40 $(FUZZ_DIR)/last.log; echo "fuzz: 0 passed, 1 failed"; exit 1; }
+	@mkdir -p $(FUZZ_DIR)/corpus-ckpt
+	@$(FUZZ_DIR)/fuzz_ckpt -max_total_time=10 -timeout=5 -rss_limit_mb=2048 \
+	  $(FUZZ_DIR)/corpus-ckpt tests/io/ckpt_seeds > $(FUZZ_DIR)/last-ckpt.log 2>&1 \
+	  && echo "fuzz: 10 s of libFuzzer on the checkpoint readers, no finding" \
+	  && echo "fuzz: 1 passed, 0 failed" \
+	  || { tail -40 $(FUZZ_DIR)/last-ckpt.log; echo "fuzz: 0 passed, 1 failed"; exit 1; }
 
 # ---- the quick start: fetch Fashion-MNIST, train the quick-start job on NP ranks ------------
 NP ?= 2

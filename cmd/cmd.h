@@ -46,6 +46,7 @@ int cmd_fetch(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_submit(int argc, char **argv);
 int cmd_status(int argc, char **argv);
+int cmd_ckpt(int argc, char **argv);
 int cmd_evaluator(int argc, char **argv);
 int cmd_eval(int argc, char **argv);
 int cmd_sample(int argc, char **argv);

@@ -5,6 +5,7 @@
 #include "dist/train.h"
 
 #include <math.h>
+#include <signal.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,6 +18,8 @@
 #include "dist/dist.h"
 #include "dist/jobagree.h"
 #include "dist/jobconf.h"
+#include "dist/preempt.h"
+#include "dist/trainckpt.h"
 #include "io/fsutil.h"
 #include "io/json.h"
 #include "io/weights.h"
@@ -111,6 +114,12 @@ int trainer_init(Trainer *tr, const JobSpec *js)
                                                                          : REDUCE_DETERMINISTIC,
                           .zero1 = js->train.zero1, .shard_align = NORM_CHUNK};
     TRY(reducer_create(&tr->red, &rcfg));
+    if (js->train.zero1) {
+        /* ZeRO-1: this rank updates (and keeps Adam moments for) its own shard only */
+        size_t lo, hi;
+        reducer_shard_range(tr->red, tr->rank, &lo, &hi);
+        optim_shard_moments(&tr->opt, lo, hi);
+    }
     net_set_grad_ready(tr->net, on_grad_ready, tr);
 
     size_t mD = tr->m * tr->D;
@@ -176,8 +185,9 @@ static int fault_nan_at(long step1)
     return a >= 0 && step1 >= a && step1 <= b;
 }
 
-/* Statistics reduced across ranks: loss sum, then per-quartile loss sums and counts. */
-enum { ST_LOSS = 0, ST_QSUM = 1, ST_QCNT = 5, ST_N = 9 };
+/* Statistics reduced across ranks: loss sum, then per-quartile loss sums and counts, then the
+ * caller's sync values (tr->sync_in: preemption and checkpoint flags). */
+enum { ST_LOSS = 0, ST_QSUM = 1, ST_QCNT = 5, ST_SYNC = 9, ST_N = 9 + TRAIN_SYNC_N };
 
 /* Forward and backward of this rank's micro-shards of global batch k; the reduced gradient
  * lands in *grad (full buffer, or this rank's shard [*lo, *hi) under ZeRO-1). */
@@ -245,7 +255,10 @@ static void apply_update(Trainer *tr, const float *g, size_t lo, size_t hi, doub
 #pragma omp parallel for schedule(static)
     for (size_t i = 0; i < nthreads; i++) {
         size_t a = lo + span * i / nthreads, b = lo + span * (i + 1) / nthreads;
-        adam_update_range(&tr->oc, p, g, tr->opt.m, tr->opt.v, (float)lr, scale, t, a, b);
+        /* the moments hold [mlo, mhi) (ZeRO-1: this rank's shard only): shift the views */
+        size_t o = tr->opt.mlo;
+        adam_update_range(&tr->oc, p + o, g + o, tr->opt.m, tr->opt.v, (float)lr, scale, t, a - o,
+                          b - o);
     }
 }
 
@@ -288,7 +301,9 @@ int trainer_step(Trainer *tr)
     float *g;
     size_t lo, hi;
     TRY(compute_gradient(tr, (uint64_t)step, st, &g, &lo, &hi));
+    for (int i = 0; i < TRAIN_SYNC_N; i++) st[ST_SYNC + i] = tr->sync_in[i];
     TRY(dist_allreduce_sum_f64(st, ST_N));
+    for (int i = 0; i < TRAIN_SYNC_N; i++) tr->sync_out[i] = st[ST_SYNC + i];
     double gnorm;
     TRY(grad_norm(tr, g, lo, hi, &gnorm));
     double lr = lr_at(&tr->lr, (uint64_t)step);
@@ -317,11 +332,12 @@ int trainer_step(Trainer *tr)
         TRY(dist_params_agree(net_params(tr->net), tr->n, c->step, NULL));
     double run_s = core_now() - tr->t0;
     c->wall_s = run_s;
+    RunRecord r = {.step = c->step, .steps = js->train.steps, .loss = st[ST_LOSS],
+                   .grad_norm = gnorm, .lr = lr,
+                   .img_per_s = (double)tr->B * (double)(c->step - tr->step0) / run_s,
+                   .wall_s = run_s, .nonfinite = c->nonfinite, .first_step = tr->step0};
+    if (tr->boundary) TRY(tr->boundary(tr->boundary_ctx, tr, &r));
     if (tr->rank == 0) {
-        RunRecord r = {.step = c->step, .steps = js->train.steps, .loss = st[ST_LOSS],
-                       .grad_norm = gnorm, .lr = lr,
-                       .img_per_s = (double)tr->B * (double)(c->step - tr->step0) / run_s,
-                       .wall_s = run_s, .nonfinite = c->nonfinite};
         for (int q = 0; q < 4; q++)
             r.loss_q[q] = st[ST_QCNT + q] > 0 ? st[ST_QSUM + q] / st[ST_QCNT + q] : (double)NAN;
         TRY(runlog_record(&tr->rl, &r));
@@ -422,13 +438,7 @@ static int spec_explicit(const JobSpec *js, const char *key)
 static int check_unsupported(const Trainer *tr)
 {
     const JobSpec *js = tr->js;
-    if (js->checkpoint.resume == JOB_RESUME_MUST)
-        return ERR(ERR_SPEC, "checkpoint.resume: must: this version of dfm train does not write or "
-                   "resume checkpoints (it writes weights.bin at the end of the run)");
     if (tr->rank != 0) return ERR_OK;
-    if (js->checkpoint.every > 0 && spec_explicit(js, "checkpoint.every"))
-        log_warn("checkpoint.every = %d: periodic checkpoints are not written by this version; "
-                 "the final weights go to %s/weights.bin", js->checkpoint.every, js->run.out_dir);
     if (js->eval.every > 0 && spec_explicit(js, "eval.every"))
         log_warn("eval.every = %d: periodic evaluation is not run by this version; toy2d runs "
                  "report the sliced Wasserstein distance of the final samples", js->eval.every);
@@ -461,24 +471,63 @@ static void log_done(Trainer *tr, const TrainResult *res)
                     "floor %.4f, ratio %.2f)", res->swd, res->swd_floor, res->swd / res->swd_floor);
 }
 
-int train_run(const JobSpec *js, TrainResult *res)
+/* Fault injection for the preemption tests: DFM_FAULT_SIGNAL_STEP=S makes rank 0 send itself
+ * SIGUSR1 during step S (1-based), a real signal at a known step. */
+static void maybe_signal_self(const Trainer *tr, long step1)
+{
+    static long when = -2;
+    if (when == -2) {
+        const char *e = getenv("DFM_FAULT_SIGNAL_STEP");
+        when = e && *e ? atol(e) : -1;
+    }
+    if (when > 0 && step1 == when && tr->rank == 0) raise(SIGUSR1);
+}
+
+static int boundary(void *ctx, Trainer *tr, RunRecord *rec)
+{
+    return trainckpt_boundary(ctx, tr, rec);
+}
+
+int train_run(const JobSpec *js, const TrainOptions *opt, TrainResult *res)
 {
     Trainer tr;
+    TrainCkpt *ck = NULL;
     memset(res, 0, sizeof *res);
     res->swd = res->swd_floor = NAN;
 
     int rc = trainer_init(&tr, js);
     if (rc == ERR_OK) rc = check_unsupported(&tr);
+    if (rc == ERR_OK) rc = trainckpt_open(&ck, &tr, opt);
     if (rc == ERR_OK && tr.rank == 0) log_start(&tr);
+    tr.boundary = boundary;
+    tr.boundary_ctx = ck;
 
     tr.t0 = core_now();
     tr.step0 = tr.ctr.step;
     while (rc == ERR_OK && tr.ctr.step < js->train.steps) {
+        maybe_signal_self(&tr, tr.ctr.step + 1);
+        tr.sync_in[TRAIN_SYNC_STOP] = preempt_pending() != 0;
+        tr.sync_in[TRAIN_SYNC_CKPT_READY] = trainckpt_ready(ck);
         rc = trainer_step(&tr);
+        if (rc == ERR_OK && trainckpt_stopped(ck)) break;
         long s = tr.ctr.step;
         if (rc == ERR_OK && js->train.sample_every > 0 && s % js->train.sample_every == 0 &&
             s < js->train.steps)
             rc = sample_and_write(&tr, res, 0);
+    }
+    if (rc == ERR_OK && trainckpt_stopped(ck)) {
+        int sig = trainckpt_stopped(ck);
+        res->preempted = sig;
+        res->steps_done = tr.ctr.updates;
+        if (tr.rank == 0)
+            runlog_note(&tr.rl, "stopped by %s after step %ld of %d: checkpoint saved to %s; run "
+                        "the same command to resume (exit status %d)",
+                        sig > 1 ? preempt_signal_name(sig) : "a signal on another rank",
+                        tr.ctr.step, js->train.steps, trainckpt_last_path(ck),
+                        DFM_EXIT_PREEMPTED);
+        trainckpt_close(ck);
+        trainer_free(&tr);
+        return ERR_OK;
     }
 
     res->steps_done = tr.ctr.updates;
@@ -494,7 +543,13 @@ int train_run(const JobSpec *js, TrainResult *res)
         rc = sample_and_write(&tr, res, 1);
     }
     if (rc == ERR_OK && tr.rank == 0) rc = write_final(&tr, res);
-    if (rc == ERR_OK && tr.rank == 0) log_done(&tr, res);
+    if (rc == ERR_OK && tr.rank == 0) {
+        log_done(&tr, res);
+        if (trainckpt_last_path(ck)[0])
+            runlog_note(&tr.rl, "checkpoint: %s (dfm ckpt ls %s)", trainckpt_last_path(ck),
+                        js->run.out_dir);
+    }
+    trainckpt_close(ck);
     trainer_free(&tr);
     return rc;
 }

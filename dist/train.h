@@ -51,7 +51,24 @@ typedef struct {
     uint64_t param_hash;  /* dist_hash_f32 of the final parameters */
     uint64_t ema_hash;    /* ... of the EMA weights (0 when EMA is off) */
     double swd, swd_floor; /* toy2d only: SW2(samples, held-out) and SW2(data, data); else NaN */
+    int preempted;        /* stopped by a signal after saving a checkpoint (its number; 0: no) */
 } TrainResult;
+
+/* How a run starts (the command line's part; the job spec's is checkpoint.resume). */
+typedef struct {
+    const char *resume; /* --resume PATH: continue from this checkpoint (NULL: checkpoint.resume) */
+    int force;          /* --force: with checkpoint.resume: never, delete an earlier run's
+                           checkpoints instead of refusing to start */
+} TrainOptions;
+
+/* Values every rank contributes to the reduction trainer_step already does (no extra message):
+ * set sync_in before the step, read the sums in sync_out after it. */
+enum { TRAIN_SYNC_STOP = 0, TRAIN_SYNC_CKPT_READY = 1, TRAIN_SYNC_N = 2 };
+
+struct Trainer;
+/* Called by trainer_step on every rank at the step boundary (after the update, before the
+ * metrics line, whose checkpoint fields it may fill). Collective. */
+typedef int (*TrainBoundaryFn)(void *ctx, struct Trainer *tr, RunRecord *rec);
 
 /* Counters of the loop; together with the buffers named in Trainer they are the whole training
  * state (data order, noise and dropout are functions of the step and the sample index). */
@@ -64,7 +81,7 @@ typedef struct {
     double wall_s;      /* seconds spent in steps */
 } TrainCounters;
 
-typedef struct {
+typedef struct Trainer {
     const JobSpec *js;
     int rank, size, threads;
 
@@ -100,6 +117,9 @@ typedef struct {
     double t0;          /* core_now() when this process's loop started */
     long step0;         /* ctr.step then */
     RunLog rl;          /* rank 0 */
+    double sync_in[TRAIN_SYNC_N], sync_out[TRAIN_SYNC_N]; /* see TRAIN_SYNC_STOP */
+    TrainBoundaryFn boundary; /* checkpoints (dist/trainckpt.h); NULL: none */
+    void *boundary_ctx;
 } Trainer;
 
 /* Data, network with fresh parameters, optimizer, reducer, run log. On failure *tr can still be
@@ -112,6 +132,6 @@ int trainer_step(Trainer *tr);
 void trainer_free(Trainer *tr);
 
 /* The whole run: trainer_init, train.steps steps with progress samples, then the outputs. */
-int train_run(const JobSpec *js, TrainResult *res);
+int train_run(const JobSpec *js, const TrainOptions *opt, TrainResult *res);
 
 #endif

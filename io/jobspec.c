@@ -170,6 +170,8 @@ static const Field g_fields[] = {
     S("checkpoint.dir", checkpoint.dir, 2048, FL_NONEMPTY, NULL),
     I("checkpoint.every", checkpoint.every, 0, 1000000000, 0),
     I("checkpoint.keep", checkpoint.keep, 0, 1000000, 0),
+    I("checkpoint.keep_every", checkpoint.keep_every, 0, 1000000000, 0),
+    B("checkpoint.async", checkpoint.async),
     E("checkpoint.resume", checkpoint.resume, k_resume),
 
     E("sample.sampler", sample.sampler, k_sampler),
@@ -1196,6 +1198,8 @@ int jobspec_defaults(JobSpec *js)
 
     js->checkpoint.every = 1000;
     js->checkpoint.keep = 3;
+    js->checkpoint.keep_every = 0;
+    js->checkpoint.async = false;
     js->checkpoint.resume = JOB_RESUME_AUTO;
 
     JobSample *s = &js->sample;

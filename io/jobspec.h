@@ -171,6 +171,8 @@ typedef struct {
     char *dir; /* derived: <out_dir>/ckpt */
     int every; /* 0 = only at the end */
     int keep;  /* 0 = keep all */
+    int keep_every; /* also keep steps that are multiples of it; 0 = none */
+    bool async;     /* write in a background thread while training goes on */
     JobResume resume;
 } JobCheckpoint;
 

@@ -2,6 +2,8 @@
 #include "io/runlog.h"
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <math.h>
 #include <stdarg.h>
 #include <string.h>
@@ -55,11 +57,21 @@ int runlog_record(RunLog *rl, const RunRecord *r)
         json_kv_num(&w, "img_per_s", r->img_per_s);
         json_kv_num(&w, "wall_s", r->wall_s);
         json_kv_int(&w, "nonfinite", r->nonfinite);
+        if (r->ckpt_step > 0) {
+            json_key(&w, "checkpoint");
+            json_object_begin(&w);
+            json_kv_int(&w, "step", r->ckpt_step);
+            json_kv_num(&w, "stall_s", r->ckpt_stall_s);
+            json_kv_num(&w, "save_s", r->ckpt_save_s);
+            json_kv_uint(&w, "bytes", r->ckpt_bytes);
+            json_object_end(&w);
+        }
         json_object_end(&w);
         TRY(json_end_line(&w, "metrics.jsonl"));
     }
-    double eta = r->img_per_s > 0 && r->step > 0
-                     ? (r->wall_s / (double)r->step) * (double)(r->steps - r->step)
+    long done_here = r->step - r->first_step;
+    double eta = r->img_per_s > 0 && done_here > 0
+                     ? (r->wall_s / (double)done_here) * (double)(r->steps - r->step)
                      : -1.0;
     char etas[32];
     fmt_eta(etas, sizeof etas, eta);
@@ -101,4 +113,41 @@ void runlog_close(RunLog *rl)
     if (rl->line_open) fputc('\n', stderr);
     if (rl->metrics) fclose(rl->metrics);
     memset(rl, 0, sizeof *rl);
+}
+
+int runlog_trim(const char *run_dir, long keep_step, long *dropped)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+    if (dropped) *dropped = 0;
+    FILE *in = fopen(path, "rb");
+    if (!in) return errno == ENOENT ? ERR_OK : ERR(ERR_IO, "cannot open %s: %s", path, strerror(errno));
+    AtomicFile af;
+    int rc = fs_atomic_open(&af, path);
+    if (rc != ERR_OK) {
+        fclose(in);
+        return rc;
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long drop = 0;
+    while ((len = getline(&line, &cap, in)) > 0) {
+        long step = -1;
+        /* complete lines only: a crash can leave the last one without its newline */
+        int whole = line[len - 1] == '\n' && len >= 2 && line[len - 2] == '}';
+        if (whole && sscanf(line, "{\"step\":%ld", &step) == 1 && step >= 1 && step <= keep_step)
+            fwrite(line, 1, (size_t)len, af.f);
+        else
+            drop++;
+    }
+    free(line);
+    int bad = ferror(in);
+    fclose(in);
+    if (bad) {
+        fs_atomic_abort(&af);
+        return ERR(ERR_IO, "reading %s failed", path);
+    }
+    if (dropped) *dropped = drop;
+    return fs_atomic_commit(&af);
 }

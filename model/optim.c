@@ -42,10 +42,24 @@ void optim_init(Optim *o, const OptimConfig *cfg, size_t n, const float *params)
     o->n = n;
     o->m = xalloc_aligned(n * sizeof(float));
     o->v = xalloc_aligned(n * sizeof(float));
+    o->mlo = 0;
+    o->mhi = n;
     if (cfg->ema_decay > 0.0f) {
         o->ema = xalloc_aligned(n * sizeof(float));
         if (params) memcpy(o->ema, params, n * sizeof(float));
     }
+}
+
+void optim_shard_moments(Optim *o, size_t lo, size_t hi)
+{
+    ASSERT(lo <= hi && hi <= o->n);
+    xfree_aligned(o->m);
+    xfree_aligned(o->v);
+    /* one spare float so an empty shard still gets a real allocation */
+    o->m = xalloc_aligned((hi - lo + 1) * sizeof(float));
+    o->v = xalloc_aligned((hi - lo + 1) * sizeof(float));
+    o->mlo = lo;
+    o->mhi = hi;
 }
 
 void optim_free(Optim *o)

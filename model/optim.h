@@ -34,7 +34,9 @@ typedef struct {
 typedef struct {
     OptimConfig cfg;
     size_t n;
-    float *m, *v, *ema; /* flat, n floats each, 64-byte aligned; ema NULL without EMA */
+    float *m, *v, *ema; /* flat, 64-byte aligned; ema: n floats, NULL without EMA */
+    size_t mlo, mhi;    /* m and v hold values [mlo, mhi) of the flat layout: m[i - mlo]
+                           ([0, n) unless optim_shard_moments narrowed them) */
     uint64_t step;      /* optimizer steps taken (t of the bias correction) */
     uint64_t ema_updates;
 } Optim;
@@ -47,6 +49,10 @@ int optim_config_check(const OptimConfig *cfg);
 /* Allocates zeroed moments; the EMA starts as a copy of params (may be NULL: zeros). */
 void optim_init(Optim *o, const OptimConfig *cfg, size_t n, const float *params);
 void optim_free(Optim *o); /* zeroed or freed Optim accepted */
+/* ZeRO-1: keep Adam moments for [lo, hi) only (reallocated, zeroed): a rank then holds
+ * 2 (hi - lo) floats of moments instead of 2 n. Update them with
+ * adam_update_range(cfg, params + lo, grads + lo, o->m, o->v, ..., a - lo, b - lo). */
+void optim_shard_moments(Optim *o, size_t lo, size_t hi);
 
 /* Sum of squares of g[lo, hi) in double, index order. */
 double optim_grad_sumsq(const float *g, size_t lo, size_t hi);

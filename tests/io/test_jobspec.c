@@ -580,3 +580,16 @@ Test(jobspec, bad_specs)
     }
     free_list(files, n);
 }
+
+Test(jobspec, checkpoint_keys)
+{
+    JobSpec js;
+    cr_assert_eq(load_str(&js, "checkpoint:\n  keep_every: 5000\n  async: true\n"), ERR_OK, "%s",
+                 err_message());
+    cr_assert_eq(js.checkpoint.keep_every, 5000);
+    cr_assert(js.checkpoint.async);
+    cr_assert_eq(js.checkpoint.resume, JOB_RESUME_AUTO, "resume: auto is the default");
+    cr_assert_eq(jobspec_set(&js, "checkpoint.keep_every=-1"), ERR_SPEC);
+    cr_assert_eq(jobspec_set(&js, "checkpoint.async=maybe"), ERR_SPEC);
+    jobspec_free(&js);
+}

@@ -1,0 +1,109 @@
+/* dist/ckpt.h - saving and loading checkpoints collectively (format: io/ckpt.h).
+ *
+ * Save (every rank calls; each writes the slice [lo, hi) of every buffer it was given):
+ *   1. every rank writes <dir>/step-N.tmp/shard-R-of-W.bin, hashing while writing, and fsyncs;
+ *   2. the ranks agree that every shard was written (one allgather of size, hash and status);
+ *   3. rank 0 removes stale *.tmp directories, writes manifest.yaml (fsync), renames
+ *      step-N.tmp to step-N, fsyncs the checkpoint directory, then moves `latest` atomically;
+ *   4. retention: rank 0 removes checkpoints beyond policy.keep (and not multiples of
+ *      keep_every), only after the new one is committed;
+ *   5. rank 0 tells every rank the outcome (one broadcast).
+ * A crash or kill -9 of any rank at any point leaves the previous checkpoint as it was: nothing
+ * is named step-N until its manifest and every shard are on disk. A failed save (full disk, ...)
+ * returns the same error on every rank, naming the rank and the path, and removes its .tmp.
+ *
+ * Async (ckpt_save_start / ckpt_save_commit): ckpt_save_start copies this rank's slice into a
+ * second buffer and hands it to a writer thread, which only writes and hashes the file (no MPI
+ * in that thread); training goes on. ckpt_save_ready says whether this rank's writer is done
+ * (the training loop sums it in the reduction it does every step), and ckpt_save_commit, called
+ * by all ranks at the same step boundary, performs steps 2-5. One save in flight at a time.
+ *
+ * Fault injection for tests: DFM_CKPT_KILL_AT=POINT[@RANK][:STEP] sends SIGKILL to the process
+ * at POINT (begin, shard-half, shard-written, agreed, manifest, renamed, latest, retention) on
+ * RANK (default: every rank) when saving STEP (default: every save).
+ *
+ * Load: ckpt_find_latest verifies candidates newest first (shard r is hashed by rank r mod P)
+ * and skips corrupt or partial ones with a warning that names them; ckpt_load reads the byte
+ * ranges each rank needs from whichever shards hold them, so any rank count resumes any
+ * checkpoint.
+ */
+#ifndef DFM_DIST_CKPT_H
+#define DFM_DIST_CKPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "io/ckpt.h"
+
+typedef struct {
+    const char *dir; /* checkpoint.dir */
+    int keep;        /* newest checkpoints kept (0 = all) */
+    int keep_every;  /* also keep steps that are multiples of this (0 = none) */
+} CkptPolicy;
+
+/* The training state at a step boundary, as one rank holds it. */
+typedef struct {
+    uint64_t step;
+    size_t n;                 /* values per buffer */
+    size_t lo, hi;            /* the slice this rank writes */
+    const float *params;      /* n values (only [lo, hi) is read) */
+    const float *ema;         /* n values, or NULL without EMA */
+    const float *m, *v;       /* Adam moments: m[i - mlo] for i in [lo, hi) */
+    size_t mlo;
+    CkptCounters counters;
+    int zero1;
+    const CkptTensor *tensors; /* the parameter table */
+    size_t n_tensors;
+    const char *spec;          /* the resolved job spec as YAML */
+} CkptState;
+
+typedef struct {
+    uint64_t step;
+    uint64_t bytes;  /* all shards */
+    double stall_s;  /* seconds the caller was blocked (copy + commit for async) */
+    double total_s;  /* from the start of the save to its commit */
+    char path[4200]; /* the committed checkpoint */
+} CkptSaveStats;
+
+typedef struct CkptSaver CkptSaver;
+
+CkptSaver *ckpt_saver_create(const CkptPolicy *p);
+/* Joins a running writer thread; an uncommitted save is abandoned (its .tmp stays until the
+ * next save cleans it). NULL-safe. */
+void ckpt_saver_destroy(CkptSaver *s);
+
+/* Synchronous save: collective, returns once committed (or failed on every rank). */
+int ckpt_save(CkptSaver *s, const CkptState *st, CkptSaveStats *out);
+/* Async: copy the slice and start the writer thread (local, no communication). */
+int ckpt_save_start(CkptSaver *s, const CkptState *st);
+/* A save was started and not committed yet. */
+int ckpt_save_busy(const CkptSaver *s);
+/* This rank's writer thread has finished (successfully or not); 0 when none is busy. */
+int ckpt_save_ready(CkptSaver *s);
+/* Collective: wait for this rank's writer, agree, commit. */
+int ckpt_save_commit(CkptSaver *s, CkptSaveStats *out);
+
+/* The slice of rank r of P for n values (contiguous, multiples of align except the last). */
+void ckpt_even_slice(size_t n, int rank, int size, size_t align, size_t *lo, size_t *hi);
+
+/* Collective: every shard's size and hash (spread over the ranks). */
+int ckpt_verify_collective(const char *path, const CkptManifest *m);
+/* Collective: the newest committed checkpoint of ckdir that verifies; *found = 0 when none.
+ * Skipped ones are named in a warning on rank 0. */
+int ckpt_find_latest(const char *ckdir, char *path, size_t size, int *found);
+
+/* Collective: read the manifest of path into *m (every rank) and load params and ema [0, n)
+ * (ema may be NULL) and the moments [mlo, mhi) into m_buf/v_buf. n must match. */
+int ckpt_load(const char *path, CkptManifest *m, size_t n, float *params, float *ema,
+              float *m_buf, float *v_buf, size_t mlo, size_t mhi);
+
+/* Compare the job spec a checkpoint was saved with to the current one (both as YAML). Changes
+ * that break the state (shapes, objective, schedule, optimizer kind) fail with ERR_STATE and a
+ * list "key: saved -> now"; the others are logged on rank 0 (warned when the learning-rate
+ * schedule's length changes). */
+int ckpt_spec_check(const char *saved, const char *now, int log_rank0);
+
+/* The fault-injection hook (see above); exposed for the training loop's own points. */
+void ckpt_kill_point(const char *point, uint64_t step);
+
+#endif
