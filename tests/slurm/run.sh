@@ -10,8 +10,12 @@ ROOT=$(cd "$here/../.." && pwd)
 : "${DFM:?set DFM to the dfm binary}"
 ntests=$(ls "$here"/t_*.sh | wc -l)
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/dfm_slurm.XXXXXX") || exit 1
-env_line=$(sh "$ROOT/slurm/local-cluster.sh" up "$DIR" 2>"$DIR.up.log")
-rc=$?
+# A free port can be taken between the check and the daemon's bind: try again with new ones.
+for attempt in 1 2 3; do
+    env_line=$(sh "$ROOT/slurm/local-cluster.sh" up "$DIR" 2>"$DIR.up.log")
+    rc=$?
+    [ $rc -eq 1 ] && grep -q "Address already in use" "$DIR.up.log" || break
+done
 if [ $rc -eq 3 ]; then
     echo "slurm: SKIP all $ntests test scripts: $(grep 'cannot run here' "$DIR.up.log" | sed 's/^local-cluster: //')"
     rm -rf "$DIR" "$DIR.up.log"
