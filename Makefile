@@ -5,6 +5,7 @@
 #   make asan       tests under AddressSanitizer  make ubsan   tests under UBSan
 #   make lint       MPI confinement and hygiene   make fuzz    fuzz the job-spec and weights readers
 #   make parity     regenerate PyTorch reference files (needs python3-torch)
+#   make docs       regenerate the key tables of jobs/README.md from io/jobspec_keys.c
 #   make clean
 #
 # Options: WERROR=1 (warnings are errors; CI), ARCH=native (tune for this CPU; the default
@@ -83,7 +84,7 @@ DFM      := $(BIN)/dfm
 UNIT     := $(BIN)/tests/unit
 
 .PHONY: all deps test test-unit test-cli test-mpi test-slurm test-fuzz asan ubsan lint fuzz parity \
-        bench run clean debug golden
+        bench run clean debug docs golden
 .DEFAULT_GOAL := all
 # Objects of the test programs and tools are intermediate files to make: keep them.
 .SECONDARY:
@@ -262,6 +263,10 @@ bench: deps
 parity: deps
 	@sh .ci/deps python3-torch
 	/usr/bin/python3 tests/torch/make_reference.py
+
+# ---- generated documentation ---------------------------------------------------------------
+docs: $(BIN)/tools/jobdoc
+	$(BIN)/tools/jobdoc jobs/README.md > jobs/README.md.tmp && mv jobs/README.md.tmp jobs/README.md
 
 clean:
 	rm -rf build bin

@@ -5,22 +5,7 @@
 
 #include "core/err.h"
 
-const char *jobconf_dataset_name(const JobSpec *js)
-{
-    switch (js->data.dataset) {
-    case JOB_DATA_FASHION_MNIST: return "fashion-mnist";
-    case JOB_DATA_MNIST: return "mnist";
-    case JOB_DATA_CIFAR10: return "cifar-10";
-    case JOB_DATA_TOY2D: break;
-    }
-    switch (js->data.toy) {
-    case JOB_TOY_MOONS: return "moons";
-    case JOB_TOY_8GAUSSIANS: return "8gaussians";
-    case JOB_TOY_CHECKERBOARD: return "checkerboard";
-    case JOB_TOY_SWISSROLL: return "swissroll";
-    }
-    return "?";
-}
+const char *jobconf_dataset_name(const JobSpec *js) { return jobspec_data_name(js); }
 
 void jobconf_net(const JobSpec *js, NetConfig *nc)
 {
@@ -112,7 +97,7 @@ int jobconf_lr(const JobSpec *js, LrSchedule *lr)
     lr->kind = js->train.lr_schedule == JOB_LR_COSINE ? LR_COSINE : LR_CONSTANT;
     lr->base = js->train.lr;
     lr->min = js->train.min_lr;
-    lr->warmup = (uint64_t)js->train.warmup;
+    lr->warmup = (uint64_t)jobspec_warmup_steps(js); /* clamped below train.steps */
     lr->total = (uint64_t)js->train.steps;
     return lr_check(lr);
 }

@@ -456,6 +456,9 @@ static void log_start(const Trainer *tr)
              tr->ds.name, tr->n, tr->size, tr->size > 1 ? "s" : "", tr->threads,
              tr->threads > 1 ? "s" : "", tr->B, tr->M, tr->m,
              reducer_bitwise(tr->red) ? ", rank-count invariant" : "");
+    if (jobspec_warmup_steps(js) != js->train.warmup)
+        log_info("note: train.warmup (%d) is not below train.steps (%ld): warming up for %d steps",
+                 js->train.warmup, (long)js->train.steps, jobspec_warmup_steps(js));
 }
 
 static void log_done(Trainer *tr, const TrainResult *res)

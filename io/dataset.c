@@ -108,6 +108,7 @@ static const char *const g_cifar_mirrors[] = {
 
 typedef struct {
     DatasetInfo info;
+    int toy;           /* toy generator (TOY_*), -1 for fetched datasets */
     const FetchFile *files;
     size_t nfiles;
     const char *const *mirrors;
@@ -116,21 +117,27 @@ typedef struct {
 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
+enum { TOY_MOONS, TOY_8GAUSSIANS, TOY_CHECKERBOARD, TOY_SWISSROLL };
+
 static const Manifest g_manifests[] = {
-    {{"fashion-mnist", "Zalando Fashion-MNIST, 70000 28x28 grey images, 10 classes "
-                       "(SHA-256 pinned; Debian package first)", 1},
-     g_fm_files, 4, g_fm_mirrors, NELEM(g_fm_mirrors)},
-    {{"mnist", "MNIST digits, 70000 28x28 grey images, 10 classes (upstream .gz SHA-256 "
-               "pinned)", 1},
-     g_mnist_files, 4, g_mnist_mirrors, NELEM(g_mnist_mirrors)},
-    {{"cifar-10", "CIFAR-10, 60000 32x32 colour images, 10 classes (binary version; "
-                  "archive SHA-256 pinned)", 1},
-     g_cifar_files, 1, g_cifar_mirrors, NELEM(g_cifar_mirrors)},
-    {{"moons", "2-D toy: two moons, 2 classes (generated from the seed)", 0}, NULL, 0, NULL, 0},
-    {{"8gaussians", "2-D toy: 8 Gaussians on a circle of radius 2, 8 classes (generated)", 0},
-     NULL, 0, NULL, 0},
-    {{"checkerboard", "2-D toy: 4x4 checkerboard on [-2,2]^2 (generated)", 0}, NULL, 0, NULL, 0},
-    {{"swissroll", "2-D toy: swiss roll (generated)", 0}, NULL, 0, NULL, 0},
+    {{DATASET_FASHION_MNIST, "Zalando Fashion-MNIST, 70000 28x28 grey images, 10 classes "
+                             "(SHA-256 pinned; Debian package first)", 1, 1, 28, 28, 10},
+     -1, g_fm_files, 4, g_fm_mirrors, NELEM(g_fm_mirrors)},
+    {{DATASET_MNIST, "MNIST digits, 70000 28x28 grey images, 10 classes (upstream .gz SHA-256 "
+                     "pinned)", 1, 1, 28, 28, 10},
+     -1, g_mnist_files, 4, g_mnist_mirrors, NELEM(g_mnist_mirrors)},
+    {{DATASET_CIFAR10, "CIFAR-10, 60000 32x32 colour images, 10 classes (binary version; "
+                       "archive SHA-256 pinned)", 1, 3, 32, 32, 10},
+     -1, g_cifar_files, 1, g_cifar_mirrors, NELEM(g_cifar_mirrors)},
+    {{DATASET_MOONS, "2-D toy: two moons, 2 classes (generated from the seed)", 0, 2, 1, 1, 2},
+     TOY_MOONS, NULL, 0, NULL, 0},
+    {{DATASET_8GAUSSIANS, "2-D toy: 8 Gaussians on a circle of radius 2, 8 classes (generated)",
+      0, 2, 1, 1, 8},
+     TOY_8GAUSSIANS, NULL, 0, NULL, 0},
+    {{DATASET_CHECKERBOARD, "2-D toy: 4x4 checkerboard on [-2,2]^2 (generated)", 0, 2, 1, 1, 0},
+     TOY_CHECKERBOARD, NULL, 0, NULL, 0},
+    {{DATASET_SWISSROLL, "2-D toy: swiss roll (generated)", 0, 2, 1, 1, 0},
+     TOY_SWISSROLL, NULL, 0, NULL, 0},
 };
 
 size_t dataset_count(void) { return NELEM(g_manifests); }
@@ -141,6 +148,12 @@ static const Manifest *manifest_find(const char *name)
     for (size_t i = 0; i < NELEM(g_manifests); i++)
         if (!strcmp(g_manifests[i].info.name, name)) return &g_manifests[i];
     return NULL;
+}
+
+const DatasetInfo *dataset_find(const char *name)
+{
+    const Manifest *m = manifest_find(name);
+    return m ? &m->info : NULL;
 }
 
 int dataset_is_toy(const char *name)
@@ -296,13 +309,14 @@ static int open_idx(Dataset *ds, const char *d, const Manifest *m, DatasetSplit 
     size_t n = split == DATASET_TRAIN ? 60000 : 10000;
     char *pi = subdir(d, img->local), *pl = subdir(d, lab->local);
     ds->n = n;
-    ds->c = 1;
-    ds->h = ds->w = 28;
-    ds->num_classes = 10;
-    ds->u8 = xmalloc(n * 784);
+    ds->c = (size_t)m->info.c;
+    ds->h = (size_t)m->info.h;
+    ds->w = (size_t)m->info.w;
+    ds->num_classes = m->info.num_classes;
+    ds->u8 = xmalloc(n * dataset_dim(ds));
     ds->labels = xmalloc(n * sizeof *ds->labels);
     uint8_t *lb = xmalloc(n);
-    int rc = read_at(pi, 16, ds->u8, n * 784);
+    int rc = read_at(pi, 16, ds->u8, n * dataset_dim(ds));
     if (rc == ERR_OK) rc = read_at(pl, 8, lb, n);
     for (size_t i = 0; rc == ERR_OK && i < n; i++) {
         if (lb[i] > 9) rc = ERR(ERR_FORMAT, "%s: label %u at index %zu is not in 0..9", pl, lb[i], i);
@@ -452,10 +466,11 @@ static int open_cifar(Dataset *ds, const char *d, const Manifest *m, DatasetSpli
     size_t n = (size_t)nb * CIFAR_N;
     if (rc == ERR_OK) {
         ds->n = n;
-        ds->c = 3;
-        ds->h = ds->w = 32;
-        ds->num_classes = 10;
-        ds->u8 = xmalloc(n * 3072);
+        ds->c = (size_t)m->info.c;
+        ds->h = (size_t)m->info.h;
+        ds->w = (size_t)m->info.w;
+        ds->num_classes = m->info.num_classes;
+        ds->u8 = xmalloc(n * dataset_dim(ds));
         ds->labels = xmalloc(n * sizeof *ds->labels);
     }
     unsigned char *buf = rc == ERR_OK ? xmalloc(CIFAR_BYTES) : NULL;
@@ -506,10 +521,10 @@ int dataset_open(Dataset *ds, const char *name, const char *dir, DatasetSplit sp
 int dataset_toy(Dataset *ds, const char *name, size_t n, uint64_t seed)
 {
     memset(ds, 0, sizeof *ds);
-    int kind = !strcmp(name, "moons") ? 0 : !strcmp(name, "8gaussians") ? 1
-             : !strcmp(name, "checkerboard") ? 2 : !strcmp(name, "swissroll") ? 3 : -1;
+    const Manifest *m = manifest_find(name);
+    int kind = m ? m->toy : -1;
     if (kind < 0) {
-        if (manifest_find(name)) {
+        if (m) {
             ERR(ERR_ARG, "dataset '%s' is not a toy dataset: use dataset_open", name);
             return ERR_ARG;
         }
@@ -518,10 +533,11 @@ int dataset_toy(Dataset *ds, const char *name, size_t n, uint64_t seed)
     if (n == 0) return ERR(ERR_ARG, "toy dataset %s: n must be positive", name);
     snprintf(ds->name, sizeof ds->name, "%s", name);
     ds->n = n;
-    ds->c = 2;
-    ds->h = ds->w = 1;
+    ds->c = (size_t)m->info.c;
+    ds->h = (size_t)m->info.h;
+    ds->w = (size_t)m->info.w;
     ds->f32 = xmalloc(n * 2 * sizeof *ds->f32);
-    ds->num_classes = kind == 0 ? 2 : kind == 1 ? 8 : 0;
+    ds->num_classes = m->info.num_classes;
     if (ds->num_classes) ds->labels = xmalloc(n * sizeof *ds->labels);
     for (size_t i = 0; i < n; i++) {
         Rng r;
@@ -529,7 +545,7 @@ int dataset_toy(Dataset *ds, const char *name, size_t n, uint64_t seed)
         double x = 0, y = 0;
         int label = -1;
         switch (kind) {
-        case 0: { /* moons */
+        case TOY_MOONS: {
             label = (int)(rng_u32(&r) & 1);
             double t = PI * rng_uniform(&r);
             if (label == 0) {
@@ -543,14 +559,14 @@ int dataset_toy(Dataset *ds, const char *name, size_t n, uint64_t seed)
             y = 2.0 * (y + 0.1 * rng_normal(&r) - 0.25);
             break;
         }
-        case 1: { /* 8 gaussians */
+        case TOY_8GAUSSIANS: {
             label = (int)rng_below(&r, 8);
             double a = label * (PI / 4.0);
             x = 2.0 * cos(a) + 0.1 * rng_normal(&r);
             y = 2.0 * sin(a) + 0.1 * rng_normal(&r);
             break;
         }
-        case 2: { /* checkerboard: 8 cells with floor(x)+floor(y) even */
+        case TOY_CHECKERBOARD: { /* 8 cells with floor(x)+floor(y) even */
             int cell = (int)rng_below(&r, 8);
             int row = cell / 2;                 /* floor(y) + 2 in 0..3 */
             int col = 2 * (cell % 2) + (row % 2); /* floor(x) + 2, parity matching the row */
@@ -558,7 +574,7 @@ int dataset_toy(Dataset *ds, const char *name, size_t n, uint64_t seed)
             y = (double)(row - 2) + rng_uniform(&r);
             break;
         }
-        default: { /* swiss roll */
+        default: { /* TOY_SWISSROLL */
             double t = 1.5 * PI * (1.0 + 2.0 * rng_uniform(&r));
             x = t * cos(t) / 5.0 + 0.05 * rng_normal(&r);
             y = t * sin(t) / 5.0 + 0.05 * rng_normal(&r);

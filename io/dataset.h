@@ -1,9 +1,13 @@
 /* io/dataset.h - the datasets dfm trains on: manifests for fetching, format readers, 2-D toys.
  *
+ * The registry: one entry per dataset, under one name (the DATASET_* macros below; the job-spec
+ * schema offers the same words for data.dataset and data.toy), with its shape and classes, so
+ * no other table repeats them.
+ *
  * Image datasets (fetched by `dfm fetch NAME`, stored under <dir>/<name>/):
  *   fashion-mnist  60000 train / 10000 test, 1x28x28, 10 classes, IDX files (gzip on the wire)
  *   mnist          same layout as fashion-mnist
- *   cifar-10       50000 train / 10000 test, 3x32x32, 10 classes, binary batches from a tar.gz
+ *   cifar10        50000 train / 10000 test, 3x32x32, 10 classes, binary batches from a tar.gz
  * What is stored is the decompressed payload (IDX files; the CIFAR-10 tar), verified by SHA-256
  * at fetch time and again by dataset_open. Pins:
  *   - fashion-mnist: SHA-256 and size of each decompressed IDX file (identical for every mirror),
@@ -15,7 +19,7 @@
  *     matched a pin; a mirror that served differently compressed bytes is refused unless the
  *     user allows unpinned bytes for that run (--allow-unpinned, data.allow_unpinned), and
  *     later runs check the record.
- *   - cifar-10: the SHA-256 of the upstream cifar-10-binary.tar.gz is pinned, the payload hash
+ *   - cifar10: the SHA-256 of the upstream cifar-10-binary.tar.gz is pinned, the payload hash
  *     is recorded the same way; the tar is validated member by member
  *     (cifar-10-batches-bin/data_batch_1..5.bin and test_batch.bin, 10000 records of 1 + 3072
  *     bytes each).
@@ -57,15 +61,27 @@ typedef struct {
     int num_classes;   /* 0 when unlabelled */
 } Dataset;
 
-/* What `dfm fetch --list` shows. */
+/* The registry's names, spelled here once. */
+#define DATASET_FASHION_MNIST "fashion-mnist"
+#define DATASET_MNIST "mnist"
+#define DATASET_CIFAR10 "cifar10"
+#define DATASET_MOONS "moons"
+#define DATASET_8GAUSSIANS "8gaussians"
+#define DATASET_CHECKERBOARD "checkerboard"
+#define DATASET_SWISSROLL "swissroll"
+
+/* One registry entry (what `dfm fetch --list` shows, and the shape every reader agrees on). */
 typedef struct {
     const char *name;
     const char *description;
-    int fetched;       /* 1: downloaded by dfm fetch; 0: generated */
+    int fetched;       /* 1: downloaded by dfm fetch; 0: generated (a 2-D toy) */
+    int c, h, w;       /* example shape as in Dataset: images C x H x W; toys 2 x 1 x 1 */
+    int num_classes;   /* labels 0..num_classes-1; 0 when unlabelled */
 } DatasetInfo;
 
 size_t dataset_count(void);
 const DatasetInfo *dataset_info(size_t i);
+const DatasetInfo *dataset_find(const char *name); /* NULL when no dataset has that name */
 int dataset_is_toy(const char *name);
 
 /* Number of example values: c*h*w. */

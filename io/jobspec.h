@@ -1,9 +1,10 @@
 /* io/jobspec.h - job specs: one strict YAML schema parsed into typed C structs.
  *
  * A job spec is a YAML mapping of sections (run, data, model, objective, train, checkpoint,
- * sample, eval, slurm). Every key has a documented default (jobs/README.md); a spec names only
- * what it changes. Loading is strict: malformed YAML, an unknown key (with the nearest valid key
- * suggested), a wrong type, an out-of-range value, a duplicate key, anchors/aliases/tags and
+ * sample, eval, slurm). Every key is one row of the schema in io/jobspec_keys.c (type, range,
+ * default or derivation rule, meaning), from which jobs/README.md's tables are generated
+ * (`make docs`); a spec names only what it changes. Loading is strict: malformed YAML, an
+ * unknown key (with the nearest valid key suggested), a wrong type, an out-of-range value, a duplicate key, anchors/aliases/tags and
  * multiple documents are errors. Every error is one line that starts with the place it was found:
  *
  *     jobs/x.yaml:12:5: train.lr: expected a number > 0, got "abc"
@@ -86,7 +87,6 @@ typedef struct {
     bool flip;        /* random horizontal flip (image datasets) */
     bool allow_unpinned; /* accept downloaded bytes that match no pinned hash (this run) */
     bool conditional; /* feed class labels to the model */
-    bool drop_last;   /* drop the last incomplete global batch of an epoch */
     /* Resolved from the dataset (not keys): */
     int img_channels; /* 1 (MNIST, Fashion-MNIST), 3 (CIFAR-10), 0 (toy2d) */
     int img_size;     /* 28, 32, 0 (toy2d) */
@@ -151,7 +151,7 @@ typedef struct {
 
 typedef struct {
     int batch;       /* global batch per optimizer step, independent of the rank count */
-    int micro_batch; /* derived: largest divisor of batch <= 16; must divide batch/grad_accum */
+    int micro_batch; /* derived: largest divisor of batch <= 16; must divide batch */
     int steps;
     JobOptimizer optimizer;
     double lr, beta1, beta2, eps, weight_decay;
@@ -159,7 +159,6 @@ typedef struct {
     JobLrSchedule lr_schedule;
     double min_lr;
     double grad_clip; /* global-norm clip; 0 = off */
-    int grad_accum;
     JobEMA ema;
     int threads;     /* 0 = auto */
     JobReduce reduce;
@@ -251,6 +250,10 @@ int jobspec_load_string(JobSpec *js, const char *text, size_t len, const char *n
  * message starts with "--set <assignment>: ". */
 int jobspec_set(JobSpec *js, const char *assignment);
 
+/* The warm-up the learning-rate schedule uses: train.warmup, or train.steps - 1 when it is not
+ * below train.steps (so `--set train.steps=3` is a valid smoke run of any job). */
+int jobspec_warmup_steps(const JobSpec *js);
+
 /* Cross-field validation of a resolved spec. */
 int jobspec_check(const JobSpec *js);
 
@@ -270,9 +273,15 @@ void jobspec_free(JobSpec *js);
 size_t jobspec_nkeys(void);
 const char *jobspec_key(size_t i);
 
-/* Names for enum values as written in YAML ("fashion-mnist", "ddim", ...). */
-const char *jobspec_dataset_name(JobDataset d);
-const char *jobspec_sampler_name(JobSampler s);
-const char *jobspec_metric_name(JobMetric m);
+/* 1 when `key` was written in the spec file or given with --set (not a default). */
+int jobspec_explicit(const JobSpec *js, const char *key);
+
+/* The key table of one section ("train") as jobs/README.md shows it (Markdown), generated from
+ * the schema; `make docs` writes them into the README. ERR_ARG for an unknown section. */
+int jobspec_doc_table(FILE *out, const char *section);
+
+/* The dataset registry's name (io/dataset.h) of the data the spec trains on: data.dataset, or
+ * data.toy for toy2d ("fashion-mnist", "moons"). */
+const char *jobspec_data_name(const JobSpec *js);
 
 #endif

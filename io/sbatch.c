@@ -212,7 +212,7 @@ int sbatch_check(const JobSpec *js, const char *what, int *n_warnings)
 
     /* Ranks against micro-batches. */
     long ranks = (long)sl->nodes * sl->ntasks_per_node;
-    long per_pass = t->batch / (t->grad_accum > 0 ? t->grad_accum : 1);
+    long per_pass = t->batch;
     long micro = per_pass / (t->micro_batch > 0 ? t->micro_batch : 1);
     if (ranks > micro) {
         ERR(ERR_SPEC, "%s: slurm.nodes x slurm.ntasks_per_node = %ld ranks, but a step has only %ld "

@@ -2,7 +2,6 @@
 #include "sched/lr.h"
 
 #include <math.h>
-#include <string.h>
 
 #include "core/err.h" /* ERR */
 
@@ -32,14 +31,3 @@ double lr_at(const LrSchedule *s, uint64_t step)
     return s->min + (s->base - s->min) * 0.5 * (1.0 + cos(3.14159265358979323846 * p));
 }
 
-int lr_kind_parse(const char *name, LrKind *k)
-{
-    if (strcmp(name, "constant") == 0) *k = LR_CONSTANT;
-    else if (strcmp(name, "cosine") == 0) *k = LR_COSINE;
-    else {
-        ERR(ERR_ARG, "unknown learning-rate schedule '%s'", name);
-        err_hint("choose constant or cosine");
-        return ERR_ARG;
-    }
-    return ERR_OK;
-}

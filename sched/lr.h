@@ -27,6 +27,5 @@ typedef struct {
 /* Validate (ERR_ARG with a message on bad values). */
 int lr_check(const LrSchedule *s);
 double lr_at(const LrSchedule *s, uint64_t step);
-int lr_kind_parse(const char *name, LrKind *k); /* "constant", "cosine" */
 
 #endif

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "core/err.h" /* ERR, TRY */
+#include "core/names.h" /* DFM_SAMPLER_NAMES */
 #include "core/mem.h" /* xmalloc, xfree, ASSERT */
 #include "core/rng.h" /* rng_fill_normal_f64, rng_stream */
 
@@ -26,8 +27,10 @@ void sampler_config_default(SamplerConfig *c, SamplerKind kind)
     c->seed = 0;
 }
 
-static const char *const KIND_NAMES[] = {"ddpm", "ddim", "dpmpp-2m", "euler",
-                                         "midpoint", "heun", "rk4"};
+static const char *const KIND_NAMES[] = {DFM_SAMPLER_NAMES};
+_Static_assert(sizeof KIND_NAMES / sizeof KIND_NAMES[0] == SAMPLER_RK4 + 1 &&
+                   SAMPLER_EULER == DFM_SAMPLER_FIRST_FLOW,
+               "core/names.h lists the samplers in SamplerKind order");
 
 const char *sampler_kind_name(SamplerKind k)
 {
@@ -35,17 +38,6 @@ const char *sampler_kind_name(SamplerKind k)
     return KIND_NAMES[k];
 }
 
-int sampler_kind_parse(const char *name, SamplerKind *k)
-{
-    for (int i = 0; i <= SAMPLER_RK4; i++)
-        if (strcmp(name, KIND_NAMES[i]) == 0) {
-            *k = (SamplerKind)i;
-            return ERR_OK;
-        }
-    ERR(ERR_ARG, "unknown sampler '%s'", name);
-    err_hint("choose one of ddpm, ddim, dpmpp-2m (diffusion) or euler, midpoint, heun, rk4 (flow)");
-    return ERR_ARG;
-}
 
 static int is_flow_kind(SamplerKind k) { return k >= SAMPLER_EULER && k <= SAMPLER_RK4; }
 
@@ -77,7 +69,7 @@ static int check_config(const SamplerConfig *c, const Schedule *s)
         if (s->family == SCHED_DISCRETE && is_flow_kind(c->kind)) {
             ERR(ERR_ARG, "sampler '%s' integrates a flow ODE, the model is a diffusion model",
                 sampler_kind_name(c->kind));
-            err_hint("use ddpm, ddim or dpmpp-2m for diffusion models");
+            err_hint("use ddpm, ddim or dpmpp2m for diffusion models");
             return ERR_ARG;
         }
         if (s->family == SCHED_DISCRETE && c->steps > s->T)

@@ -96,9 +96,8 @@ typedef struct {
 /* Defaults: steps = 50 (diffusion) / 100 (flow), uniform spacing, eta 0, beta~, no clipping,
  * guidance 1, seed 0. */
 void sampler_config_default(SamplerConfig *c, SamplerKind kind);
+/* The sampler's name as job specs spell it (core/names.h): "ddpm", "ddim", "dpmpp2m", ... */
 const char *sampler_kind_name(SamplerKind k);
-int sampler_kind_parse(const char *name, SamplerKind *k); /* "ddpm", "ddim", "dpmpp-2m", "euler",
-                                                             "midpoint", "heun", "rk4" */
 /* Model evaluations per sample the sampler will spend (before guidance doubling). */
 int sampler_nfe(const SamplerConfig *c, const Schedule *s, uint64_t *nfe);
 

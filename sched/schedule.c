@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/err.h" /* ERR */
+#include "core/names.h" /* DFM_PRED_NAMES, DFM_SPACING_NAMES */
 #include "core/mem.h" /* xcalloc, xfree */
 
 static const double PI = 3.14159265358979323846;
@@ -233,14 +234,13 @@ int sched_timesteps(SchedSpacing sp, int T, int S, int *tau, int *n)
     return ERR_OK;
 }
 
+static const char *const SPACING_NAMES[] = {DFM_SPACING_NAMES};
+_Static_assert(sizeof SPACING_NAMES / sizeof SPACING_NAMES[0] == SCHED_SPACING_TRAILING + 1,
+               "core/names.h lists the spacings in SchedSpacing order");
+
 const char *sched_spacing_name(SchedSpacing sp)
 {
-    switch (sp) {
-    case SCHED_SPACING_UNIFORM: return "uniform";
-    case SCHED_SPACING_QUADRATIC: return "quadratic";
-    case SCHED_SPACING_TRAILING: return "trailing";
-    }
-    return "?";
+    return (int)sp >= 0 && sp <= SCHED_SPACING_TRAILING ? SPACING_NAMES[sp] : "?";
 }
 
 /* ---- conversions -------------------------------------------------------------------------- */
@@ -312,37 +312,11 @@ void sched_score_to_eps(double s, const double *score, double *eps, size_t n)
     for (size_t i = 0; i < n; i++) eps[i] = -s * score[i];
 }
 
+static const char *const PRED_NAMES[] = {DFM_PRED_NAMES};
+_Static_assert(sizeof PRED_NAMES / sizeof PRED_NAMES[0] == SCHED_PRED_VELOCITY + 1,
+               "core/names.h lists the predictions in SchedPred order");
+
 const char *sched_pred_name(SchedPred p)
 {
-    switch (p) {
-    case SCHED_PRED_EPS: return "eps";
-    case SCHED_PRED_X0: return "x0";
-    case SCHED_PRED_V: return "v";
-    case SCHED_PRED_VELOCITY: return "velocity";
-    }
-    return "?";
-}
-
-int sched_pred_parse(const char *name, SchedPred *p)
-{
-    for (int i = SCHED_PRED_EPS; i <= SCHED_PRED_VELOCITY; i++)
-        if (strcmp(name, sched_pred_name((SchedPred)i)) == 0) {
-            *p = (SchedPred)i;
-            return ERR_OK;
-        }
-    ERR(ERR_ARG, "unknown model parameterisation '%s'", name);
-    err_hint("choose eps, x0 or v for diffusion models, velocity for flow models");
-    return ERR_ARG;
-}
-
-int sched_spacing_parse(const char *name, SchedSpacing *sp)
-{
-    for (int i = SCHED_SPACING_UNIFORM; i <= SCHED_SPACING_TRAILING; i++)
-        if (strcmp(name, sched_spacing_name((SchedSpacing)i)) == 0) {
-            *sp = (SchedSpacing)i;
-            return ERR_OK;
-        }
-    ERR(ERR_ARG, "unknown timestep spacing '%s'", name);
-    err_hint("choose uniform, quadratic or trailing");
-    return ERR_ARG;
+    return (int)p >= 0 && p <= SCHED_PRED_VELOCITY ? PRED_NAMES[p] : "?";
 }

@@ -115,7 +115,7 @@ typedef enum {
 /* Fill tau[0..*n] with tau[0] = 0 and the 1-based timesteps tau[1] < ... < tau[*n] (tau = k + 1),
  * deduplicated. tau needs room for S + 1 ints. 1 <= S <= T. */
 int sched_timesteps(SchedSpacing sp, int T, int S, int *tau, int *n);
-const char *sched_spacing_name(SchedSpacing sp);
+const char *sched_spacing_name(SchedSpacing sp); /* "uniform", "quadratic", "trailing" */
 
 /* ---- parameterisation conversions (exact, at a fixed state x = a x0 + s eps) ------------- */
 
@@ -134,10 +134,7 @@ void sched_target_from_x0_eps(SchedPred pred, double a, double s, double smin, c
 void sched_eps_to_score(double s, const double *eps, double *score, size_t n);
 void sched_score_to_eps(double s, const double *score, double *eps, size_t n);
 
+/* Names as job specs spell them (core/names.h): "eps", "x0", "v", "velocity". */
 const char *sched_pred_name(SchedPred p);
-/* Parse the names used in job specs and checkpoints ("eps", "x0", "v", "velocity";
- * "uniform", "quadratic", "trailing"); ERR_ARG with a hint on anything else. */
-int sched_pred_parse(const char *name, SchedPred *p);
-int sched_spacing_parse(const char *name, SchedSpacing *sp);
 
 #endif

@@ -53,7 +53,7 @@ one_error_line() {
 }
 
 check "fetch --help" sh -c "'$DFM' fetch --help | grep -q 'usage: dfm fetch'"
-check "fetch --list names the datasets" sh -c "'$DFM' fetch --list | grep -q fashion-mnist && '$DFM' fetch --list | grep -q cifar-10"
+check "fetch --list names the datasets" sh -c "'$DFM' fetch --list | grep -q fashion-mnist && '$DFM' fetch --list | grep -q cifar10"
 "$DFM" fetch >/dev/null 2>&1; [ $? -eq 2 ] && ok "no dataset exits 2" || bad "no dataset exits 2"
 "$DFM" fetch imagenet --dir "$tmp/x" >/dev/null 2>&1; [ $? -eq 2 ] && ok "unknown dataset exits 2" || bad "unknown dataset exits 2"
 "$DFM" fetch fashion-mnist --dir >/dev/null 2>&1; [ $? -eq 2 ] && ok "--dir without value exits 2" || bad "--dir without value exits 2"

@@ -1,7 +1,8 @@
 #!/bin/sh
 # tests/cli/t_validate.sh - `dfm validate` end to end: every shipped job validates and its output
 # re-validates to the same text; every malformed spec in tests/io/bad_specs exits 2 with one line
-# on stderr naming the expected file:line:col; --help, --set and usage errors.
+# on stderr naming the expected file:line:col; --help, --set and usage errors; the key tables of
+# jobs/README.md are what the schema generates.
 # Needs $DFM (path to bin/dfm); prints "ok - name" / "not ok - name"; exits 1 if any check failed.
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -115,6 +116,16 @@ m8=$("$DFM" validate jobs/bench-fmnist-small.yaml --set train.micro_batch=8 2>&1
 m16=$("$DFM" validate jobs/bench-fmnist-small.yaml --set train.micro_batch=16 2>&1 | sed -n 's/^# memory: needs about \([0-9]*\) MiB per rank at micro-batch 16$/\1/p')
 if [ -n "$m8" ] && [ -n "$m16" ] && [ "$m16" -gt "$m8" ]; then ok "memory estimate per rank ($m8, $m16 MiB)"
 else notok "memory estimate per rank" "micro-batch 8: '$m8', 16: '$m16'"; fi
+
+# ---- the key tables of jobs/README.md are generated from the schema ------------------------------
+JOBDOC=${DFM_BIN:-$ROOT/bin}/tools/jobdoc
+if [ ! -x "$JOBDOC" ]; then notok "jobs/README.md key tables match the schema" "$JOBDOC not built"
+elif ! "$JOBDOC" jobs/README.md > "$TMP/readme" 2> "$TMP/err"; then
+    notok "jobs/README.md key tables match the schema" "$(cat "$TMP/err")"
+elif ! cmp -s "$TMP/readme" jobs/README.md; then
+    notok "jobs/README.md key tables match the schema" \
+        "they differ from io/jobspec_keys.c; run 'make docs': $(diff jobs/README.md "$TMP/readme" | head -6 | tr '\n' ' ')"
+else ok "jobs/README.md key tables match the schema"; fi
 
 echo "# $count checks, $fails failed"
 [ $fails -eq 0 ]

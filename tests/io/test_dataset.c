@@ -356,9 +356,9 @@ Test(dataset, cifar10_synthetic_archive, .timeout = 120)
     const char *mirrors[1] = {g_mirror};
     FetchOptions o = quick_opts();
     o.allow_unpinned = 1; /* a synthetic archive cannot match the pinned upstream one */
-    cr_assert_eq(dataset_fetch("cifar-10", g_out, mirrors, 1, 0, &o), ERR_OK, "%s", err_message());
+    cr_assert_eq(dataset_fetch(DATASET_CIFAR10, g_out, mirrors, 1, 0, &o), ERR_OK, "%s", err_message());
     Dataset ds;
-    cr_assert_eq(dataset_open(&ds, "cifar-10", g_out, DATASET_TRAIN), ERR_OK, "%s", err_message());
+    cr_assert_eq(dataset_open(&ds, DATASET_CIFAR10, g_out, DATASET_TRAIN), ERR_OK, "%s", err_message());
     cr_assert_eq(ds.n, 50000);
     cr_assert_eq(ds.c, 3);
     cr_assert_eq(ds.h, 32);
@@ -369,7 +369,7 @@ Test(dataset, cifar10_synthetic_archive, .timeout = 120)
     cr_assert_eq(ds.u8[i * 3072 + 0], (uint8_t)((5 * 31 + 1 + 1) & 255));
     cr_assert_eq(ds.u8[i * 3072 + 3071], (uint8_t)((5 * 31 + 3072 + 1) & 255));
     dataset_free(&ds);
-    cr_assert_eq(dataset_open(&ds, "cifar-10", g_out, DATASET_TEST), ERR_OK, "%s", err_message());
+    cr_assert_eq(dataset_open(&ds, DATASET_CIFAR10, g_out, DATASET_TEST), ERR_OK, "%s", err_message());
     cr_assert_eq(ds.n, 10000);
     cr_assert_eq(ds.labels[3], (3 + 5) % 10);
     dataset_free(&ds);

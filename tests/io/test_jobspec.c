@@ -11,6 +11,7 @@
 #include "core/err.h"
 #include "core/mem.h"
 #include "io/jobspec.h"
+#include "io/jobspec_int.h" /* the schema rows, for the tests that walk them */
 
 static const char *root_dir(void)
 {
@@ -105,7 +106,6 @@ Test(jobspec, defaults)
     cr_assert_eq(js.data.img_size, 28);
     cr_assert_eq(js.data.img_channels, 1);
     cr_assert_eq(js.data.data_dim, 784);
-    cr_assert(js.data.drop_last);
     cr_assert_eq(js.model.type, JOB_MODEL_UNET);
     cr_assert_eq(js.model.unet.channels, 64);
     cr_assert_eq(js.model.unet.n_ch_mult, 3);
@@ -272,6 +272,24 @@ Test(jobspec, bench_fmnist_small)
     xfree(p);
 }
 
+Test(jobspec, shipped_jobs_take_a_short_smoke_run)
+{
+    /* One override makes a smoke run of any shipped job: the warm-up is clamped. */
+    char **files;
+    int n = list_yaml("jobs", &files);
+    const char *sets[] = {"train.steps=3"};
+    for (int i = 0; i < n; i++) {
+        JobSpec js;
+        err_clear();
+        cr_assert_eq(jobspec_load_with(&js, files[i], sets, 1), ERR_OK, "%s: %s", files[i],
+                     err_message());
+        cr_assert_leq(jobspec_warmup_steps(&js), 2, "%s", files[i]);
+        cr_assert_eq(jobspec_warmup_steps(&js), js.train.warmup < 3 ? js.train.warmup : 2);
+        jobspec_free(&js);
+    }
+    free_list(files, n);
+}
+
 /* ---- --set ---------------------------------------------------------------------------------- */
 
 Test(jobspec, set_valid_overrides)
@@ -332,7 +350,7 @@ Test(jobspec, set_invalid_leaves_spec_unchanged)
     cr_assert(strstr(err_message(), "expected section.key=value") != NULL, "%s", err_message());
     cr_assert_eq(jobspec_set(&js, "train.micro_batch=7"), ERR_SPEC); /* cross-field */
     cr_assert_str_eq(err_message(), "--set train.micro_batch=7: train.micro_batch: 7 does not divide "
-                                    "the per-pass batch 64 (train.batch 64 / train.grad_accum 1)");
+                                    "train.batch (64)");
     cr_assert_eq(jobspec_set(&js, "model.unet.ch_mult=[1, 2"), ERR_PARSE);
     cr_assert(!strncmp(err_message(), "--set model.unet.ch_mult=[1, 2: malformed YAML", 46), "%s",
               err_message());
@@ -382,6 +400,23 @@ Test(jobspec, set_errors_name_the_assignment_for_cross_checks)
     cr_assert_str_eq(err_message(), "t.yaml:2:9: model.type: dataset toy2d needs model.type mlp");
     cr_assert_eq(jobspec_set(&js, "model.type=mlp"), ERR_SPEC); /* mlp needs toy2d */
     cr_assert_str_eq(err_message(), "--set model.type=mlp: model.type: model.type mlp needs data.dataset toy2d");
+    jobspec_free(&js);
+}
+
+Test(jobspec, removed_keys_say_what_replaces_them)
+{
+    JobSpec js;
+    cr_assert_eq(load_str(&js, "train:\n  grad_accum: 4\n"), ERR_SPEC);
+    cr_assert(!strncmp(err_message(), "t.yaml:2:3: train.grad_accum was removed: ", 41), "%s",
+              err_message());
+    cr_assert(strstr(err_message(), "train.micro_batch bounds the memory per pass") != NULL, "%s",
+              err_message());
+    cr_assert_eq(load_str(&js, "data:\n  drop_last: true\n"), ERR_SPEC);
+    cr_assert(strstr(err_message(), "data.drop_last was removed") != NULL, "%s", err_message());
+    cr_assert_eq(load_str(&js, "run:\n  name: a\n"), ERR_OK);
+    cr_assert_eq(jobspec_set(&js, "train.grad_accum=1"), ERR_SPEC);
+    cr_assert(!strncmp(err_message(), "--set train.grad_accum=1: train.grad_accum was removed: ", 56),
+              "%s", err_message());
     jobspec_free(&js);
 }
 
@@ -535,6 +570,106 @@ Test(jobspec, every_key_documented)
     }
     xfree(doc);
     xfree(p);
+}
+
+/* ---- the schema rows ------------------------------------------------------------------------ */
+
+Test(jobspec, every_row_has_a_default_or_a_rule_and_a_meaning)
+{
+    cr_assert_eq(jobspec_nkeys(), g_nfields);
+    for (size_t i = 0; i < g_nfields; i++) {
+        const Field *f = &g_fields[i];
+        cr_expect((f->def != NULL) != (f->derive != NULL),
+                  "%s: give exactly one of .def (the default as YAML) or .derive (the rule)", f->path);
+        cr_expect(f->doc && *f->doc, "%s: no .doc (the one-line meaning)", f->path);
+        cr_expect(strchr(f->path, '.') != NULL, "%s: a key lives in a section", f->path);
+        cr_expect(!f->doc || !strchr(f->doc, '|'), "%s: '|' breaks the Markdown table", f->path);
+        for (size_t j = 0; j < i; j++)
+            cr_expect(strcmp(g_fields[j].path, f->path), "%s: two rows", f->path);
+    }
+    /* A section's keys are contiguous (emission and the README tables rely on it). */
+    for (size_t i = 1; i < g_nfields; i++) {
+        size_t l = strcspn(g_fields[i].path, ".");
+        if (!strncmp(g_fields[i - 1].path, g_fields[i].path, l + 1)) continue;
+        for (size_t j = i + 1; j < g_nfields; j++)
+            cr_expect(strncmp(g_fields[j].path, g_fields[i - 1].path,
+                              strcspn(g_fields[i - 1].path, ".") + 1),
+                      "%s is not next to the other keys of its section", g_fields[j].path);
+    }
+}
+
+Test(jobspec, defaults_come_from_the_rows)
+{
+    /* A key with a .def has exactly that value by default (setting it changes nothing); no
+     * key of the defaults counts as explicit. Two bases cover every subsection. */
+    static const char *const bases[] = {
+        "run:\n  name: dfm\n",
+        "data:\n  dataset: toy2d\nmodel:\n  type: mlp\nobjective:\n  type: flow\n"};
+    JobSpec js;
+    cr_assert_eq(jobspec_defaults(&js), ERR_OK, "%s", err_message());
+    for (size_t i = 0; i < g_nfields; i++)
+        cr_expect(!explicit_key(&js, (int)i), "%s is explicit in the defaults", g_fields[i].path);
+    jobspec_free(&js);
+    int checked = 0;
+    for (size_t k = 0; k < 2; k++) {
+        cr_assert_eq(load_str(&js, bases[k]), ERR_OK, "%s", err_message());
+        for (size_t i = 0; i < g_nfields; i++) {
+            const Field *f = &g_fields[i];
+            int sub;
+            if (!f->def || !field_active(&js, i, &sub) || explicit_key(&js, (int)i)) continue;
+            char text[512];
+            snprintf(text, sizeof text, "%s=%s", f->path, f->def);
+            JobSpec b;
+            jobspec_copy(&b, &js);
+            err_clear();
+            cr_expect_eq(jobspec_set(&b, text), ERR_OK, "%s: %s", text, err_message());
+            cr_expect(jobspec_equal(&js, &b), "%s: the default differs from the row's .def", f->path);
+            jobspec_free(&b);
+            checked++;
+        }
+        jobspec_free(&js);
+    }
+    cr_assert_geq(checked, 70);
+}
+
+Test(jobspec, doc_table)
+{
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&buf, &len);
+    cr_assert_eq(jobspec_doc_table(f, "train"), ERR_OK, "%s", err_message());
+    fclose(f);
+    cr_assert(strstr(buf, "| `train.batch` | int | `64` | 1 .. 1048576 | ") != NULL, "%s", buf);
+    cr_assert(strstr(buf, "| `train.micro_batch` | int | derived: ") != NULL, "%s", buf);
+    cr_assert(strstr(buf, "`model.") == NULL);
+    free(buf);
+    f = open_memstream(&buf, &len);
+    err_clear();
+    cr_assert_eq(jobspec_doc_table(f, "trian"), ERR_ARG);
+    fclose(f);
+    free(buf);
+}
+
+Test(jobspec, every_path_key_refuses_an_empty_path)
+{
+    int npaths = 0;
+    for (size_t i = 0; i < g_nfields; i++) {
+        const Field *f = &g_fields[i];
+        if ((f->fl & FL_PATH) != FL_PATH) continue;
+        npaths++;
+        JobSpec js;
+        cr_assert_eq(load_str(&js, "run:\n  name: p\n"), ERR_OK);
+        char set[128], want[256];
+        snprintf(set, sizeof set, "%s=", f->path);
+        snprintf(want, sizeof want, "--set %s: %s: expected a path, got an empty string", set, f->path);
+        err_clear();
+        cr_expect_eq(jobspec_set(&js, set), ERR_SPEC, "%s", set);
+        cr_expect(!strncmp(err_message(), want, strlen(want)), "%s", err_message());
+        snprintf(set, sizeof set, "%s=\"\"", f->path);
+        cr_expect_eq(jobspec_set(&js, set), ERR_SPEC, "%s", set);
+        jobspec_free(&js);
+    }
+    cr_assert_geq(npaths, 5); /* out_dir, data.dir, checkpoint.dir, sample.out, slurm.output */
 }
 
 /* ---- the malformed-spec corpus -------------------------------------------------------------- */
