@@ -10,6 +10,7 @@
 #include "core/rng.h" /* rng_fill_normal_f64, rng_stream */
 
 #define INPAINT_SUB_BIT 0x80000000u
+#define RENOISE_SUB_BIT 0x40000000u
 
 /* ---- configuration ------------------------------------------------------------------------ */
 
@@ -338,71 +339,88 @@ int sched_diffusion_run_d(const SamplerConfig *cfg, SchedPred pred, const SchedL
     eval_init(&ev, net, ctx, B, D, labels, cfg->guidance, st);
     int rc = ERR_OK;
 
+    int U = mask && cfg->resample > 1 ? cfg->resample : 1;
+    if (U > 1 && cfg->kind == SAMPLER_DPMPP_2M) {
+        ERR(ERR_ARG, "resampling is for the ddpm and ddim samplers (dpmpp-2m is multistep)");
+        rc = ERR_ARG;
+        U = 0;
+    }
     uint32_t k = 0;
     for (size_t i = lv->n; i >= 1; i--, k++) {
-        double ab = lv->abar[i], abp = lv->abar[i - 1];
-        double a = sqrt(ab), s = sqrt(1.0 - ab), ap = sqrt(abp), sp = sqrt(1.0 - abp);
-        rc = eval_model(&ev, x, lv->tnet[i], out);
-        if (rc != ERR_OK) break;
-        sched_pred_to_x0_eps(pred, a, s, 0.0, x, out, x0h, eps, n);
-        if (cfg->clip_x0) {
-            /* clip x0-hat, then re-derive eps from it so that x_i = a x0-hat + s eps-hat still
-             * holds: the step then moves along the trajectory of the x0 it commits to (as
-             * improved/guided-diffusion do), and DDIM(eta = 1) stays DDPM(beta~) */
-            double c = cfg->clip;
-            for (size_t q = 0; q < n; q++) {
-                x0h[q] = x0h[q] > c ? c : (x0h[q] < -c ? -c : x0h[q]);
-                eps[q] = (x[q] - a * x0h[q]) / s;
+        /* RePaint resampling (inpainting only): after a step to level i-1, re-noise back to
+         * level i with q(x_i | x_{i-1}) and step again, `resample` times in all */
+        for (int u = 0; u < U && rc == ERR_OK; u++) {
+            uint32_t kk = k + ((uint32_t)u << 17);
+            if (u > 0) { /* back to level i: x = sqrt(r) x + sqrt(1 - r) z, r = abar_i/abar_{i-1} */
+                double r = lv->abar[i] / lv->abar[i - 1];
+                step_noise(cfg->seed, sample_idx, B, D, kk | RENOISE_SUB_BIT, z);
+                for (size_t q = 0; q < n; q++) x[q] = sqrt(r) * x[q] + sqrt(1.0 - r) * z[q];
             }
-        }
-        switch (cfg->kind) {
-        case SAMPLER_DDPM: {
-            /* posterior q(x_{i-1} | x_i, x0h) of the (respaced) chain */
-            double b = lv->beta[i];
-            double c1 = b * ap / (1.0 - ab);
-            double c2 = sqrt(1.0 - b) * (1.0 - abp) / (1.0 - ab);
-            double var = cfg->var == SCHED_VAR_BETA ? b : b * (1.0 - abp) / (1.0 - ab);
-            int noisy = i > 1 && var > 0.0; /* no noise on the last step */
-            if (noisy) step_noise(cfg->seed, sample_idx, B, D, k, z);
-            double sd = sqrt(var);
-            for (size_t q = 0; q < n; q++)
-                x[q] = c1 * x0h[q] + c2 * x[q] + (noisy ? sd * z[q] : 0.0);
-            break;
-        }
-        case SAMPLER_DDIM: {
-            double sig = sched_ddim_sigma(cfg->eta, ab, abp);
-            double r = 1.0 - abp - sig * sig;
-            double dir = r > 0.0 ? sqrt(r) : 0.0;
-            int noisy = sig > 0.0;
-            if (noisy) step_noise(cfg->seed, sample_idx, B, D, k, z);
-            for (size_t q = 0; q < n; q++)
-                x[q] = ap * x0h[q] + dir * eps[q] + (noisy ? sig * z[q] : 0.0);
-            break;
-        }
-        case SAMPLER_DPMPP_2M: {
-            if (abp >= 1.0) { /* lambda = +inf: the first-order step is x0-hat itself */
-                memcpy(x, x0h, n * sizeof(double));
+            double ab = lv->abar[i], abp = lv->abar[i - 1];
+            double a = sqrt(ab), s = sqrt(1.0 - ab), ap = sqrt(abp), sp = sqrt(1.0 - abp);
+            rc = eval_model(&ev, x, lv->tnet[i], out);
+            if (rc != ERR_OK) break;
+            sched_pred_to_x0_eps(pred, a, s, 0.0, x, out, x0h, eps, n);
+            if (cfg->clip_x0) {
+                /* clip x0-hat, then re-derive eps from it so that x_i = a x0-hat + s eps-hat still
+                 * holds: the step then moves along the trajectory of the x0 it commits to (as
+                 * improved/guided-diffusion do), and DDIM(eta = 1) stays DDPM(beta~) */
+                double c = cfg->clip;
+                for (size_t q = 0; q < n; q++) {
+                    x0h[q] = x0h[q] > c ? c : (x0h[q] < -c ? -c : x0h[q]);
+                    eps[q] = (x[q] - a * x0h[q]) / s;
+                }
+            }
+            switch (cfg->kind) {
+            case SAMPLER_DDPM: {
+                /* posterior q(x_{i-1} | x_i, x0h) of the (respaced) chain */
+                double b = lv->beta[i];
+                double c1 = b * ap / (1.0 - ab);
+                double c2 = sqrt(1.0 - b) * (1.0 - abp) / (1.0 - ab);
+                double var = cfg->var == SCHED_VAR_BETA ? b : b * (1.0 - abp) / (1.0 - ab);
+                int noisy = i > 1 && var > 0.0; /* no noise on the last step */
+                if (noisy) step_noise(cfg->seed, sample_idx, B, D, kk, z);
+                double sd = sqrt(var);
+                for (size_t q = 0; q < n; q++)
+                    x[q] = c1 * x0h[q] + c2 * x[q] + (noisy ? sd * z[q] : 0.0);
                 break;
             }
-            double h = log(ap / sp) - log(a / s);
-            double ratio = sp / s, coef = -ap * expm1(-h); /* -a_t (e^{-h} - 1) */
-            if (have_prev) {
-                double r = h_prev / h, c0 = 1.0 + 1.0 / (2.0 * r), cm = 1.0 / (2.0 * r);
+            case SAMPLER_DDIM: {
+                double sig = sched_ddim_sigma(cfg->eta, ab, abp);
+                double r = 1.0 - abp - sig * sig;
+                double dir = r > 0.0 ? sqrt(r) : 0.0;
+                int noisy = sig > 0.0;
+                if (noisy) step_noise(cfg->seed, sample_idx, B, D, kk, z);
                 for (size_t q = 0; q < n; q++)
-                    x[q] = ratio * x[q] + coef * (c0 * x0h[q] - cm * dprev[q]);
-            } else {
-                for (size_t q = 0; q < n; q++) x[q] = ratio * x[q] + coef * x0h[q];
+                    x[q] = ap * x0h[q] + dir * eps[q] + (noisy ? sig * z[q] : 0.0);
+                break;
             }
-            memcpy(dprev, x0h, n * sizeof(double));
-            h_prev = h;
-            have_prev = 1;
-            break;
+            case SAMPLER_DPMPP_2M: {
+                if (abp >= 1.0) { /* lambda = +inf: the first-order step is x0-hat itself */
+                    memcpy(x, x0h, n * sizeof(double));
+                    break;
+                }
+                double h = log(ap / sp) - log(a / s);
+                double ratio = sp / s, coef = -ap * expm1(-h); /* -a_t (e^{-h} - 1) */
+                if (have_prev) {
+                    double r = h_prev / h, c0 = 1.0 + 1.0 / (2.0 * r), cm = 1.0 / (2.0 * r);
+                    for (size_t q = 0; q < n; q++)
+                        x[q] = ratio * x[q] + coef * (c0 * x0h[q] - cm * dprev[q]);
+                } else {
+                    for (size_t q = 0; q < n; q++) x[q] = ratio * x[q] + coef * x0h[q];
+                }
+                memcpy(dprev, x0h, n * sizeof(double));
+                h_prev = h;
+                have_prev = 1;
+                break;
+            }
+            default:
+                ASSERT(0);
+            }
+            if (mask) replace_known(cfg->seed, sample_idx, B, D, kk, ap, sp, mask, known, x, z);
+            st->steps++;
         }
-        default:
-            ASSERT(0);
-        }
-        if (mask) replace_known(cfg->seed, sample_idx, B, D, k, ap, sp, mask, known, x, z);
-        st->steps++;
+        if (rc != ERR_OK) break;
     }
     if (rc == ERR_OK && mask) copy_known(n, mask, known, x);
     if (rc == ERR_OK) rc = check_finite(x, n, sampler_kind_name(cfg->kind));

@@ -84,6 +84,11 @@ typedef struct {
                              (DDPM/DDIM/DPM++) */
     double clip;          /* usually 1 */
     double guidance;      /* w, 1 = neutral (see above) */
+    int resample;         /* inpainting with DDPM/DDIM: RePaint resampling, each level's step is
+                             taken `resample` times, re-noising back with q(x_i | x_{i-1}) in
+                             between (noise sub = k + (u << 17) | 2^30); 0 or 1 = off, ignored
+                             without a mask. Costs `resample` NFE per level (sampler_nfe counts
+                             a run without a mask) */
     uint64_t seed;
 } SamplerConfig;
 
