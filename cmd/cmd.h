@@ -52,6 +52,8 @@ int cmd_load_job(int argc, char **argv, const char *sub, void (*sub_usage)(FILE 
 int cmd_validate(int argc, char **argv);
 int cmd_fetch(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_submit(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 int cmd_ckpt(int argc, char **argv);
 int cmd_evaluator(int argc, char **argv);
 int cmd_eval(int argc, char **argv);

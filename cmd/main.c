@@ -17,6 +17,8 @@ static const CmdEntry g_cmds[] = {
     {"validate", "check a job spec and print it fully resolved", cmd_validate},
     {"fetch", "download and verify a dataset", cmd_fetch},
     {"train", "train a model on one rank or many (mpirun)", cmd_train},
+    {"submit", "submit a job spec to Slurm as a batch job (or a sweep as an array job)", cmd_submit},
+    {"status", "show a submitted run: Slurm state, restarts, checkpoint, progress, log", cmd_status},
     {"ckpt", "list, verify, inspect and export checkpoints", cmd_ckpt},
     {"evaluator", "train or test the classifiers behind FD-FMNIST / FD-MNIST", cmd_evaluator},
     {"sample", "draw samples from trained weights, on one rank or many", cmd_sample},
