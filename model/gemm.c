@@ -24,7 +24,7 @@ GemmEngine gemm_engine(void)
 {
     if (engine < 0) {
         const char *e = getenv("DFM_GEMM");
-        engine = e && !strcmp(e, "openblas") ? GEMM_OPENBLAS : GEMM_ONEDNN;
+        engine = e && !strcmp(e, "onednn") ? GEMM_ONEDNN : GEMM_OPENBLAS;
     }
     return (GemmEngine)engine;
 }

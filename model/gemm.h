@@ -6,11 +6,14 @@
  * not depend on the thread count. That is what makes every result bitwise identical for any
  * number of threads.
  *
- * Engines: oneDNN's dnnl_sgemm (the default: it dispatches at run time to the best kernel of
- * the CPU, AVX-512 where there is one, AVX2 otherwise, whatever OPENBLAS_CORETYPE says) and
- * OpenBLAS's cblas_sgemm. Either gives results that depend only on the call's arguments (one
- * thread, fixed blocking), never on the batch a sample is in. DFM_GEMM=openblas in the
- * environment, or gemm_set_engine, selects OpenBLAS. The engine must not change between a
+ * Engines: OpenBLAS's cblas_sgemm (the default) and oneDNN's dnnl_sgemm (it dispatches at run
+ * time to the best kernel of the CPU, AVX-512 where there is one, whatever OPENBLAS_CORETYPE
+ * says). Either gives results that depend only on the call's arguments (one thread, fixed
+ * blocking), never on the batch a sample is in. DFM_GEMM=onednn in the environment, or
+ * gemm_set_engine, selects oneDNN. It is not the default: about one signalled two-rank training
+ * run in twenty ended in a glibc heap-corruption abort inside dnnl_sgemm's free (never with
+ * OpenBLAS in 60 runs of the same scenario), and on this project's 2-core test machine it was
+ * not measurably faster. The engine must not change between a
  * forward and its backward, nor between runs whose bits are compared.
  */
 #ifndef DFM_MODEL_GEMM_H
