@@ -890,7 +890,8 @@ int ckpt_latest_name(const char *ckdir, char name[CKPT_NAME_MAX])
         buf[strcspn(buf, "\n")] = '\0';
         uint64_t s;
         int tmp;
-        if (parse_name(buf, &s, &tmp) && !tmp) snprintf(name, CKPT_NAME_MAX, "%s", buf);
+        size_t len = strlen(buf);
+        if (parse_name(buf, &s, &tmp) && !tmp && len < CKPT_NAME_MAX) memcpy(name, buf, len + 1);
     }
     fclose(f);
     return ERR_OK;
@@ -934,7 +935,7 @@ int ckpt_list(const char *ckdir, CkptEntry **out, size_t *count)
         }
         CkptEntry *c = &v[n++];
         memset(c, 0, sizeof *c);
-        snprintf(c->name, sizeof c->name, "%s", e->d_name);
+        memcpy(c->name, e->d_name, strlen(e->d_name) + 1); /* length checked above */
         c->step = step;
         c->bytes = dir_bytes(path);
         c->latest = !strcmp(latest, c->name);
