@@ -22,6 +22,10 @@ typedef struct {
  * and return its exit status. */
 int cmd_report(int rc);
 
+/* End a command that started MPI: on error report it and abort every rank (a lone failing rank
+ * must not leave the others waiting), then finalize; returns the exit status (0 when rc is OK). */
+int cmd_dist_end(int rc);
+
 /* Print "dfm: <fmt>" and "run 'dfm <sub> --help' for usage" (sub may be NULL); returns 2. */
 int cmd_usage_error(const char *sub, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

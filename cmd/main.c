@@ -39,6 +39,14 @@ static void usage(FILE *f)
 
 int cmd_is_help(const char *s) { return !strcmp(s, "-h") || !strcmp(s, "--help"); }
 
+int cmd_dist_end(int rc)
+{
+    int status = cmd_report(rc);
+    if (status != 0 && dist_size() > 1) dist_abort(status);
+    dist_finalize();
+    return status;
+}
+
 int cmd_report(int rc)
 {
     if (rc == ERR_OK) return 0;

@@ -134,12 +134,5 @@ int cmd_sample(int argc, char **argv)
     sample_model_free(&m);
     for (int i = 0; i < n_sets; i++) xfree(sets[i]);
     xfree(sets);
-    if (rc != ERR_OK) {
-        int status = cmd_report(rc);
-        if (dist_size() > 1) dist_abort(status);
-        dist_finalize();
-        return status;
-    }
-    dist_finalize();
-    return 0;
+    return cmd_dist_end(rc);
 }

@@ -76,12 +76,6 @@ int cmd_train(int argc, char **argv)
     TrainResult res;
     if (rc == ERR_OK) rc = train_run(&js, &opt, &res);
     jobspec_free(&js);
-    if (rc != ERR_OK) {
-        int status = cmd_report(rc);
-        if (dist_size() > 1) dist_abort(status);
-        dist_finalize();
-        return status;
-    }
-    dist_finalize();
-    return res.preempted ? DFM_EXIT_PREEMPTED : 0;
+    int status = cmd_dist_end(rc);
+    return status != 0 ? status : res.preempted ? DFM_EXIT_PREEMPTED : 0;
 }
