@@ -242,12 +242,23 @@ test-fuzz: $(FUZZ_BIN)
 	  || { tail -40 $(FUZZ_DIR)/last-ckpt.log; echo "fuzz: 0 passed, 1 failed"; exit 1; }
 
 # ---- the quick start: fetch Fashion-MNIST, train the quick-start job on NP ranks ------------
+# ... then score RUN_EVAL_N samples of an image job with dfm eval (FD-FMNIST or FD-MNIST beside
+# the real-data floor at the same count); RUN_EVAL_N=0 skips it.
 NP ?= 2
 RUN_JOB ?= jobs/quickstart.yaml
+RUN_EVAL_N ?= 500
 run: deps
 	@$(MAKE) -j2 --no-print-directory $(DFM)
 	$(DFM) fetch fashion-mnist --quiet
 	mpirun -np $(NP) --oversubscribe --bind-to none $(DFM) train $(RUN_JOB)
+	@spec=$$($(DFM) validate $(RUN_JOB)) || exit 1; \
+	out=$$(printf '%s\n' "$$spec" | sed -n '/^run:/,/^[a-z]/s/^  out_dir: //p'); \
+	case $$(printf '%s\n' "$$spec" | sed -n 's/^  dataset: //p') in \
+	  fashion-mnist) ev=fmnist ;; mnist) ev=mnist ;; *) ev= ;; esac; \
+	if [ -n "$$ev" ] && [ "$(RUN_EVAL_N)" != 0 ]; then \
+	  echo "mpirun -np $(NP) $(DFM) eval $$out --n $(RUN_EVAL_N) --evaluator $$ev"; \
+	  mpirun -np $(NP) --oversubscribe --bind-to none $(DFM) eval $$out --n $(RUN_EVAL_N) --evaluator $$ev; \
+	fi
 
 # ---- benchmarks and references (long; need python3-torch) ---------------------------------
 bench: deps
