@@ -164,6 +164,7 @@ typedef struct {
     JobReduce reduce;
     bool zero1;
     int log_every, sample_every, sample_count, check_every, max_nonfinite;
+    int watchdog; /* seconds; 0 = off */
 } JobTrain;
 
 typedef struct {
@@ -210,6 +211,7 @@ typedef struct {
     char **setup;   /* shell lines before the launch */
     int n_setup;
     JobLauncher launcher;
+    char *mpi;      /* srun --mpi= */
 } JobSlurm;
 
 /* Where a key's value came from (for error messages and derived defaults). */

@@ -155,6 +155,20 @@ static int check_mem(const char *s, char *why, size_t nwhy)
     return !ok;
 }
 
+/* srun --mpi=TYPE: a plugin name as `srun --mpi=list` prints them (pmix, pmix_v4, pmi2,
+ * cray_shasta, none, ...). */
+static int check_mpi(const char *s, char *why, size_t nwhy)
+{
+    size_t n = strlen(s), i = 0;
+    while (i < n && (islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '_'))
+        i++;
+    int ok = n > 0 && i == n && isalpha((unsigned char)s[0]);
+    if (!ok)
+        snprintf(why, nwhy, "expected an srun MPI plugin name (`srun --mpi=list`): pmix, "
+                            "pmix_v4, pmi2, none, ...");
+    return !ok;
+}
+
 static int check_sbatch(const char *s, char *why, size_t nwhy)
 {
     if (s[0] != '-') {
@@ -346,6 +360,10 @@ const Field g_fields[] = {
       .doc = "steps between checks that all ranks hold identical parameters; 0 = never"),
     I("train.max_nonfinite", train.max_nonfinite, 1, 1000000, 0, .def = "5",
       .doc = "consecutive non-finite losses (steps skipped) before training stops with an error"),
+    I("train.watchdog", train.watchdog, 0, 1000000, 0, .def = "300",
+      .doc = "seconds without a step boundary (checkpoint saves and sample grids not counted) "
+             "after which a rank ends the job with exit status 70, because another rank died "
+             "or hangs; 0 = off"),
 
     S("checkpoint.dir", checkpoint.dir, 2048, FL_PATH, NULL, .derive = "`<out_dir>/ckpt`",
       .doc = "checkpoint directory"),
@@ -455,6 +473,11 @@ const Field g_fields[] = {
        .doc = "shell lines run before the launch (`module load ...`)", .only = SUBMIT),
     E("slurm.launcher", slurm.launcher, k_launch, .def = "srun",
       .doc = "how the ranks are started", .only = SUBMIT),
+    S("slurm.mpi", slurm.mpi, 32, FL_NONEMPTY, check_mpi, .def = "pmix",
+      .allowed = "an `srun --mpi` plugin name: `pmix`, `pmix_v4`, `pmi2`, `none`, ...",
+      .doc = "`srun --mpi=` of the launch (with `launcher: srun`): the PMI the MPI library was "
+             "built with (`srun --mpi=list` names those of the cluster)",
+      .only = SUBMIT),
 };
 const size_t g_nfields = sizeof g_fields / sizeof g_fields[0];
 
