@@ -45,7 +45,7 @@ d="$TMP/dead"
 # shellcheck disable=SC2086
 id=$(submit "$d" $LONG --set train.watchdog=0) || notok "dead rank: submit"
 if wait_state "$id" 60 RUNNING && wait_step "$d" 5 60; then
-    victim=$(pgrep -xf "$DFM train $d/job.yaml" | head -1)
+    victim=$(pgrep -f "^[^ ]*dfm train $d/job.yaml\$" | head -1) # a task, not srun
     start=$(date +%s)
     [ -n "$victim" ] && kill -9 "$victim"
     wait_state "$id" 60 FAILED COMPLETED CANCELLED
