@@ -7,16 +7,18 @@
  * checkpoint and exits with DFM_EXIT_PREEMPTED. A second SIGINT ends the process at once
  * (status 130), as an impatient Ctrl-C expects. preempt_restore puts the old handlers back.
  *
- * Start-up: `dfm train` calls preempt_block first, so a signal that arrives before the handlers
- * can take it (while the job spec loads, across the OpenMP wait-policy re-exec, which keeps
- * blocked and pending signals but resets handlers, and during MPI_Init) stays pending instead
- * of killing the process unrecorded; threads started meanwhile (MPI's, OpenMP's) inherit the
- * mask, so later signals go to the main thread. preempt_unblock, once the handlers are
- * installed and MPI runs, lets the pending signal in. The ranks agree on it before the first
- * step (dist/trainckpt.h): a run preempted before step 1 stops at once with
- * DFM_EXIT_PREEMPTED and saves nothing, since its state is the one it started from (a fresh
- * start, or the checkpoint it resumed). While blocked, a second SIGINT cannot end the process
- * at once: it does so from the unblocking on.
+ * Start-up: `dfm train` calls preempt_block first and preempt_install next, and keeps the
+ * signals blocked until the OpenMP wait-policy decision is taken (dist_choose_wait_policy).
+ * That decision may re-exec the process, which resets handlers to the default (terminate) but
+ * keeps the signal mask and pending signals: a signal that arrives meanwhile stays pending
+ * instead of killing the process unrecorded or setting a flag the new image would not see, and
+ * the re-executed image starts with the signals blocked until its own handlers are installed.
+ * preempt_unblock then lets a pending signal in; from there on (MPI_Init, the data, the
+ * resume) the handlers record it. The ranks agree on it before the first step
+ * (dist/trainckpt.h): a run preempted before step 1 stops at once with DFM_EXIT_PREEMPTED and
+ * saves nothing, since its state is the one it started from (a fresh start, or the checkpoint
+ * it resumed). Two SIGINTs within the blocked window (the spec loading, milliseconds) count as
+ * one.
  */
 #ifndef DFM_DIST_PREEMPT_H
 #define DFM_DIST_PREEMPT_H
@@ -36,8 +38,9 @@ int preempt_pending(void);
  * the training loop calls it on rank 0 before each step, 1-based). */
 void preempt_fault_step(long step1);
 /* Fault injection for the start-up tests: with DFM_FAULT_SIGNAL_STARTUP=POINT[@RANK], the
- * process sends itself SIGUSR1 at POINT: `exec` (before the wait-policy re-exec; the variable is
- * then removed, so only the first process image sends it), `mpi-init` (before MPI_Init),
+ * process sends itself SIGUSR1 at POINT: `exec` (before the wait-policy re-exec, signals blocked;
+ * the variable is then removed, so only the first process image sends it), `mpi-init` (before
+ * MPI_Init),
  * `resume` (after the data loaded, before the checkpoint is looked for). @RANK: that rank only
  * (rank -1: not known yet, never matches a @RANK). */
 void preempt_fault_startup(const char *point, int rank);

@@ -46,7 +46,7 @@ cat "$TMP/golden"
 if dry "$TINY" --set run.out_dir="$TMP/dry" && [ ! -e "$TMP/dry" ] && bash -n "$TMP/dry.sh" &&
     has '#SBATCH --ntasks-per-node=2' && has '#SBATCH --signal=USR1@60' && has '#SBATCH --requeue' &&
     has '#SBATCH --open-mode=append' && has "#SBATCH --chdir=$ROOT" && has "DFM=$DFM" &&
-    has 'srun --mpi=pmix --cpus-per-task=1 "$DFM" train "$RUN_DIR/job.yaml"' &&
+    has 'srun --mpi=pmix --kill-on-bad-exit=1 --cpus-per-task=1 "$DFM" train "$RUN_DIR/job.yaml"' &&
     has 'export OMP_NUM_THREADS=1' && ! has '#SBATCH --partition' && ! has '#SBATCH --array'; then
     ok "dry run: valid bash, the slurm section's options, srun --mpi=pmix, no file written"
 else notok "dry run script" "$(cat "$TMP/dry.err")"; fi
