@@ -39,8 +39,9 @@ if [ "$st" = FAILED ] && [ "$rs" = 0 ] && history_has "$d" "end job=$id restart=
 else notok "fail: state $st, restarts $rs, exit code $ec" "$(cat "$d/slurm-history.log"; tail -3 "$d/slurm-$id.out")"; fi
 
 # ---- a rank killed with kill -9 under srun: the job ends at once, not requeued -------------------
-# srun --kill-on-bad-exit=1 ends the step when a task dies; the watchdog is off here, so nothing
-# else could end the job before the test's bound (the other rank would wait in its collective).
+# srun --kill-on-bad-exit=1 ends the step when a task dies (here Open MPI, told by PMIx, also
+# aborts on its own; the option covers MPI libraries and PMI plugins that do not); the watchdog
+# is off, so it is not what ends the job.
 d="$TMP/dead"
 # shellcheck disable=SC2086
 id=$(submit "$d" $LONG --set train.watchdog=0) || notok "dead rank: submit"
