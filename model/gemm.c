@@ -31,10 +31,8 @@ void gemm_single_thread(void)
     }
 }
 
-static GemmEngine engine_default(void)
-{
-    return sgemm_kernel_best() != SGEMM_REF ? GEMM_OWN : GEMM_OPENBLAS;
-}
+/* OpenBLAS: the own kernels are about as fast here (tests/bench/bench_sgemm), not faster */
+static GemmEngine engine_default(void) { return GEMM_OPENBLAS; }
 
 GemmEngine gemm_engine(void)
 {
@@ -49,8 +47,8 @@ GemmEngine gemm_engine(void)
         else {
             engine = (int)engine_default();
             if (e && *e)
-                log_warn("DFM_GEMM=%s is not an engine (own, openblas, onednn): using %s", e,
-                         engine == GEMM_OWN ? "own" : "openblas");
+                log_warn("DFM_GEMM=%s is not an engine (own, openblas, onednn): using openblas",
+                         e);
         }
     }
     return (GemmEngine)engine;

@@ -44,7 +44,6 @@
 #define NV512 (NR512 / 16)
 #define MR256 6
 #define NR256 16
-#define MR_MAX 16
 
 /* ---- the reference ------------------------------------------------------------------------ */
 
@@ -101,36 +100,7 @@ __attribute__((target("avx2"))) static inline void tr8x8(const float *src, size_
 }
 #endif
 
-/* ap[k * MR + i] = op(A)[i0 + i][k0 + k] for i < mr, 0 for mr <= i < MR. With vec (the CPU
- * runs AVX2), full 6-row strips of a non-transposed A go through 8x8 transposes whose last two
- * columns the next k overwrites (the buffer has room past kc * MR for the last ones). */
-static void pack_a(float *restrict ap, const float *A, size_t lda, int ta, size_t i0, size_t mr,
-                   size_t k0, size_t kc, size_t MR, int vec)
-{
-    if (ta) {
-        for (size_t k = 0; k < kc; k++) {
-            const float *src = A + (k0 + k) * lda + i0;
-            float *d = ap + k * MR;
-            for (size_t i = 0; i < mr; i++) d[i] = src[i];
-            for (size_t i = mr; i < MR; i++) d[i] = 0.0f;
-        }
-        return;
-    }
-    size_t kv = 0;
-#if SGEMM_X86
-    if (vec && MR == 6 && mr == 6) {
-        for (; kv + 8 <= kc; kv += 8) tr8x8(A + i0 * lda + k0 + kv, lda, 6, ap + kv * 6, 6);
-    }
-#else
-    (void)vec;
-#endif
-    for (size_t i = 0; i < mr; i++) {
-        const float *src = A + (i0 + i) * lda + k0;
-        for (size_t k = kv; k < kc; k++) ap[k * MR + i] = src[k];
-    }
-    for (size_t i = mr; i < MR; i++)
-        for (size_t k = 0; k < kc; k++) ap[k * MR + i] = 0.0f;
-}
+static inline size_t round_up(size_t n, size_t m) { return (n + m - 1) / m * m; }
 
 /* width of the column panel starting `rem` columns before the end of the block */
 static inline size_t panel_width(size_t rem, size_t NR, size_t VEC)
@@ -140,6 +110,9 @@ static inline size_t panel_width(size_t rem, size_t NR, size_t VEC)
 
 /* The KC x NC block of op(B) at (k0, j0) as column panels: the panel at column jr holds
  * bp[jr * kc + k * w + j] = op(B)[k0 + k][j0 + jr + j], zero for columns past nc. */
+#if SGEMM_X86
+__attribute__((target("avx2"))) /* only the AVX2 and AVX-512 kernels pack */
+#endif
 static void pack_b(float *restrict bp, const float *B, size_t ldb, int tb, size_t k0, size_t kc,
                    size_t j0, size_t nc, size_t NR, size_t VEC, int vec)
 {
@@ -186,8 +159,12 @@ static void pack_b(float *restrict bp, const float *B, size_t ldb, int tb, size_
 }
 
 /* ---- microkernels -------------------------------------------------------------------------- */
-/* c: the tile's top-left element; mr rows and nr columns of it are real. first: start from zero
- * (else from the running sums in c); last: apply alpha and beta (else store the running sums). */
+/* A tile of MR rows and nr columns of C, over kc values of k:
+ *   op(A)[i][k] = a[i][k * sk], a[i] = a0 + min(i, mr - 1) * sa (rows past mr repeat the last
+ *                 real row, which keeps every read inside A; their sums are never stored),
+ *   op(B)[k][j] = b[k * sb + j], read with masks past column nr,
+ * c: the tile's top-left element. first: start from zero (else from the running sums in c);
+ * last: apply alpha and beta (else store the running sums). */
 
 #if SGEMM_X86
 #define AVX512 __attribute__((target("avx512f"), always_inline)) static inline
@@ -195,12 +172,15 @@ static void pack_b(float *restrict bp, const float *B, size_t ldb, int tb, size_
 
 AVX512 __mmask16 mask16(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
 
-AVX512 void ukr512(const int nv, size_t kc, const float *restrict ap, const float *restrict bp,
-                   float *c, size_t ldc, int mr, int nr, int first, int last, float alpha,
-                   float beta)
+AVX512 void ukr512(const int nv, size_t kc, const float *a0, size_t sa, size_t sk, int mr,
+                   const float *b, size_t sb, float *c, size_t ldc, int nr, int first, int last,
+                   float alpha, float beta)
 {
     __m512 acc[MR512][NV512];
     __mmask16 m[NV512];
+    const float *a[MR512];
+#pragma GCC unroll 16
+    for (int i = 0; i < MR512; i++) a[i] = a0 + (size_t)(i < mr ? i : mr - 1) * sa;
 #pragma GCC unroll 4
     for (int v = 0; v < NV512; v++) m[v] = mask16(nr - 16 * v);
 #pragma GCC unroll 16
@@ -211,19 +191,21 @@ AVX512 void ukr512(const int nv, size_t kc, const float *restrict ap, const floa
             if (!first && i < mr && v < nv)
                 acc[i][v] = _mm512_maskz_loadu_ps(m[v], c + (size_t)i * ldc + 16 * v);
         }
-    for (size_t k = 0; k < kc; k++) {
-        __m512 b[NV512];
+    const __mmask16 ml = m[nv - 1]; /* only the last vector of a panel may be partial */
+    for (size_t k = 0, ka = 0; k < kc; k++, ka += sk) {
+        __m512 bv[NV512];
 #pragma GCC unroll 4
-        for (int v = 0; v < NV512; v++) b[v] = v < nv ? _mm512_load_ps(bp + 16 * v) : b[0];
+        for (int v = 0; v < NV512; v++)
+            bv[v] = v < nv - 1 ? _mm512_loadu_ps(b + 16 * v)
+                    : v == nv - 1 ? _mm512_maskz_loadu_ps(ml, b + 16 * v) : _mm512_setzero_ps();
 #pragma GCC unroll 16
         for (int i = 0; i < MR512; i++) {
-            const __m512 a = _mm512_set1_ps(ap[i]);
+            const __m512 av = _mm512_set1_ps(a[i][ka]);
 #pragma GCC unroll 4
             for (int v = 0; v < NV512; v++)
-                if (v < nv) acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
+                if (v < nv) acc[i][v] = _mm512_fmadd_ps(av, bv[v], acc[i][v]);
         }
-        ap += MR512;
-        bp += 16 * nv;
+        b += sb;
     }
     const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
 #pragma GCC unroll 16
@@ -247,18 +229,18 @@ AVX512 void ukr512(const int nv, size_t kc, const float *restrict ap, const floa
 }
 
 __attribute__((target("avx512f"))) static void
-kernel512(int nv, size_t kc, const float *ap, const float *bp, float *c, size_t ldc, int mr,
-          int nr, int first, int last, float alpha, float beta)
+kernel512(int nv, size_t kc, const float *a0, size_t sa, size_t sk, int mr, const float *b,
+          size_t sb, float *c, size_t ldc, int nr, int first, int last, float alpha, float beta)
 {
     switch (nv) {
 #if NV512 >= 4
-    case 4: ukr512(4, kc, ap, bp, c, ldc, mr, nr, first, last, alpha, beta); break;
-    case 3: ukr512(3, kc, ap, bp, c, ldc, mr, nr, first, last, alpha, beta); break;
+    case 4: ukr512(4, kc, a0, sa, sk, mr, b, sb, c, ldc, nr, first, last, alpha, beta); break;
+    case 3: ukr512(3, kc, a0, sa, sk, mr, b, sb, c, ldc, nr, first, last, alpha, beta); break;
 #endif
 #if NV512 >= 2
-    case 2: ukr512(2, kc, ap, bp, c, ldc, mr, nr, first, last, alpha, beta); break;
+    case 2: ukr512(2, kc, a0, sa, sk, mr, b, sb, c, ldc, nr, first, last, alpha, beta); break;
 #endif
-    default: ukr512(1, kc, ap, bp, c, ldc, mr, nr, first, last, alpha, beta); break;
+    default: ukr512(1, kc, a0, sa, sk, mr, b, sb, c, ldc, nr, first, last, alpha, beta); break;
     }
 }
 
@@ -268,12 +250,16 @@ AVX2 __m256i mask8(int n)
     return _mm256_cmpgt_epi32(_mm256_set1_epi32(n), idx);
 }
 
-AVX2 void ukr256(const int nv, size_t kc, const float *restrict ap, const float *restrict bp,
-                 float *c, size_t ldc, int mr, int nr, int first, int last, float alpha,
-                 float beta)
+AVX2 void ukr256(const int nv, size_t kc, const float *a0, size_t sa, size_t sk, int mr,
+                 const float *b, size_t sb, float *c, size_t ldc, int nr, int first, int last,
+                 float alpha, float beta)
 {
     __m256 acc[MR256][2];
     const __m256i m0 = mask8(nr), m1 = mask8(nr - 8);
+    const int full0 = nr >= 8, full1 = nr >= 16;
+    const float *a[MR256];
+#pragma GCC unroll 8
+    for (int i = 0; i < MR256; i++) a[i] = a0 + (size_t)(i < mr ? i : mr - 1) * sa;
 #pragma GCC unroll 8
     for (int i = 0; i < MR256; i++) {
         acc[i][0] = _mm256_setzero_ps();
@@ -283,20 +269,19 @@ AVX2 void ukr256(const int nv, size_t kc, const float *restrict ap, const float 
             if (nv == 2) acc[i][1] = _mm256_maskload_ps(c + (size_t)i * ldc + 8, m1);
         }
     }
-    for (size_t k = 0; k < kc; k++) {
-        const __m256 b0 = _mm256_load_ps(bp);
-        const __m256 b1 = nv == 2 ? _mm256_load_ps(bp + 8) : b0;
+    for (size_t k = 0, ka = 0; k < kc; k++, ka += sk) {
+        const __m256 b0 = full0 ? _mm256_loadu_ps(b) : _mm256_maskload_ps(b, m0);
+        const __m256 b1 = nv == 2 ? (full1 ? _mm256_loadu_ps(b + 8) : _mm256_maskload_ps(b + 8, m1)) : b0;
 #pragma GCC unroll 8
         for (int i = 0; i < MR256; i++) {
-            const __m256 a = _mm256_broadcast_ss(ap + i);
-            acc[i][0] = _mm256_fmadd_ps(a, b0, acc[i][0]);
-            if (nv == 2) acc[i][1] = _mm256_fmadd_ps(a, b1, acc[i][1]);
+            const __m256 av = _mm256_broadcast_ss(a[i] + ka);
+            acc[i][0] = _mm256_fmadd_ps(av, b0, acc[i][0]);
+            if (nv == 2) acc[i][1] = _mm256_fmadd_ps(av, b1, acc[i][1]);
         }
-        ap += MR256;
-        bp += 8 * nv;
+        b += sb;
     }
     const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
-#pragma GCC unroll 16
+#pragma GCC unroll 8
     for (int i = 0; i < MR256; i++) {
         if (i >= mr) break;
 #pragma GCC unroll 2
@@ -317,24 +302,24 @@ AVX2 void ukr256(const int nv, size_t kc, const float *restrict ap, const float 
 }
 
 __attribute__((target("avx2,fma"))) static void
-kernel256(int nv, size_t kc, const float *ap, const float *bp, float *c, size_t ldc, int mr,
-          int nr, int first, int last, float alpha, float beta)
+kernel256(int nv, size_t kc, const float *a0, size_t sa, size_t sk, int mr, const float *b,
+          size_t sb, float *c, size_t ldc, int nr, int first, int last, float alpha, float beta)
 {
     if (nv == 2)
-        ukr256(2, kc, ap, bp, c, ldc, mr, nr, first, last, alpha, beta);
+        ukr256(2, kc, a0, sa, sk, mr, b, sb, c, ldc, nr, first, last, alpha, beta);
     else
-        ukr256(1, kc, ap, bp, c, ldc, mr, nr, first, last, alpha, beta);
+        ukr256(1, kc, a0, sa, sk, mr, b, sb, c, ldc, nr, first, last, alpha, beta);
 }
 #endif
 
 /* ---- the driver ---------------------------------------------------------------------------- */
 
-typedef void (*Microkernel)(int nv, size_t kc, const float *ap, const float *bp, float *c,
-                            size_t ldc, int mr, int nr, int first, int last, float alpha,
-                            float beta);
+typedef void (*Microkernel)(int nv, size_t kc, const float *a0, size_t sa, size_t sk, int mr,
+                            const float *b, size_t sb, float *c, size_t ldc, int nr, int first,
+                            int last, float alpha, float beta);
 
 /* Per-thread packing buffer, allocated on a thread's first call and freed when it exits. */
-#define WS_FLOATS ((size_t)KC * NC + (size_t)KC * MR_MAX + 16)
+#define WS_FLOATS ((size_t)KC * NC)
 static pthread_key_t ws_key;
 static pthread_once_t ws_once = PTHREAD_ONCE_INIT;
 static _Thread_local float *ws_tls; /* also keeps the buffer reachable for leak checkers */
@@ -352,24 +337,31 @@ static float *workspace(void)
     return ws_tls;
 }
 
+/* op(A) is read in place (a row strip of it stays in L1 while the kernel sweeps the column
+ * panels); op(B) too when it is not transposed and its rows are close (B_DIRECT_LD floats: the
+ * per-sample GEMMs of the layers, whose operands are in cache), else it is packed. */
+#define B_DIRECT_LD 4096
 static void drive(Microkernel ukr, size_t MR, size_t NR, size_t VEC, int ta, int tb, size_t M,
                   size_t N, size_t K, float alpha, const float *A, size_t lda, const float *B,
                   size_t ldb, float beta, float *C, size_t ldc)
 {
-    float *bp = workspace(), *ap = bp + (size_t)KC * NC;
+    const int direct = !tb && ldb <= B_DIRECT_LD;
+    float *bp = direct ? NULL : workspace();
+    const size_t sa = ta ? 1 : lda, sk = ta ? lda : 1;
     for (size_t jc = 0; jc < N; jc += NC) {
         size_t nc = N - jc < NC ? N - jc : NC;
         for (size_t pc = 0; pc < K; pc += KC) {
             size_t kc = K - pc < KC ? K - pc : KC;
             int first = pc == 0, last = pc + kc == K;
-            pack_b(bp, B, ldb, tb, pc, kc, jc, nc, NR, VEC, VEC > 0);
+            if (!direct) pack_b(bp, B, ldb, tb, pc, kc, jc, nc, NR, VEC, 1);
             for (size_t ir = 0; ir < M; ir += MR) {
                 size_t mr = M - ir < MR ? M - ir : MR;
-                pack_a(ap, A, lda, ta, ir, mr, pc, kc, MR, VEC > 0);
+                const float *a0 = A + ir * sa + pc * sk;
                 for (size_t jr = 0; jr < nc; ) {
                     size_t w = panel_width(nc - jr, NR, VEC), nr = nc - jr < w ? nc - jr : w;
-                    ukr((int)(w / VEC), kc, ap, bp + jr * kc, C + ir * ldc + jc + jr, ldc,
-                        (int)mr, (int)nr, first, last, alpha, beta);
+                    const float *b = direct ? B + pc * ldb + jc + jr : bp + jr * kc;
+                    ukr((int)(w / VEC), kc, a0, sa, sk, (int)mr, b, direct ? ldb : w,
+                        C + ir * ldc + jc + jr, ldc, (int)nr, first, last, alpha, beta);
                     jr += w;
                 }
             }
@@ -411,14 +403,29 @@ void sgemm_own(SgemmKernel k, int transa, int transb, size_t M, size_t N, size_t
         sgemm_ref(transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    if (beta == 0.0f || K <= KC) {
+    /* Few columns and many rows (a 7x7 map has 49 columns, a quarter of a panel wasted): compute
+     * C^T = op(B)^T op(A)^T, whose vectors run along M, into T and transpose. fma(b, a, s) ==
+     * fma(a, b, s), so the bits are the same. */
+    const size_t cells = round_up(N, VEC) * round_up(M, MR);
+    const size_t cells_t = round_up(M, VEC) * round_up(N, MR);
+    const int swap = cells_t * 8 < cells * 7;
+    if (!swap && (beta == 0.0f || K <= KC)) {
         drive(ukr, MR, NR, VEC, transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
         return;
     }
-    /* several K blocks and an old C to keep: the sums go to T, then C = finish(T) */
+    /* the sums go to T (transposed when swapping), then C = finish(T): when K needs several
+     * blocks, C's old values must survive the running sums */
     float *T = xmalloc(M * N * sizeof(float));
-    drive(ukr, MR, NR, VEC, transa, transb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, T, N);
-    for (size_t i = 0; i < M; i++)
-        for (size_t j = 0; j < N; j++) C[i * ldc + j] = finish(T[i * N + j], alpha, beta, C[i * ldc + j]);
+    if (swap) {
+        drive(ukr, MR, NR, VEC, !transb, !transa, N, M, K, 1.0f, B, ldb, A, lda, 0.0f, T, M);
+        for (size_t i = 0; i < M; i++)
+            for (size_t j = 0; j < N; j++)
+                C[i * ldc + j] = finish(T[j * M + i], alpha, beta, beta == 0.0f ? 0.0f : C[i * ldc + j]);
+    } else {
+        drive(ukr, MR, NR, VEC, transa, transb, M, N, K, 1.0f, A, lda, B, ldb, 0.0f, T, N);
+        for (size_t i = 0; i < M; i++)
+            for (size_t j = 0; j < N; j++)
+                C[i * ldc + j] = finish(T[i * N + j], alpha, beta, beta == 0.0f ? 0.0f : C[i * ldc + j]);
+    }
     free(T);
 }

@@ -19,9 +19,11 @@ typedef struct {
 } Dims;
 
 /* small odd shapes, M = 1 (the dense layers), K over several KC blocks, N over several NC
- * blocks, and the widths of the U-Net's 7x7 level */
+ * blocks, the widths of the U-Net's 7x7 level, and few columns under many rows (computed
+ * transposed) */
 static const Dims SHAPES[] = {{1, 1, 1},   {7, 5, 3},     {1, 300, 257}, {13, 67, 259},
-                              {37, 600, 70}, {65, 49, 513}, {6, 64, 9},    {17, 33, 600}};
+                              {37, 600, 70}, {65, 49, 513}, {6, 64, 9},    {17, 33, 600},
+                              {128, 49, 37}, {100, 9, 300}};
 static const float AB[][2] = {{1.0f, 0.0f}, {1.0f, 1.0f}, {0.37f, -0.5f}};
 
 static int kernel_runs(SgemmKernel k) { return k <= sgemm_kernel_best(); }
