@@ -129,6 +129,7 @@ int trainer_init(Trainer *tr, const JobSpec *js)
     tr->dout = xalloc_aligned(sizeof(float) * mD);
     tr->tnet = xmalloc(sizeof(double) * tr->m);
     tr->per_sample = xmalloc(sizeof(double) * tr->m);
+    tr->weight = xmalloc(sizeof(double) * tr->m);
     tr->tin = xmalloc(sizeof(float) * tr->m);
     tr->labels = xmalloc(sizeof(int) * tr->m);
     tr->labels_in = xmalloc(sizeof(int) * tr->m);
@@ -157,6 +158,7 @@ void trainer_free(Trainer *tr)
     xfree_aligned(tr->dout);
     xfree(tr->tnet);
     xfree(tr->per_sample);
+    xfree(tr->weight);
     xfree(tr->tin);
     xfree(tr->labels);
     xfree(tr->labels_in);
@@ -201,15 +203,24 @@ static int compute_gradient(Trainer *tr, uint64_t k, double stats[ST_N], float *
     for (size_t s = first; s < end; s++) {
         loader_fill(&tr->ds, &tr->lc, k, s * tr->m, tr->m, tr->x0, tr->labels_in, tr->idx);
         if (s == 0 && fault_nan_at((long)k + 1)) tr->x0[0] = NAN;
-        TRY(sched_train_targets(&tr->tc, &tr->sch, k, tr->idx, tr->m, tr->D, tr->x0,
-                                conditional ? tr->labels_in : NULL, tr->xt, tr->tnet, tr->target,
-                                conditional ? tr->labels : NULL, NULL, NULL));
+        int sde = tr->sch.family == SCHED_SDE; /* weighted denoising score matching */
+        if (sde)
+            TRY(sched_sde_train_targets(&tr->tc, &tr->sch.sde, tr->sch.sde_out,
+                                        tr->tc.sde_weight, k, tr->idx, tr->m, tr->D, tr->x0,
+                                        conditional ? tr->labels_in : NULL, tr->xt, tr->tnet,
+                                        tr->target, tr->weight, conditional ? tr->labels : NULL));
+        else
+            TRY(sched_train_targets(&tr->tc, &tr->sch, k, tr->idx, tr->m, tr->D, tr->x0,
+                                    conditional ? tr->labels_in : NULL, tr->xt, tr->tnet,
+                                    tr->target, conditional ? tr->labels : NULL, NULL, NULL));
         for (size_t b = 0; b < tr->m; b++) tr->tin[b] = (float)(tr->tnet[b] * tr->time_scale);
         NetTrainOpts fo = {.labels = conditional ? tr->labels : NULL, .sample_idx = tr->idx,
                            .seed = js->run.seed, .step = (uint32_t)k, .dropout = 1};
         net_forward(tr->net, tr->xt, tr->tin, tr->m, &fo, tr->out);
-        stats[ST_LOSS] += sched_loss_mse(tr->out, tr->target, tr->m, tr->D, norm, tr->dout,
-                                         tr->per_sample);
+        stats[ST_LOSS] += sde ? sched_loss_mse_weighted(tr->out, tr->target, tr->weight, tr->m,
+                                                        tr->D, norm, tr->dout, tr->per_sample)
+                              : sched_loss_mse(tr->out, tr->target, tr->m, tr->D, norm, tr->dout,
+                                               tr->per_sample);
         for (size_t b = 0; b < tr->m; b++) {
             int q = sched_time_quartile(&tr->sch, tr->tnet[b]);
             stats[ST_QSUM + q] += tr->per_sample[b];
@@ -372,7 +383,10 @@ static void log_start(const Trainer *tr)
     const JobSpec *js = tr->js;
     log_info("training %s: %s on %s, %zu parameters, %d rank%s x %d thread%s, global batch "
              "%zu (%zu micro-batch%s of %zu)%s",
-             js->run.name, js->objective.type == JOB_OBJ_FLOW ? "flow matching" : "DDPM",
+             js->run.name,
+             js->objective.type == JOB_OBJ_FLOW  ? "flow matching"
+             : js->objective.type == JOB_OBJ_SDE ? "score matching (SDE)"
+                                                 : "DDPM",
              tr->ds.name, tr->n, tr->size, tr->size == 1 ? "" : "s", tr->threads,
              tr->threads == 1 ? "" : "s", tr->B, tr->M, tr->M == 1 ? "" : "es", tr->m,
              reducer_bitwise(tr->red) ? ", rank-count invariant" : "");
