@@ -294,6 +294,7 @@ int trainer_step(Trainer *tr)
     float *g;
     size_t lo, hi;
     TRY(compute_gradient(tr, (uint64_t)step, st, &g, &lo, &hi));
+    if (tr->sync_fill) tr->sync_fill(tr->boundary_ctx, tr);
     for (int i = 0; i < TRAIN_SYNC_N; i++) st[ST_SYNC + i] = tr->sync_in[i];
     TRY(dist_allreduce_sum_f64(st, ST_N));
     for (int i = 0; i < TRAIN_SYNC_N; i++) tr->sync_out[i] = st[ST_SYNC + i];
@@ -375,6 +376,12 @@ static int boundary(void *ctx, Trainer *tr, RunRecord *rec)
     return trainckpt_boundary(ctx, tr, rec);
 }
 
+static void sync_fill(void *ctx, Trainer *tr)
+{
+    tr->sync_in[TRAIN_SYNC_STOP] = preempt_pending() != 0;
+    tr->sync_in[TRAIN_SYNC_CKPT_READY] = trainckpt_ready(ctx);
+}
+
 int train_run(const JobSpec *js, const TrainOptions *opt, TrainResult *res)
 {
     Trainer tr;
@@ -389,6 +396,7 @@ int train_run(const JobSpec *js, const TrainOptions *opt, TrainResult *res)
     if (rc == ERR_OK) rc = trainckpt_open(&ck, &tr, opt);
     if (rc == ERR_OK && tr.rank == 0) log_start(&tr);
     tr.boundary = boundary;
+    tr.sync_fill = sync_fill;
     tr.boundary_ctx = ck;
 
     tr.t0 = core_now();
@@ -396,8 +404,6 @@ int train_run(const JobSpec *js, const TrainOptions *opt, TrainResult *res)
     tr.wall0 = tr.ctr.wall_s;
     while (rc == ERR_OK && tr.ctr.step < js->train.steps) {
         if (tr.rank == 0) preempt_fault_step(tr.ctr.step + 1);
-        tr.sync_in[TRAIN_SYNC_STOP] = preempt_pending() != 0;
-        tr.sync_in[TRAIN_SYNC_CKPT_READY] = trainckpt_ready(ck);
         rc = trainer_step(&tr);
         if (rc == ERR_OK && trainckpt_stopped(ck)) break;
         long s = tr.ctr.step;
