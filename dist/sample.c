@@ -99,8 +99,14 @@ static int draw_local(SampleSetup *ss, const uint64_t *idx, size_t count, float 
         for (size_t j = 0; j < nb; j++)
             labels[j] = ss->label >= 0 ? ss->label
                                        : (nclass > 0 ? (int)(idx[s + j] % (uint64_t)nclass) : -1);
+        SampleStats st;
         rc = sched_sample(&ss->cfg, &ss->sched, net_fn, &ctx, idx + s, nb, ss->D,
-                          nclass > 0 ? labels : NULL, NULL, NULL, out + s * ss->D, NULL);
+                          nclass > 0 ? labels : NULL, NULL, NULL, out + s * ss->D, &st);
+        if (rc == ERR_OK) {
+            ss->nfe_total += st.nfe_total;
+            ss->nfe_max = st.nfe > ss->nfe_max ? st.nfe : ss->nfe_max;
+            ss->n_drawn += nb;
+        }
     }
     xfree(ctx.t);
     xfree(labels);

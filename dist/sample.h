@@ -42,6 +42,9 @@ typedef struct {
     int label;            /* >= 0: every sample gets this class; -1: sample i gets i % num_classes */
     size_t batch;         /* samples per network call on one rank */
     float *saved;         /* scratch: the network's own parameters while sampling (n floats) */
+    /* network evaluations spent by this rank's draws since set-up (adaptive solvers vary per
+       sample): the sum over samples, the most one sample took, the samples drawn */
+    uint64_t nfe_total, nfe_max, n_drawn;
 } SampleSetup;
 
 /* From a job spec: schedule, the sample section's sampler and batch, label rule. net is borrowed

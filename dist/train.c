@@ -5,7 +5,6 @@
 #include "dist/train.h"
 
 #include <math.h>
-#include <signal.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,22 +21,6 @@
 #include "dist/runfiles.h"
 #include "dist/trainckpt.h"
 #include "io/fsutil.h"
-
-/* The resolved spec beside the weights (run.out_dir/job.yaml), so that `dfm sample RUN_DIR` and
- * `dfm eval RUN_DIR` rebuild the same network and sampler. Atomic. */
-static int write_spec(const JobSpec *js)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/job.yaml", js->run.out_dir);
-    AtomicFile af;
-    TRY(fs_atomic_open(&af, path));
-    int rc = jobspec_emit(js, af.f);
-    if (rc != ERR_OK) {
-        fs_atomic_abort(&af);
-        return rc;
-    }
-    return fs_atomic_commit(&af);
-}
 
 /* The gradient norm is summed in double over fixed chunks of this many floats, then over the
  * chunks in order: the same bits for any rank count, with or without ZeRO-1 (shards are aligned
@@ -129,6 +112,7 @@ int trainer_init(Trainer *tr, const JobSpec *js)
     tr->dout = xalloc_aligned(sizeof(float) * mD);
     tr->tnet = xmalloc(sizeof(double) * tr->m);
     tr->per_sample = xmalloc(sizeof(double) * tr->m);
+    tr->weight = xmalloc(sizeof(double) * tr->m);
     tr->tin = xmalloc(sizeof(float) * tr->m);
     tr->labels = xmalloc(sizeof(int) * tr->m);
     tr->labels_in = xmalloc(sizeof(int) * tr->m);
@@ -137,7 +121,7 @@ int trainer_init(Trainer *tr, const JobSpec *js)
     tr->chunk_sumsq = xcalloc(tr->n_chunks, sizeof(double));
     if (tr->rank == 0) TRY(runlog_open(&tr->rl, js->run.out_dir, js->train.log_every));
     TRY(fs_mkdir_p(js->run.out_dir));
-    if (tr->rank == 0) TRY(write_spec(js));
+    if (tr->rank == 0) TRY(runfiles_spec(js));
     return ERR_OK;
 }
 
@@ -157,6 +141,7 @@ void trainer_free(Trainer *tr)
     xfree_aligned(tr->dout);
     xfree(tr->tnet);
     xfree(tr->per_sample);
+    xfree(tr->weight);
     xfree(tr->tin);
     xfree(tr->labels);
     xfree(tr->labels_in);
@@ -201,15 +186,24 @@ static int compute_gradient(Trainer *tr, uint64_t k, double stats[ST_N], float *
     for (size_t s = first; s < end; s++) {
         loader_fill(&tr->ds, &tr->lc, k, s * tr->m, tr->m, tr->x0, tr->labels_in, tr->idx);
         if (s == 0 && fault_nan_at((long)k + 1)) tr->x0[0] = NAN;
-        TRY(sched_train_targets(&tr->tc, &tr->sch, k, tr->idx, tr->m, tr->D, tr->x0,
-                                conditional ? tr->labels_in : NULL, tr->xt, tr->tnet, tr->target,
-                                conditional ? tr->labels : NULL, NULL, NULL));
+        int sde = tr->sch.family == SCHED_SDE; /* weighted denoising score matching */
+        if (sde)
+            TRY(sched_sde_train_targets(&tr->tc, &tr->sch.sde, tr->sch.sde_out,
+                                        tr->tc.sde_weight, k, tr->idx, tr->m, tr->D, tr->x0,
+                                        conditional ? tr->labels_in : NULL, tr->xt, tr->tnet,
+                                        tr->target, tr->weight, conditional ? tr->labels : NULL));
+        else
+            TRY(sched_train_targets(&tr->tc, &tr->sch, k, tr->idx, tr->m, tr->D, tr->x0,
+                                    conditional ? tr->labels_in : NULL, tr->xt, tr->tnet,
+                                    tr->target, conditional ? tr->labels : NULL, NULL, NULL));
         for (size_t b = 0; b < tr->m; b++) tr->tin[b] = (float)(tr->tnet[b] * tr->time_scale);
         NetTrainOpts fo = {.labels = conditional ? tr->labels : NULL, .sample_idx = tr->idx,
                            .seed = js->run.seed, .step = (uint32_t)k, .dropout = 1};
         net_forward(tr->net, tr->xt, tr->tin, tr->m, &fo, tr->out);
-        stats[ST_LOSS] += sched_loss_mse(tr->out, tr->target, tr->m, tr->D, norm, tr->dout,
-                                         tr->per_sample);
+        stats[ST_LOSS] += sde ? sched_loss_mse_weighted(tr->out, tr->target, tr->weight, tr->m,
+                                                        tr->D, norm, tr->dout, tr->per_sample)
+                              : sched_loss_mse(tr->out, tr->target, tr->m, tr->D, norm, tr->dout,
+                                               tr->per_sample);
         for (size_t b = 0; b < tr->m; b++) {
             int q = sched_time_quartile(&tr->sch, tr->tnet[b]);
             stats[ST_QSUM + q] += tr->per_sample[b];
@@ -300,6 +294,7 @@ int trainer_step(Trainer *tr)
     float *g;
     size_t lo, hi;
     TRY(compute_gradient(tr, (uint64_t)step, st, &g, &lo, &hi));
+    if (tr->sync_fill) tr->sync_fill(tr->boundary_ctx, tr);
     for (int i = 0; i < TRAIN_SYNC_N; i++) st[ST_SYNC + i] = tr->sync_in[i];
     TRY(dist_allreduce_sum_f64(st, ST_N));
     for (int i = 0; i < TRAIN_SYNC_N; i++) tr->sync_out[i] = st[ST_SYNC + i];
@@ -345,21 +340,13 @@ int trainer_step(Trainer *tr)
     return ERR_OK;
 }
 
-/* Whether a key was written in the spec file or given with --set (not a default). */
-static int spec_explicit(const JobSpec *js, const char *key)
-{
-    for (size_t i = 0; js->loc && i < jobspec_nkeys(); i++)
-        if (!strcmp(jobspec_key(i), key)) return js->loc[i].line > 0 || js->loc[i].set > 0;
-    return 0;
-}
-
 /* Settings of the job spec this version of the loop does not act on yet: say so once, rather
  * than let a user believe they took effect. */
 static int check_unsupported(const Trainer *tr)
 {
     const JobSpec *js = tr->js;
     if (tr->rank != 0) return ERR_OK;
-    if (js->eval.every > 0 && spec_explicit(js, "eval.every"))
+    if (js->eval.every > 0 && jobspec_explicit(js, "eval.every"))
         log_warn("eval.every = %d: periodic evaluation is not run by this version; toy2d runs "
                  "report the sliced Wasserstein distance of the final samples", js->eval.every);
     return ERR_OK;
@@ -372,7 +359,10 @@ static void log_start(const Trainer *tr)
     const JobSpec *js = tr->js;
     log_info("training %s: %s on %s, %zu parameters, %d rank%s x %d thread%s, global batch "
              "%zu (%zu micro-batch%s of %zu)%s",
-             js->run.name, js->objective.type == JOB_OBJ_FLOW ? "flow matching" : "DDPM",
+             js->run.name,
+             js->objective.type == JOB_OBJ_FLOW  ? "flow matching"
+             : js->objective.type == JOB_OBJ_SDE ? "score matching (SDE)"
+                                                 : "DDPM",
              tr->ds.name, tr->n, tr->size, tr->size == 1 ? "" : "s", tr->threads,
              tr->threads == 1 ? "" : "s", tr->B, tr->M, tr->M == 1 ? "" : "es", tr->m,
              reducer_bitwise(tr->red) ? ", rank-count invariant" : "");
@@ -381,21 +371,15 @@ static void log_start(const Trainer *tr)
                  js->train.warmup, (long)js->train.steps, jobspec_warmup_steps(js));
 }
 
-/* Fault injection for the preemption tests: DFM_FAULT_SIGNAL_STEP=S makes rank 0 send itself
- * SIGUSR1 during step S (1-based), a real signal at a known step. */
-static void maybe_signal_self(const Trainer *tr, long step1)
-{
-    static long when = -2;
-    if (when == -2) {
-        const char *e = getenv("DFM_FAULT_SIGNAL_STEP");
-        when = e && *e ? atol(e) : -1;
-    }
-    if (when > 0 && step1 == when && tr->rank == 0) raise(SIGUSR1);
-}
-
 static int boundary(void *ctx, Trainer *tr, RunRecord *rec)
 {
     return trainckpt_boundary(ctx, tr, rec);
+}
+
+static void sync_fill(void *ctx, Trainer *tr)
+{
+    tr->sync_in[TRAIN_SYNC_STOP] = preempt_pending() != 0;
+    tr->sync_in[TRAIN_SYNC_CKPT_READY] = trainckpt_ready(ctx);
 }
 
 int train_run(const JobSpec *js, const TrainOptions *opt, TrainResult *res)
@@ -412,15 +396,14 @@ int train_run(const JobSpec *js, const TrainOptions *opt, TrainResult *res)
     if (rc == ERR_OK) rc = trainckpt_open(&ck, &tr, opt);
     if (rc == ERR_OK && tr.rank == 0) log_start(&tr);
     tr.boundary = boundary;
+    tr.sync_fill = sync_fill;
     tr.boundary_ctx = ck;
 
     tr.t0 = core_now();
     tr.step0 = tr.ctr.step;
     tr.wall0 = tr.ctr.wall_s;
     while (rc == ERR_OK && tr.ctr.step < js->train.steps) {
-        maybe_signal_self(&tr, tr.ctr.step + 1);
-        tr.sync_in[TRAIN_SYNC_STOP] = preempt_pending() != 0;
-        tr.sync_in[TRAIN_SYNC_CKPT_READY] = trainckpt_ready(ck);
+        if (tr.rank == 0) preempt_fault_step(tr.ctr.step + 1);
         rc = trainer_step(&tr);
         if (rc == ERR_OK && trainckpt_stopped(ck)) break;
         long s = tr.ctr.step;
