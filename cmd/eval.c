@@ -14,7 +14,7 @@ static void eval_usage(FILE *f)
 {
     fprintf(f,
             "usage: dfm eval SAMPLES.npy [options]\n"
-            "       dfm eval RUN_DIR|WEIGHTS [--job JOB.yaml] [--n N] [--sweep steps=10,20,50,100]\n"
+            "       dfm eval RUN_DIR|CKPT_DIR|WEIGHTS [--job JOB.yaml] [--n N] [--sweep steps=10,20,50,100]\n"
             "                [--sweep eta=0,1] [--sweep guidance=1,2,3] [sampler options] [options]\n"
             "       mpirun -np N dfm eval ...\n\n"
             "Score images against the test split of the evaluator's dataset: FD-FMNIST (Frechet\n"
@@ -25,8 +25,9 @@ static void eval_usage(FILE *f)
             "number of train-split images scored the same way. Every number is the same for any\n"
             "rank count and chunk size.\n\n"
             "SAMPLES.npy: (N, C, H, W) or (N, H, W), float32 in [-1, 1] or uint8 0..255 (the\n"
-            "layouts dfm sample writes). RUN_DIR / WEIGHTS: draw --n samples over the ranks (as\n"
-            "dfm sample) and score them; each --sweep adds an axis, every combination is one point,\n"
+            "layouts dfm sample writes). RUN_DIR / CKPT_DIR / WEIGHTS (the sources of dfm sample):\n"
+            "draw --n samples over the ranks (as dfm sample) and score them; each --sweep adds an\n"
+            "axis, every combination is one point,\n"
             "and the points go to OUT_DIR/sweep.md and sweep.csv (scores, NFE, wall time).\n\n"
             "options:\n"
             "  --evaluator NAME  fmnist (default) or mnist (dfm evaluator list)\n"

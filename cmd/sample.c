@@ -12,7 +12,7 @@
 static void sample_usage(FILE *f)
 {
     fprintf(f,
-            "usage: dfm sample RUN_DIR|WEIGHTS [--job JOB.yaml] [--sampler S] [--steps N] [--eta E]\n"
+            "usage: dfm sample RUN_DIR|CKPT_DIR|WEIGHTS [--job JOB.yaml] [--sampler S] [--steps N] [--eta E]\n"
             "                  [--timesteps uniform|quadratic|trailing] [--n COUNT] [--class C]\n"
             "                  [--guidance W] [--seed S] [--ema|--no-ema] [--chunk K]\n"
             "                  [--out FILE.npy] [--dtype float32|uint8] [--png FILE.png]\n"
@@ -22,9 +22,12 @@ static void sample_usage(FILE *f)
             "become free and draws samples itself between messages. Sample i depends only on the\n"
             "weights, the sampler settings and i: the output is byte-identical for any number of\n"
             "ranks and any chunk size.\n\n"
-            "RUN_DIR is a directory dfm train wrote (weights.bin and job.yaml); WEIGHTS a weights\n"
-            "file, which needs --job. The sampler options override the spec's sample section (the\n"
-            "same checks as --set sample.KEY=VALUE).\n\n"
+            "RUN_DIR is a directory dfm train wrote: its weights.bin, or when there is none (a run\n"
+            "still going or preempted) its newest checkpoint that verifies; weights.bin wins when\n"
+            "both exist. CKPT_DIR is one checkpoint (RUN_DIR/ckpt/step-N, every shard's SHA-256\n"
+            "checked first) or a checkpoint folder (its newest); its manifest carries the job spec.\n"
+            "WEIGHTS is a weights file, which needs --job. The sampler options override the spec's\n"
+            "sample section (the same checks as --set sample.KEY=VALUE).\n\n"
             "options:\n"
             "  --sampler S      ddpm, ddim, dpmpp-2m (diffusion); euler, midpoint, heun, rk4 (flow)\n"
             "  --steps N        sampler steps            --eta E       DDIM eta (0 deterministic)\n"
@@ -103,7 +106,7 @@ int cmd_sample(int argc, char **argv)
             source = a;
         }
     }
-    if (rc < 0 && !source) rc = cmd_usage_error("sample", "sample: missing RUN_DIR or weights file");
+    if (rc < 0 && !source) rc = cmd_usage_error("sample", "sample: missing RUN_DIR, CKPT_DIR or weights file");
     if (rc >= 0) {
         for (int i = 0; i < n_sets; i++) xfree(sets[i]);
         xfree(sets);

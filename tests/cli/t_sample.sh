@@ -3,7 +3,8 @@
 # steps, sampled on 1, 2 and 4 ranks with chunk sizes 1, 3 and 16: the .npy files are
 # byte-identical; uint8 and float32 layouts; a sweep scored by the shipped FD-FMNIST evaluator
 # gives the same numbers on 1 and 2 ranks; a truncated weights file and weights of another
-# network are clear errors.
+# network are clear errors; a checkpoint (one step-N, or a run's newest) samples the same bytes
+# as weights.bin, and a truncated or mismatched one is a clear error.
 # Needs $DFM; prints "ok - name" / "not ok - name"; exits 1 if any check failed.
 
 # Open MPI allocates at start-up without freeing, from modules LeakSanitizer cannot name
@@ -78,5 +79,37 @@ if [ $rc -eq 1 ] && grep -q "cut.bin" "$TMP/err"; then ok "truncated weights: a 
 # shellcheck disable=SC2086
 "$DFM" sample "$RUN" --set model.unet.channels=16 $S > /dev/null 2> "$TMP/err"; rc=$?
 if [ $rc -eq 1 ] && grep -q "job's network" "$TMP/err"; then ok "weights of another network: a clear error"; else nok "mismatched weights" "exit $rc: $(cat "$TMP/err")"; fi
+
+# checkpoints: one step-N directory, a run without weights.bin (its newest checkpoint), damage
+CK="$RUN/ckpt/step-00000005"
+# shellcheck disable=SC2086
+"$DFM" sample "$CK" $S --out "$TMP/ck.npy" > "$TMP/ck.log" 2>&1
+if cmp -s "$TMP/ref.npy" "$TMP/ck.npy" && grep -q "EMA weights of checkpoint" "$TMP/ck.log"; then
+    ok "sample CKPT_DIR: the EMA weights, the same bytes as weights.bin"
+else nok "sample CKPT_DIR" "$(cat "$TMP/ck.log")"; fi
+mv "$RUN/weights.bin" "$TMP/weights.bin"
+# shellcheck disable=SC2086
+timeout 300 $MPIRUN -np 2 "$DFM" sample "$RUN" $S --chunk 3 --out "$TMP/ck2.npy" > "$TMP/ck.log" 2>&1
+if cmp -s "$TMP/ref.npy" "$TMP/ck2.npy" && grep -q "step-00000005 (step 5)" "$TMP/ck.log"; then
+    ok "sample RUN_DIR without weights.bin: its newest checkpoint, on 2 ranks"
+else nok "sample RUN_DIR without weights.bin" "$(cat "$TMP/ck.log")"; fi
+mv "$TMP/weights.bin" "$RUN/weights.bin"
+mkdir "$TMP/cut"
+cp "$CK"/* "$TMP/cut/"
+head -c 3000 "$CK/shard-00000-of-00001.bin" > "$TMP/cut/shard-00000-of-00001.bin"
+# shellcheck disable=SC2086
+"$DFM" sample "$TMP/cut" $S --out "$TMP/x.npy" > /dev/null 2> "$TMP/err"; rc=$?
+if [ $rc -eq 1 ] && grep -q "shard-00000-of-00001.bin: 3000 bytes.*truncated" "$TMP/err"; then
+    ok "truncated checkpoint shard: a clear error"
+else nok "truncated checkpoint shard" "exit $rc: $(cat "$TMP/err")"; fi
+# shellcheck disable=SC2086
+"$DFM" sample "$CK" --set model.unet.channels=16 $S --out "$TMP/x.npy" > /dev/null 2> "$TMP/err"; rc=$?
+if [ $rc -eq 1 ] && grep -q "step-00000005 holds .* the job's network has" "$TMP/err"; then
+    ok "checkpoint of another network: a clear error"
+else nok "mismatched checkpoint" "exit $rc: $(cat "$TMP/err")"; fi
+mkdir "$TMP/empty"
+"$DFM" sample "$TMP/empty" > /dev/null 2> "$TMP/err"; rc=$?
+if [ $rc -eq 2 ] && grep -q "no weights.bin" "$TMP/err"; then ok "directory without weights or checkpoints"
+else nok "empty directory" "exit $rc: $(cat "$TMP/err")"; fi
 
 [ "$n_fail" -eq 0 ]
