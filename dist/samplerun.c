@@ -199,11 +199,116 @@ int sample_model_init(SampleModel *m, const char *source, const char *job,
     return rc;
 }
 
+/* Read a .npy of samples' shape: (N, C, H, W) / (N, D) rows, or with `single` also one sample
+ * (C, H, W) / (D) (returned as N = 1). uint8 is mapped to [-1, 1] when `scale_u8`. */
+static int read_rows(const SampleModel *m, const char *path, const char *flag, int single,
+                     int scale_u8, float **out, size_t *rows)
+{
+    const JobSpec *js = &m->js;
+    size_t want[3];
+    int k;
+    if (js->data.dataset != JOB_DATA_TOY2D) {
+        want[0] = (size_t)js->data.img_channels;
+        want[1] = want[2] = (size_t)js->data.img_size;
+        k = 3;
+    } else {
+        want[0] = m->ss.D;
+        k = 1;
+    }
+    size_t shape[NPY_MAX_DIMS];
+    int nd, u8;
+    float *v;
+    TRY(npy_read_f32(path, &v, shape, &nd, &u8));
+    int off = nd == k + 1 ? 1 : nd == k && single ? 0 : -1;
+    int fits = off >= 0;
+    for (int d = 0; d < k && fits; d++) fits = shape[off + d] == want[d];
+    if (!fits || (off == 1 && shape[0] == 0)) {
+        char sh[160] = "", w[80];
+        for (int d = 0, len = 0; d < nd && len < 140; d++)
+            len += snprintf(sh + len, sizeof sh - (size_t)len, "%s%zu", d ? ", " : "", shape[d]);
+        if (k == 3) snprintf(w, sizeof w, "(N, %zu, %zu, %zu)%s", want[0], want[1], want[2],
+                             single ? " or one image" : "");
+        else snprintf(w, sizeof w, "(N, %zu)%s", want[0], single ? " or one sample" : "");
+        xfree(v);
+        ERR(ERR_ARG, "%s %s: shape (%s), the model's samples need %s", flag, path, sh, w);
+        return ERR_ARG;
+    }
+    *rows = off ? shape[0] : 1;
+    size_t total = *rows * m->ss.D;
+    for (size_t i = 0; i < total; i++) {
+        if (u8 && scale_u8) v[i] = v[i] / 127.5f - 1.0f;
+        if (!isfinite(v[i])) {
+            xfree(v);
+            return ERR(ERR_NUMERIC, "%s %s: value %zu is not finite", flag, path, i);
+        }
+    }
+    *out = v;
+    return ERR_OK;
+}
+
+/* The rows a per-sample input fixes as the sample count, checked against *n (0 = not given). */
+static int agree_count(size_t rows, const char *flag, const char *path, size_t *n)
+{
+    if (*n && *n != rows) {
+        ERR(ERR_ARG, "%s %s holds %zu samples, --n asks for %zu", flag, path, rows, *n);
+        err_hint("leave out --n: the file's first axis sets the count");
+        return ERR_ARG;
+    }
+    *n = rows;
+    return ERR_OK;
+}
+
+int sample_model_inputs(SampleModel *m, const char *noise, const char *image, const char *mask,
+                        size_t *n)
+{
+    size_t rows;
+    if (!image != !mask) {
+        ERR(ERR_ARG, "inpainting needs both --inpaint IMAGE.npy and --mask MASK.npy");
+        return ERR_ARG;
+    }
+    if (noise) {
+        TRY(read_rows(m, noise, "--noise", 0, 0, &m->noise, &rows));
+        TRY(agree_count(rows, "--noise", noise, n));
+        m->ss.noise = m->noise;
+        m->ss.n_noise = rows;
+    }
+    if (image) {
+        size_t ri, rm;
+        const size_t D = m->ss.D;
+        TRY(read_rows(m, image, "--inpaint", 1, 1, &m->known, &ri));
+        TRY(read_rows(m, mask, "--mask", 1, 0, &m->mask, &rm));
+        for (size_t i = 0; i < rm * D; i++)
+            if (m->mask[i] != 0.0f && m->mask[i] != 1.0f)
+                return ERR(ERR_ARG, "--mask %s: entry %zu is %g; a mask holds 1 (keep) or 0 "
+                           "(generate)", mask, i, (double)m->mask[i]);
+        if (ri > 1 && rm > 1 && ri != rm)
+            return ERR(ERR_ARG, "--inpaint %s holds %zu images, --mask %s %zu masks", image, ri,
+                       mask, rm);
+        rows = ri > rm ? ri : rm;
+        if (rows > 1) TRY(agree_count(rows, ri > 1 ? "--inpaint" : "--mask", ri > 1 ? image : mask, n));
+        /* one image with per-sample masks, or the reverse: repeat the single one */
+        float **one = ri < rows ? &m->known : rm < rows ? &m->mask : NULL;
+        if (one) {
+            float *r = xmalloc(sizeof(float) * rows * D);
+            for (size_t i = 0; i < rows; i++) memcpy(r + i * D, *one, sizeof(float) * D);
+            xfree(*one);
+            *one = r;
+        }
+        m->ss.known = m->known;
+        m->ss.mask = m->mask;
+        m->ss.n_known = rows;
+    }
+    return ERR_OK;
+}
+
 void sample_model_free(SampleModel *m)
 {
     sample_setup_free(&m->ss);
     jobspec_free(&m->js);
     xfree_aligned(m->params);
+    xfree(m->noise);
+    xfree(m->known);
+    xfree(m->mask);
     memset(m, 0, sizeof *m);
 }
 

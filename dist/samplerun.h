@@ -46,6 +46,7 @@ typedef struct {
     char run_dir[4096];  /* "" when the source was a file or a checkpoint outside a run */
     char from[4300];     /* what the weights were read from, for messages */
     uint64_t step;       /* the checkpoint's step (0 for a weights file) */
+    float *noise, *known, *mask; /* owned: sample_model_inputs' arrays (ss points at them) */
 } SampleModel;
 
 /* Resolve source and spec, load and check the weights, set up the sampler. sets: extra
@@ -54,6 +55,16 @@ typedef struct {
 int sample_model_init(SampleModel *m, const char *source, const char *job,
                       const char *const *sets, int n_sets, int use_ema);
 void sample_model_free(SampleModel *m);
+
+/* Optional per-sample inputs (paths or NULL), read on every rank:
+ *   noise: (N, C, H, W) for images or (N, D), float32: sample i starts from row i instead of
+ *          its keyed noise (x_T of a diffusion sampler, the tau = 0 state of a flow);
+ *   image + mask: inpainting; each (N, ...) per sample or one (C, H, W) / (D) for every sample;
+ *          image float32 in [-1, 1] or uint8 0..255, mask 1 = keep the image's value, 0 =
+ *          generate (float32 or uint8 0/1). The samples hold the kept values exactly.
+ * *n: the sample count asked (0 = none): set to the files' N; a different N is an error. */
+int sample_model_inputs(SampleModel *m, const char *noise, const char *image, const char *mask,
+                        size_t *n);
 
 /* Draw samples first .. first+count-1 on this rank (not collective). out (count, D). */
 int sample_model_draw(SampleModel *m, uint64_t first, size_t count, float *out);

@@ -4,7 +4,8 @@
 # byte-identical; uint8 and float32 layouts; a sweep scored by the shipped FD-FMNIST evaluator
 # gives the same numbers on 1 and 2 ranks; a truncated weights file and weights of another
 # network are clear errors; a checkpoint (one step-N, or a run's newest) samples the same bytes
-# as weights.bin, and a truncated or mismatched one is a clear error.
+# as weights.bin, and a truncated or mismatched one is a clear error; --noise (row i starts
+# sample i) and --inpaint/--mask (kept values exact), the same bytes on 1 and 2 ranks.
 # Needs $DFM; prints "ok - name" / "not ok - name"; exits 1 if any check failed.
 
 # Open MPI allocates at start-up without freeing, from modules LeakSanitizer cannot name
@@ -111,5 +112,43 @@ mkdir "$TMP/empty"
 "$DFM" sample "$TMP/empty" > /dev/null 2> "$TMP/err"; rc=$?
 if [ $rc -eq 2 ] && grep -q "no weights.bin" "$TMP/err"; then ok "directory without weights or checkpoints"
 else nok "empty directory" "exit $rc: $(cat "$TMP/err")"; fi
+
+# --noise: sample i starts from row i; with DDIM eta 0 reversed rows give reversed samples
+PY=/usr/bin/python3
+U="$ROOT/tests/cli/npyutil.py"
+$PY "$U" noise "$TMP/nz.npy" 3 4 1 28 28 && $PY "$U" reverse "$TMP/nz.npy" "$TMP/nzr.npy"
+D0="--steps 3 --sampler ddim --eta 0"
+# shellcheck disable=SC2086
+"$DFM" sample "$RUN" $D0 --noise "$TMP/nz.npy" --out "$TMP/n1.npy" > "$TMP/n.log" 2>&1
+# shellcheck disable=SC2086
+timeout 300 $MPIRUN -np 2 "$DFM" sample "$RUN" $D0 --chunk 1 --noise "$TMP/nzr.npy" --out "$TMP/n2.npy" >> "$TMP/n.log" 2>&1
+$PY "$U" reverse "$TMP/n2.npy" "$TMP/n2r.npy" 2>> "$TMP/n.log"
+# shellcheck disable=SC2086
+"$DFM" sample "$RUN" $D0 --n 4 --out "$TMP/n0.npy" >> "$TMP/n.log" 2>&1
+if [ -s "$TMP/n1.npy" ] && cmp -s "$TMP/n1.npy" "$TMP/n2r.npy" && ! cmp -s "$TMP/n1.npy" "$TMP/n0.npy"; then
+    ok "--noise: sample i starts from row i (reversed rows, reversed samples; 1 and 2 ranks)"
+else nok "--noise" "$(tail -5 "$TMP/n.log")"; fi
+$PY "$U" noise "$TMP/bad.npy" 3 4 1 14 14
+"$DFM" sample "$RUN" --noise "$TMP/bad.npy" > /dev/null 2> "$TMP/err"; rc=$?
+if [ $rc -ne 0 ] && grep -q "shape (4, 1, 14, 14), the model's samples need (N, 1, 28, 28)" "$TMP/err"; then
+    ok "--noise of the wrong shape: a clear error"
+else nok "--noise of the wrong shape" "exit $rc: $(cat "$TMP/err")"; fi
+"$DFM" sample "$RUN" --noise "$TMP/nz.npy" --n 5 > /dev/null 2> "$TMP/err"; rc=$?
+if [ $rc -ne 0 ] && grep -q "holds 4 samples, --n asks for 5" "$TMP/err"; then ok "--noise rows and --n disagree"
+else nok "--noise rows and --n disagree" "exit $rc: $(cat "$TMP/err")"; fi
+
+# --inpaint/--mask: kept values exactly, the rest generated, the same bytes on 1 and 2 ranks
+$PY "$U" noise "$TMP/img.npy" 5 1 28 28 && $PY "$U" halfmask "$TMP/m.npy" 1 28 28
+for np in 1 2; do
+    # shellcheck disable=SC2086
+    timeout 300 $MPIRUN -np $np "$DFM" sample "$RUN" $S --chunk 3 --inpaint "$TMP/img.npy" --mask "$TMP/m.npy" \
+        --out "$TMP/ip$np.npy" > "$TMP/ip.log" 2>&1 || nok "inpaint on $np ranks" "$(tail -3 "$TMP/ip.log")"
+done
+if out=$($PY "$U" kept "$TMP/ip1.npy" "$TMP/img.npy" "$TMP/m.npy" 2>&1) && cmp -s "$TMP/ip1.npy" "$TMP/ip2.npy"; then
+    ok "--inpaint --mask: kept values exact, byte-identical on 1 and 2 ranks"
+else nok "--inpaint --mask" "$out"; fi
+"$DFM" sample "$RUN" --inpaint "$TMP/img.npy" --mask "$TMP/img.npy" > /dev/null 2> "$TMP/err"; rc=$?
+if [ $rc -ne 0 ] && grep -q "a mask holds 1 (keep) or 0" "$TMP/err"; then ok "a mask that is not 0/1"
+else nok "a mask that is not 0/1" "exit $rc: $(cat "$TMP/err")"; fi
 
 [ "$n_fail" -eq 0 ]
