@@ -68,7 +68,7 @@ typedef enum {
 } JobSampler;
 typedef enum { JOB_TS_UNIFORM, JOB_TS_QUADRATIC, JOB_TS_TRAILING } JobTimesteps;
 typedef enum { JOB_VAR_BETA_TILDE, JOB_VAR_BETA } JobVariance;
-typedef enum { JOB_METRIC_SWD, JOB_METRIC_FID_FMNIST, JOB_METRIC_SPECTRUM, JOB_METRIC_COUNT } JobMetric;
+typedef enum { JOB_METRIC_SWD, JOB_METRIC_FD_FMNIST, JOB_METRIC_SPECTRUM, JOB_METRIC_COUNT } JobMetric;
 typedef enum { JOB_LAUNCH_SRUN, JOB_LAUNCH_MPIRUN } JobLauncher;
 
 typedef struct {

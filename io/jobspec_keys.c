@@ -44,7 +44,7 @@ static const char *const k_resume[] = {"auto", "never", "must"};
 static const char *const k_sampler[] = {DFM_SAMPLER_NAMES};
 static const char *const k_tspace[] = {DFM_SPACING_NAMES};
 static const char *const k_variance[] = {"beta_tilde", "beta"};
-static const char *const k_metric[] = {"swd", "fid_fmnist", "spectrum"};
+static const char *const k_metric[] = {"swd", "fd_fmnist", "spectrum"};
 static const char *const k_launch[] = {"srun", "mpirun"};
 
 _Static_assert(NN(k_dataset) == JOB_DATA_TOY2D + 1 && NN(k_toy) == JOB_TOY_SWISSROLL + 1 &&
@@ -410,7 +410,7 @@ const Field g_fields[] = {
     I("eval.batch", eval.batch, 1, 65536, 0, .def = "256",
       .doc = "samples per network batch during evaluation", .only = "dfm eval"),
     EL("eval.metrics", eval.metrics, eval.n_metrics, k_metric, .def = "[swd]",
-       .also = "`fid_fmnist` needs fashion-mnist, `spectrum` an image dataset",
+       .also = "`fd_fmnist` needs fashion-mnist, `spectrum` an image dataset",
        .doc = "sliced Wasserstein distance to held-out data; Fréchet distance in the feature "
               "space of a Fashion-MNIST classifier; radially averaged power spectrum compared "
               "with the data's",
