@@ -8,6 +8,7 @@
 #include "core/mem.h"
 #include "dist/coord.h"
 #include "dist/dist.h"
+#include "dist/jobagree.h"
 #include "io/fsutil.h"
 #include "io/npy.h"
 #include "core/log.h"
@@ -80,11 +81,12 @@ typedef struct {
 static int npy_work(void *vctx, uint64_t first, size_t count, void *out)
 {
     NpyWork *w = vctx;
+    evalpart_fault_delay();
     evaluation_records(w->ev, w->x + first * w->ev->C * w->ev->H * w->ev->W, count, out);
     return ERR_OK;
 }
 
-int evalrun_npy(const EvalRunArgs *a, FILE *out)
+int evalrun_npy(const EvalRunArgs *a, const char *out_dir, FILE *out)
 {
     const EvaluatorInfo *info = evaluator_find(a->evaluator);
     if (!info) return err_code();
@@ -94,6 +96,9 @@ int evalrun_npy(const EvalRunArgs *a, FILE *out)
         evaluation_free(&ev);
         return rc;
     }
+    EvalPart part;
+    evalpart_init(&part, out_dir);
+    ev.part = &part;
     ev.chunk = a->chunk;
     float *x = NULL, *lab = NULL;
     int *labels = NULL;
@@ -120,11 +125,22 @@ int evalrun_npy(const EvalRunArgs *a, FILE *out)
     if (rc == ERR_OK) {
         rec = dist_rank() == 0 ? xmalloc(evaluation_record_bytes(&ev) * (n ? n : 1)) : NULL;
         NpyWork w = {.ev = &ev, .x = x};
-        rc = coord_run(n, ev.chunk, evaluation_record_bytes(&ev), npy_work, &w, rec, NULL);
+        EvalKey k;
+        char key[65];
+        evalkey_init(&k, "images");
+        evalkey_str(&k, ev.fingerprint);
+        evalkey_u64(&k, (uint64_t)n);
+        evalkey_add(&k, x, sizeof(float) * n * ev.C * ev.H * ev.W);
+        evalkey_u64(&k, (uint64_t)ev.chunk);
+        evalkey_u64(&k, (uint64_t)evaluation_record_bytes(&ev));
+        evalkey_final(&k, key);
+        rc = evalpart_run(&part, "the samples' records", key, n, ev.chunk,
+                          evaluation_record_bytes(&ev), npy_work, &w, rec);
     }
     if (rc == ERR_OK) rc = evaluation_score(&ev, rec, n, labels, &s);
     if (rc == ERR_OK && a->floor) rc = evaluation_floor(&ev, n, &f);
     if (rc == ERR_OK && dist_rank() == 0) evalrun_print(out, &ev, &s, a->floor ? &f : NULL);
+    evalpart_finish(&part, rc == ERR_OK);
     eval_score_free(&s);
     eval_score_free(&f);
     xfree(rec);
@@ -152,6 +168,7 @@ static int model_work(void *vctx, uint64_t first, size_t count, void *out)
         w->x = xrealloc(w->x, sizeof(float) * count * D);
         w->cap = count;
     }
+    evalpart_fault_delay();
     TRY(sample_model_draw(w->m, first, count, w->x));
     evaluation_records(w->ev, w->x, count, out);
     return ERR_OK;
@@ -194,8 +211,12 @@ int evalrun_model(SampleModel *m, const EvalRunArgs *a, const EvalSweep *sw, con
     Evaluation ev;
     TRY(evaluation_init(&ev, info, a->data_dir, a->weights, a->n_ref));
     ev.chunk = a->chunk;
+    EvalPart part;
+    evalpart_init(&part, out_dir);
+    ev.part = &part;
     const size_t n = a->n, D = m->ss.D;
-    int rc = ERR_OK;
+    char spec_hex[65];
+    int rc = job_spec_sha256(&m->js, spec_hex);
     if (D != ev.C * ev.H * ev.W)
         rc = ERR(ERR_ARG, "the model draws %zu values per sample, the %s classifier takes %zux%zux%zu images",
                  D, info->metric, ev.C, ev.H, ev.W);
@@ -242,8 +263,25 @@ int evalrun_model(SampleModel *m, const EvalRunArgs *a, const EvalSweep *sw, con
         if (rc != ERR_OK) break;
         if (m->ss.cfg.guidance != 1.0) nfe *= 2;
         ModelWork w = {.m = m, .ev = &ev};
+        /* everything a record depends on (dist/evalpart.h) */
+        const SamplerConfig *c = &m->ss.cfg;
+        EvalKey k;
+        char key[65];
+        evalkey_init(&k, "model");
+        evalkey_str(&k, ev.fingerprint);
+        evalkey_str(&k, spec_hex);
+        evalkey_add(&k, m->params, sizeof(float) * m->n_params);
+        uint64_t cv[] = {(uint64_t)c->kind, (uint64_t)c->steps, (uint64_t)c->spacing,
+                         (uint64_t)c->var, (uint64_t)c->clip_x0, (uint64_t)c->resample, c->seed,
+                         (uint64_t)(int64_t)m->ss.label, (uint64_t)m->ss.num_classes, n,
+                         ev.chunk, evaluation_record_bytes(&ev)};
+        double dv[] = {c->eta, c->clip, c->guidance, m->ss.time_scale};
+        for (size_t i = 0; i < sizeof cv / sizeof cv[0]; i++) evalkey_u64(&k, cv[i]);
+        evalkey_add(&k, dv, sizeof dv);
+        evalkey_final(&k, key);
         double t0 = core_now();
-        rc = coord_run(n, ev.chunk, evaluation_record_bytes(&ev), model_work, &w, rec, NULL);
+        rc = evalpart_run(&part, "the samples' records", key, n, ev.chunk,
+                          evaluation_record_bytes(&ev), model_work, &w, rec);
         double wall = core_now() - t0;
         xfree(w.x);
         EvalScore s = {0};
@@ -274,6 +312,7 @@ int evalrun_model(SampleModel *m, const EvalRunArgs *a, const EvalSweep *sw, con
     if (md) fclose(md);
     if (csv) fclose(csv);
     m->ss.cfg = base;
+    evalpart_finish(&part, rc == ERR_OK);
     eval_score_free(&floor_s);
     xfree(rec);
     xfree(labels);

@@ -52,6 +52,12 @@ int evaluation_init(Evaluation *ev, const EvaluatorInfo *info, const char *data_
     ev->K = c->num_classes;
     ev->nbins = spectral_nbins(ev->H, ev->W);
     ev->chunk = 64;
+    EvalKey k;
+    evalkey_init(&k, "evaluator");
+    evalkey_str(&k, info->name);
+    evalkey_add(&k, c, sizeof *c);
+    evalkey_add(&k, clf_params(ev->clf), sizeof(float) * clf_num_params(ev->clf));
+    evalkey_final(&k, ev->fingerprint);
     ev->n_ref = n_ref;
     return ERR_OK;
 }
@@ -107,6 +113,7 @@ static int ds_work(void *vctx, uint64_t first, size_t count, void *out)
         w->x = xrealloc(w->x, sizeof(float) * count * D);
         w->cap = count;
     }
+    evalpart_fault_delay();
     clf_u8_to_float(w->x, w->ds->u8 + first * D, count * D);
     evaluation_records(w->ev, w->x, count, out);
     return ERR_OK;
@@ -125,8 +132,20 @@ int evaluation_dataset_records(Evaluation *ev, int split, size_t n, unsigned cha
                  n, split ? "test" : "train", ev->info->dataset, ds.n);
     if (rc == ERR_OK) {
         DsWork w = {.ev = ev, .ds = &ds};
-        rc = coord_run(n, ev->chunk, evaluation_record_bytes(ev), ds_work, &w,
-                       dist_rank() == 0 ? rec : NULL, NULL);
+        EvalKey k;
+        char key[65];
+        evalkey_init(&k, "dataset");
+        evalkey_str(&k, ev->fingerprint);
+        evalkey_str(&k, ev->info->dataset);
+        evalkey_u64(&k, (uint64_t)split);
+        evalkey_u64(&k, (uint64_t)ds.n);
+        evalkey_u64(&k, (uint64_t)n);
+        evalkey_u64(&k, (uint64_t)ev->chunk);
+        evalkey_u64(&k, (uint64_t)evaluation_record_bytes(ev));
+        evalkey_final(&k, key);
+        rc = evalpart_run(ev->part, split ? "the test-split records" : "the train-split records",
+                          key, n, ev->chunk, evaluation_record_bytes(ev), ds_work, &w,
+                          dist_rank() == 0 ? rec : NULL);
         xfree(w.x);
     }
     dataset_free(&ds);

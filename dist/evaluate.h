@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dist/evalpart.h"
 #include "dist/evaluator.h"
 #include "model/fdist.h"
 
@@ -35,6 +36,8 @@ typedef struct {
     /* the reference set, computed on first use */
     size_t n_ref;
     unsigned char *ref;           /* (n_ref) records */
+    char fingerprint[65];         /* SHA-256 of the evaluator's weights and shapes */
+    EvalPart *part;               /* borrowed: where records persist for resuming, or NULL */
 } Evaluation;
 
 typedef struct {

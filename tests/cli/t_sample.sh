@@ -5,7 +5,8 @@
 # gives the same numbers on 1 and 2 ranks; a truncated weights file and weights of another
 # network are clear errors; a checkpoint (one step-N, or a run's newest) samples the same bytes
 # as weights.bin, and a truncated or mismatched one is a clear error; --noise (row i starts
-# sample i) and --inpaint/--mask (kept values exact), the same bytes on 1 and 2 ranks.
+# sample i) and --inpaint/--mask (kept values exact), the same bytes on 1 and 2 ranks; an eval
+# interrupted by a signal resumes from its partial records with the same numbers.
 # Needs $DFM; prints "ok - name" / "not ok - name"; exits 1 if any check failed.
 
 # Open MPI allocates at start-up without freeing, from modules LeakSanitizer cannot name
@@ -69,6 +70,31 @@ if [ "$(wc -l < "$TMP/ev1.csv")" -eq 3 ] && grep -q "FD-FMNIST" "$TMP/ev1/sweep.
 else nok "eval RUN --sweep tables" "$(cat "$TMP/ev1.log" | tail -5)"; fi
 if cmp -s "$TMP/ev1.csv" "$TMP/ev2.csv"; then ok "sweep scores identical on 1 and 2 ranks"
 else nok "sweep scores identical on 1 and 2 ranks" "$(diff "$TMP/ev1.csv" "$TMP/ev2.csv" | head -4)"; fi
+# an interrupted eval (SIGTERM to mpirun half-way) resumes from its partial records with the
+# same numbers; a changed request does not reuse them
+EV="--data $DATA --n 24 --ref 200 --chunk 5 --steps 2 --sweep eta=0,1 --out-dir $TMP/evr"
+# shellcheck disable=SC2086
+$MPIRUN -np 2 -x DFM_FAULT_EVAL_CHUNK_MS=150 "$DFM" eval "$RUN" $EV > "$TMP/evr0.log" 2>&1 &
+pid=$!
+i=0
+while [ $i -lt 300 ] && [ "$(ls "$TMP"/evr/partial-*.bin 2>/dev/null | wc -l)" -lt 3 ]; do sleep 0.1; i=$((i + 1)); done
+sleep 0.3
+kill -TERM $pid 2>/dev/null
+wait $pid; rc=$?
+if [ $rc -ne 0 ] && ls "$TMP"/evr/partial-*.bin > /dev/null 2>&1; then ok "eval interrupted by SIGTERM leaves partial records"
+else nok "eval interrupted by SIGTERM" "exit $rc: $(tail -3 "$TMP/evr0.log")"; fi
+# shellcheck disable=SC2086
+"$DFM" eval "$RUN" $EV --seed 99 > "$TMP/evr1.log" 2>&1
+if ! grep -q "resuming the samples" "$TMP/evr1.log" && grep -q "resuming the test-split records" "$TMP/evr1.log"; then
+    ok "a changed request (--seed) reuses no sample records"
+else nok "changed request" "$(grep -i resum "$TMP/evr1.log")"; fi
+# shellcheck disable=SC2086
+"$DFM" eval "$RUN" $EV > "$TMP/evr2.log" 2>&1
+cut -d, -f1-5,7- "$TMP/evr/sweep.csv" > "$TMP/evr.csv" 2>/dev/null
+if grep -q "resuming the samples' records" "$TMP/evr2.log" && cmp -s "$TMP/ev1.csv" "$TMP/evr.csv" \
+    && ! ls "$TMP"/evr/partial-*.bin > /dev/null 2>&1; then
+    ok "resumed eval: the same numbers as an uninterrupted run, partial files removed"
+else nok "resumed eval" "$(grep -i resum "$TMP/evr2.log"; diff "$TMP/ev1.csv" "$TMP/evr.csv" | head -4)"; fi
 "$DFM" eval "$RUN" --sweep depth=3 > /dev/null 2> "$TMP/err"; rc=$?
 if [ $rc -eq 2 ] && grep -q "steps=" "$TMP/err"; then ok "bad --sweep axis"; else nok "bad --sweep axis" "exit $rc: $(cat "$TMP/err")"; fi
 
