@@ -1,6 +1,7 @@
 /* dist/evaluate.c - records per image, scores in fixed order, the real-data floor. */
 #include "dist/evaluate.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,6 +10,7 @@
 #include "dist/coord.h"
 #include "dist/dist.h"
 #include "io/dataset.h"
+#include "io/plot.h"
 #include "model/metrics.h"
 #include "model/spectral.h"
 
@@ -34,6 +36,7 @@ void eval_score_free(EvalScore *s)
 {
     xfree(s->hist);
     xfree(s->spectrum);
+    xfree(s->ref_spectrum);
     memset(s, 0, sizeof *s);
 }
 
@@ -245,7 +248,34 @@ int evaluation_score(Evaluation *ev, const unsigned char *rec, size_t n, const i
     }
     fd_stats_free(&g);
     fd_stats_free(&r);
-    xfree(ref_spec);
+    out->ref_spectrum = ref_spec;
+    out->nbins = ev->nbins;
+    return rc;
+}
+
+int evaluation_plot_spectra(const Evaluation *ev, const EvalScore *s, size_t ns,
+                            const char *const *labels, const char *path)
+{
+    if (ns == 0 || !s[0].ref_spectrum) return ERR(ERR_ARG, "no spectra to plot");
+    const size_t nb = ev->nbins;
+    double *x = xmalloc(sizeof(double) * nb);
+    double *y = xmalloc(sizeof(double) * nb * (ns + 1));
+    PlotSeries *ser = xcalloc(ns + 1, sizeof *ser);
+    char ref[96];
+    snprintf(ref, sizeof ref, "real (%s test)", ev->info->dataset);
+    for (size_t k = 0; k < nb; k++) x[k] = (double)k;
+    for (size_t i = 0; i <= ns; i++) {
+        const double *sp = i == 0 ? s[0].ref_spectrum : s[i - 1].spectrum;
+        for (size_t k = 0; k < nb; k++) y[i * nb + k] = sp && sp[k] > 0 ? 10.0 * log10(sp[k]) : (double)NAN;
+        ser[i] = (PlotSeries){.x = x, .y = y + i * nb, .n = nb,
+                              .label = i == 0 ? ref : labels && labels[i - 1] ? labels[i - 1] : "generated"};
+    }
+    PlotAxes ax = {.title = "radially averaged power spectrum", .xlabel = "radial frequency (cycles per image)",
+                   .ylabel = "power (dB)"};
+    int rc = plot_write_png(path, &ax, ser, ns + 1);
+    xfree(x);
+    xfree(y);
+    xfree(ser);
     return rc;
 }
 

@@ -49,6 +49,8 @@ typedef struct {
     double class_acc;             /* accuracy against intended labels, or -1 without labels */
     uint64_t *hist;               /* (K) predicted classes; owned */
     double *spectrum;             /* (nbins) mean power; owned */
+    double *ref_spectrum;         /* (nbins) the reference's mean power; owned */
+    size_t nbins;
 } EvalScore;
 
 void eval_score_free(EvalScore *s); /* zeroed accepted */
@@ -69,6 +71,11 @@ void evaluation_records(Evaluation *ev, const float *x, size_t count, unsigned c
  * rec may be NULL on ranks other than 0, whose *out is left zeroed. */
 int evaluation_score(Evaluation *ev, const unsigned char *rec, size_t n, const int *labels,
                      EvalScore *out);
+/* Plot radially averaged spectra, 10 log10(power) against the radial frequency, to a PNG:
+ * the reference's (from s[0]) and each score's (labels[i]; "generated" when NULL). */
+int evaluation_plot_spectra(const Evaluation *ev, const EvalScore *s, size_t ns,
+                            const char *const *labels, const char *path);
+
 /* The real-data floor for n samples (collective). */
 int evaluation_floor(Evaluation *ev, size_t n, EvalScore *out);
 

@@ -57,6 +57,10 @@ else nok "blur raises FD and spectral distance" "$fd $fd1 $fd2 / $s1 $s2"; fi
 if grep -q "real floor" "$TMP/b1.txt" && [ -n "$(awk -F'|' '/FD-FMNIST/ {gsub(/ /,"",$4); print $4}' "$TMP/b1.txt")" ]; then
     ok "scores printed beside the real-data floor"; else nok "floor column" "$(cat "$TMP/b1.txt")"; fi
 
+if [ "$(head -c 4 "$TMP/blur1.spectrum.png" 2>/dev/null | od -An -c | tr -d ' ')" = "211PNG" ] \
+    && grep -q "spectra: $TMP/blur1.spectrum.png" "$TMP/b1.txt"; then ok "spectra plotted to SAMPLES.spectrum.png"
+else nok "spectra plot" "$(ls "$TMP")"; fi
+
 # the same table on 1, 2 and 4 ranks, chunk sizes 7 and 64
 for np in 1 2 4; do
     # shellcheck disable=SC2086

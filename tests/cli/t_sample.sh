@@ -68,6 +68,9 @@ done
 if [ "$(wc -l < "$TMP/ev1.csv")" -eq 3 ] && grep -q "FD-FMNIST" "$TMP/ev1/sweep.md" && grep -q "real data" "$TMP/ev1/sweep.md"; then
     ok "eval RUN --sweep writes sweep.md and sweep.csv (2 points and the floor)"
 else nok "eval RUN --sweep tables" "$(cat "$TMP/ev1.log" | tail -5)"; fi
+png() { [ "$(head -c 4 "$1" 2>/dev/null | od -An -c | tr -d ' ')" = "211PNG" ]; }
+if png "$TMP/ev1/sweep.png" && png "$TMP/ev1/spectrum.png"; then ok "eval RUN --sweep plots sweep.png and spectrum.png"
+else nok "sweep plots" "$(ls "$TMP/ev1")"; fi
 if cmp -s "$TMP/ev1.csv" "$TMP/ev2.csv"; then ok "sweep scores identical on 1 and 2 ranks"
 else nok "sweep scores identical on 1 and 2 ranks" "$(diff "$TMP/ev1.csv" "$TMP/ev2.csv" | head -4)"; fi
 # an interrupted eval (SIGTERM to mpirun half-way) resumes from its partial records with the
