@@ -69,7 +69,7 @@ LIB_DIRS := core io model sched dist
 LIB_SRC  := $(foreach d,$(LIB_DIRS),$(wildcard $(d)/*.c))
 CMD_SRC  := $(wildcard cmd/*.c)
 UNIT_SRC := $(wildcard tests/*/test_*.c)
-MPI_TEST_SRC := $(wildcard tests/dist/mpi_*.c)
+MPI_TEST_SRC := $(wildcard tests/dist/mpi_*.c tests/dist/fault_*.c)
 TOOL_SRC := $(wildcard tests/tools/*.c)
 BENCH_SRC := $(wildcard tests/bench/*.c)
 

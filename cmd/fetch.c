@@ -34,8 +34,9 @@ static void fetch_usage(FILE *f)
             "  --list         list the datasets\n\n"
             "Environment: DFM_FETCH_BACKOFF_MS sets the first delay between retries (default\n"
             "1000, doubled after each retry); DFM_FETCH_DEADLINE_S bounds all attempts at one\n"
-            "file (default 1800). Under mpirun one rank per node downloads while\n"
-            "the others wait, then every rank verifies.\n"
+            "file (default 1800); DFM_FETCH_CA_BUNDLE names a PEM file of certificate\n"
+            "authorities to trust instead of the system's (a site's own CA). Under mpirun one\n"
+            "rank per node downloads while the others wait, then every rank verifies.\n"
             "Exit status: 0 verified, 1 download or verification failed, 2 usage error.\n");
 }
 

@@ -17,6 +17,10 @@ void preempt_install(void);
 void preempt_restore(void);
 /* The first signal received since preempt_install (0 = none). */
 int preempt_pending(void);
+/* Fault injection for the preemption tests: with DFM_FAULT_SIGNAL_STEP=S in the environment,
+ * the process sends itself SIGUSR1 when called with step1 == S (a real signal at a known step;
+ * the training loop calls it on rank 0 before each step, 1-based). */
+void preempt_fault_step(long step1);
 /* "SIGUSR1", ... */
 const char *preempt_signal_name(int sig);
 

@@ -137,3 +137,17 @@ void runfiles_report(Trainer *tr, const TrainResult *res)
         runlog_note(&tr->rl, "sliced Wasserstein distance to held-out data %.4f (data-to-data "
                     "floor %.4f, ratio %.2f)", res->swd, res->swd_floor, res->swd / res->swd_floor);
 }
+
+int runfiles_spec(const JobSpec *js)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/job.yaml", js->run.out_dir);
+    AtomicFile af;
+    TRY(fs_atomic_open(&af, path));
+    int rc = jobspec_emit(js, af.f);
+    if (rc != ERR_OK) {
+        fs_atomic_abort(&af);
+        return rc;
+    }
+    return fs_atomic_commit(&af);
+}

@@ -18,6 +18,9 @@
 /* Every output path of the job can be created (directories are made as needed); the error names
  * the job key (run.out_dir, sample.out). Rank 0. */
 int runfiles_check(const JobSpec *js);
+/* <out_dir>/job.yaml: the resolved spec beside the weights, so that `dfm sample RUN_DIR` and
+ * `dfm eval RUN_DIR` rebuild the same network and sampler. Atomic. Rank 0. */
+int runfiles_spec(const JobSpec *js);
 /* <out_dir>/weights.bin. Rank 0. */
 int runfiles_weights(Trainer *tr);
 /* Samples 0..count-1 from the EMA weights (or the live ones when sample.use_ema is off or there

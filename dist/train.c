@@ -5,7 +5,6 @@
 #include "dist/train.h"
 
 #include <math.h>
-#include <signal.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,22 +21,6 @@
 #include "dist/runfiles.h"
 #include "dist/trainckpt.h"
 #include "io/fsutil.h"
-
-/* The resolved spec beside the weights (run.out_dir/job.yaml), so that `dfm sample RUN_DIR` and
- * `dfm eval RUN_DIR` rebuild the same network and sampler. Atomic. */
-static int write_spec(const JobSpec *js)
-{
-    char path[4200];
-    snprintf(path, sizeof path, "%s/job.yaml", js->run.out_dir);
-    AtomicFile af;
-    TRY(fs_atomic_open(&af, path));
-    int rc = jobspec_emit(js, af.f);
-    if (rc != ERR_OK) {
-        fs_atomic_abort(&af);
-        return rc;
-    }
-    return fs_atomic_commit(&af);
-}
 
 /* The gradient norm is summed in double over fixed chunks of this many floats, then over the
  * chunks in order: the same bits for any rank count, with or without ZeRO-1 (shards are aligned
@@ -137,7 +120,7 @@ int trainer_init(Trainer *tr, const JobSpec *js)
     tr->chunk_sumsq = xcalloc(tr->n_chunks, sizeof(double));
     if (tr->rank == 0) TRY(runlog_open(&tr->rl, js->run.out_dir, js->train.log_every));
     TRY(fs_mkdir_p(js->run.out_dir));
-    if (tr->rank == 0) TRY(write_spec(js));
+    if (tr->rank == 0) TRY(runfiles_spec(js));
     return ERR_OK;
 }
 
@@ -345,21 +328,13 @@ int trainer_step(Trainer *tr)
     return ERR_OK;
 }
 
-/* Whether a key was written in the spec file or given with --set (not a default). */
-static int spec_explicit(const JobSpec *js, const char *key)
-{
-    for (size_t i = 0; js->loc && i < jobspec_nkeys(); i++)
-        if (!strcmp(jobspec_key(i), key)) return js->loc[i].line > 0 || js->loc[i].set > 0;
-    return 0;
-}
-
 /* Settings of the job spec this version of the loop does not act on yet: say so once, rather
  * than let a user believe they took effect. */
 static int check_unsupported(const Trainer *tr)
 {
     const JobSpec *js = tr->js;
     if (tr->rank != 0) return ERR_OK;
-    if (js->eval.every > 0 && spec_explicit(js, "eval.every"))
+    if (js->eval.every > 0 && jobspec_explicit(js, "eval.every"))
         log_warn("eval.every = %d: periodic evaluation is not run by this version; toy2d runs "
                  "report the sliced Wasserstein distance of the final samples", js->eval.every);
     return ERR_OK;
@@ -379,18 +354,6 @@ static void log_start(const Trainer *tr)
     if (jobspec_warmup_steps(js) != js->train.warmup)
         log_info("note: train.warmup (%d) is not below train.steps (%ld): warming up for %d steps",
                  js->train.warmup, (long)js->train.steps, jobspec_warmup_steps(js));
-}
-
-/* Fault injection for the preemption tests: DFM_FAULT_SIGNAL_STEP=S makes rank 0 send itself
- * SIGUSR1 during step S (1-based), a real signal at a known step. */
-static void maybe_signal_self(const Trainer *tr, long step1)
-{
-    static long when = -2;
-    if (when == -2) {
-        const char *e = getenv("DFM_FAULT_SIGNAL_STEP");
-        when = e && *e ? atol(e) : -1;
-    }
-    if (when > 0 && step1 == when && tr->rank == 0) raise(SIGUSR1);
 }
 
 static int boundary(void *ctx, Trainer *tr, RunRecord *rec)
@@ -418,7 +381,7 @@ int train_run(const JobSpec *js, const TrainOptions *opt, TrainResult *res)
     tr.step0 = tr.ctr.step;
     tr.wall0 = tr.ctr.wall_s;
     while (rc == ERR_OK && tr.ctr.step < js->train.steps) {
-        maybe_signal_self(&tr, tr.ctr.step + 1);
+        if (tr.rank == 0) preempt_fault_step(tr.ctr.step + 1);
         tr.sync_in[TRAIN_SYNC_STOP] = preempt_pending() != 0;
         tr.sync_in[TRAIN_SYNC_CKPT_READY] = trainckpt_ready(ck);
         rc = trainer_step(&tr);

@@ -116,6 +116,8 @@ void fetch_options_default(FetchOptions *o)
     o->how_mirror = "pass --mirror URL";
     o->max_bytes = FETCH_MAX_BYTES;
     o->deadline_s = FETCH_DEADLINE_S;
+    const char *ca = getenv("DFM_FETCH_CA_BUNDLE");
+    o->ca_file = ca && *ca ? ca : NULL;
     const char *d = getenv("DFM_FETCH_DEADLINE_S");
     if (d && *d) {
         char *end;
@@ -531,6 +533,7 @@ static AttemptVerdict transfer(const char *url, const char *part, int resume_ok,
     curl_easy_setopt(c, CURLOPT_MAXREDIRS, 5L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(c, CURLOPT_SSL_VERIFYHOST, 2L);
+    if (o->ca_file) curl_easy_setopt(c, CURLOPT_CAINFO, o->ca_file);
     curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT, o->connect_timeout_s);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_LIMIT, o->low_speed_bytes);
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, o->low_speed_time_s);

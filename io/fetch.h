@@ -104,6 +104,9 @@ typedef struct {
                                     default FETCH_DEADLINE_S */
     const char *how_mirror;      /* how the user adds a mirror, for hints: "pass --mirror URL"
                                     (dfm fetch, the default); dfm train names its job key */
+    const char *ca_file;         /* PEM bundle of the certificate authorities to trust instead
+                                    of the system's (a site's own CA); default
+                                    $DFM_FETCH_CA_BUNDLE, NULL = the system's */
 } FetchOptions;
 
 /* No built-in dataset file comes near either limit (the largest, CIFAR-10's archive, is

@@ -14,8 +14,10 @@ check() { # name, command...
 }
 tmp=$(mktemp -d /tmp/dfm_tfetch.XXXXXX)
 srv_pid=
+tls_pid=
 cleanup() {
     [ -n "$srv_pid" ] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid" 2>/dev/null
+    [ -n "$tls_pid" ] && kill "$tls_pid" 2>/dev/null && wait "$tls_pid" 2>/dev/null
     rm -rf "$tmp"
 }
 trap cleanup EXIT INT TERM
@@ -144,6 +146,62 @@ if [ -f "$deb/train-images-idx3-ubyte.gz" ]; then
         --mirror "$base/" >/dev/null 2>"$tmp/e_next"
     [ $? -eq 0 ] && all_verified "$tmp/f_next" && ok "500 on the first mirror, success on the next" \
         || bad "500 on the first mirror, success on the next"
+
+    # ---- HTTPS: a redirect from https to http is refused (a site's own CA via
+    # DFM_FETCH_CA_BUNDLE; the HTTPS server is Python's, redirecting /down/X to the plain
+    # server) ----
+    if command -v openssl >/dev/null 2>&1 && [ -x /usr/bin/python3 ] \
+        && openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj /CN=127.0.0.1 \
+            -addext subjectAltName=IP:127.0.0.1 -keyout "$tmp/tls.key" -out "$tmp/tls.pem" \
+            >/dev/null 2>&1; then
+        cat >"$tmp/tls.py" <<'PY'
+import http.server, ssl, sys
+target, root, portfile, cert, key = sys.argv[1:6]
+class H(http.server.SimpleHTTPRequestHandler):
+    def __init__(self, *a, **k):
+        super().__init__(*a, directory=root, **k)
+    def log_message(self, *a):
+        pass
+    def do_GET(self):
+        if self.path.startswith("/down/"):
+            self.send_response(302)
+            self.send_header("Location", target + self.path[len("/down/"):])
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        super().do_GET()
+srv = http.server.HTTPServer(("127.0.0.1", 0), H)
+ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+ctx.load_cert_chain(cert, key)
+srv.socket = ctx.wrap_socket(srv.socket, server_side=True)
+with open(portfile + ".tmp", "w") as f:
+    f.write(str(srv.server_address[1]))
+import os
+os.rename(portfile + ".tmp", portfile)
+srv.serve_forever()
+PY
+        /usr/bin/python3 "$tmp/tls.py" "$base/norange/" "$deb" "$tmp/tls.port" "$tmp/tls.pem" \
+            "$tmp/tls.key" 2>"$tmp/tls.err" &
+        tls_pid=$!
+        i=0
+        while [ ! -s "$tmp/tls.port" ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
+        tbase="https://127.0.0.1:$(cat "$tmp/tls.port" 2>/dev/null)"
+        DFM_FETCH_CA_BUNDLE="$tmp/tls.pem" "$DFM" fetch fashion-mnist --dir "$tmp/tls_ok" \
+            --no-builtin-mirrors --mirror "$tbase/" >/dev/null 2>"$tmp/e_tls"
+        [ $? -eq 0 ] && all_verified "$tmp/tls_ok" && ok "https mirror with a site CA" \
+            || { bad "https mirror with a site CA"; cat "$tmp/e_tls" "$tmp/tls.err"; }
+        DFM_FETCH_CA_BUNDLE="$tmp/tls.pem" "$DFM" fetch fashion-mnist --dir "$tmp/tls_down" \
+            --no-builtin-mirrors --retries 1 --mirror "$tbase/down/" >/dev/null 2>"$tmp/e_down"
+        rc=$?
+        [ $rc -eq 1 ] && one_error_line "$tmp/e_down" "curl error 1)" \
+            && nothing_installed "$tmp/tls_down" && ! grep -q "GET /norange/" "$tmp/httpd.log" \
+            && ok "a redirect from https to http is refused" \
+            || { bad "a redirect from https to http is refused (exit $rc)"; cat "$tmp/e_down"; }
+        kill "$tls_pid" 2>/dev/null && wait "$tls_pid" 2>/dev/null
+        tls_pid=
+    else
+        echo "ok - # SKIP https tests need openssl and /usr/bin/python3"
+    fi
 
     dead=$("$DFM_BIN/tools/httpd" -d "$tmp" -t 1 2>/dev/null | head -1)  # a port nobody listens on after exit
     sleep 1.2
