@@ -174,6 +174,8 @@ static int ensure_ref(Evaluation *ev)
     return ERR_OK;
 }
 
+int evaluation_prepare(Evaluation *ev) { return ensure_ref(ev); }
+
 /* Frechet statistics and spectrum sum of n records, blocks of FD_BLOCK merged in order. */
 static void fold(const Evaluation *ev, const unsigned char *rec, size_t n, FdStats *tot,
                  double *spec_mean)

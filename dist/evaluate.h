@@ -76,6 +76,10 @@ int evaluation_score(Evaluation *ev, const unsigned char *rec, size_t n, const i
 int evaluation_plot_spectra(const Evaluation *ev, const EvalScore *s, size_t ns,
                             const char *const *labels, const char *path);
 
+/* Compute the reference's records now (collective; evaluation_score does it on first use).
+ * After it, evaluation_score on rank 0 calls nothing collective. */
+int evaluation_prepare(Evaluation *ev);
+
 /* The real-data floor for n samples (collective). */
 int evaluation_floor(Evaluation *ev, size_t n, EvalScore *out);
 

@@ -193,6 +193,7 @@ typedef struct {
 typedef struct {
     int every; /* 0 = off */
     int count, batch;
+    int ref;   /* reference images (first of the test split); 0 = all */
     JobMetric metrics[JOB_METRIC_COUNT];
     int n_metrics;
 } JobEval;

@@ -406,9 +406,12 @@ const Field g_fields[] = {
     I("eval.every", eval.every, 0, 1000000000, 0, .def = "0",
       .doc = "steps between evaluations during training; 0 = never"),
     I("eval.count", eval.count, 1, 10000000, 0, .def = "1000",
-      .doc = "samples generated per evaluation", .only = "dfm eval"),
+      .doc = "samples generated per evaluation"),
     I("eval.batch", eval.batch, 1, 65536, 0, .def = "256",
-      .doc = "samples per network batch during evaluation", .only = "dfm eval"),
+      .doc = "samples per network batch during evaluation"),
+    I("eval.ref", eval.ref, 0, 10000000, 0, .def = "0",
+      .doc = "reference images of an evaluation during training: the first N of the test "
+             "split; 0 = all"),
     EL("eval.metrics", eval.metrics, eval.n_metrics, k_metric, .def = "[swd]",
        .also = "`fd_fmnist` needs fashion-mnist, `spectrum` an image dataset",
        .doc = "sliced Wasserstein distance to held-out data; Fréchet distance in the feature "

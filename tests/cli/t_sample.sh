@@ -6,7 +6,8 @@
 # network are clear errors; a checkpoint (one step-N, or a run's newest) samples the same bytes
 # as weights.bin, and a truncated or mismatched one is a clear error; --noise (row i starts
 # sample i) and --inpaint/--mask (kept values exact), the same bytes on 1 and 2 ranks; an eval
-# interrupted by a signal resumes from its partial records with the same numbers.
+# interrupted by a signal resumes from its partial records with the same numbers; eval.every
+# during training logs the numbers dfm eval gives.
 # Needs $DFM; prints "ok - name" / "not ok - name"; exits 1 if any check failed.
 
 # Open MPI allocates at start-up without freeing, from modules LeakSanitizer cannot name
@@ -179,5 +180,32 @@ else nok "--inpaint --mask" "$out"; fi
 "$DFM" sample "$RUN" --inpaint "$TMP/img.npy" --mask "$TMP/img.npy" > /dev/null 2> "$TMP/err"; rc=$?
 if [ $rc -ne 0 ] && grep -q "a mask holds 1 (keep) or 0" "$TMP/err"; then ok "a mask that is not 0/1"
 else nok "a mask that is not 0/1" "exit $rc: $(cat "$TMP/err")"; fi
+
+# eval.every: the evaluation during training on 2 ranks, logged to metrics.jsonl, the numbers
+# of dfm eval for the same weights
+EVT="--set data.dir=$DATA --set eval.every=5 --set eval.count=8 --set eval.batch=4 --set eval.ref=50"
+# shellcheck disable=SC2086
+timeout 300 $MPIRUN -np 2 "$DFM" train "$TINY" $EVT --set run.out_dir="$TMP/evt" > "$TMP/evt.log" 2>&1 \
+    || nok "train with eval.every on 2 ranks" "$(tail -5 "$TMP/evt.log")"
+"$DFM" eval "$TMP/evt" --data "$DATA" --n 8 --ref 50 --chunk 3 > "$TMP/evt-eval.txt" 2>&1
+if out=$($PY - "$TMP/evt/metrics.jsonl" "$TMP/evt-eval.txt" 2>&1 <<'EOF'
+import json, sys
+lines = [json.loads(l) for l in open(sys.argv[1])]
+ev = [l for l in lines if "eval" in l]
+assert len(ev) == 1 and ev[0]["step"] == 5, ev
+e = ev[0]["eval"]
+tab = {}
+for row in open(sys.argv[2]):
+    c = [x.strip() for x in row.split("|")]
+    if len(c) > 3:
+        tab[c[1]] = c[2:4]
+assert "%.4f" % e["fd_fmnist"] == tab["FD-FMNIST"][0], (e, tab)
+assert "%.4f" % e["fd_fmnist_floor"] == tab["FD-FMNIST"][1], (e, tab)
+assert "%.4f" % e["precision"] == tab["precision (k=3)"][0], (e, tab)
+assert "%.4f" % e["spectral_db"] == tab["spectral distance (dB)"][0], (e, tab)
+assert e["n"] == 8 and e["ref"] == 50
+EOF
+); then ok "eval.every: scores in metrics.jsonl, equal to dfm eval's"
+else nok "eval.every" "$out"; fi
 
 [ "$n_fail" -eq 0 ]
