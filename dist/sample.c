@@ -115,8 +115,14 @@ static int draw_local(SampleSetup *ss, const uint64_t *idx, size_t count, float 
                 memcpy(known + j * D, ss->known + r * D, sizeof(float) * D);
             }
         }
+        SampleStats st;
         rc = sched_sample_from(&ss->cfg, &ss->sched, net_fn, &ctx, idx + s, nb, D,
-                               nclass > 0 ? labels : NULL, mask, known, x0, out + s * D, NULL);
+                               nclass > 0 ? labels : NULL, mask, known, x0, out + s * D, &st);
+        if (rc == ERR_OK) {
+            ss->nfe_total += st.nfe_total;
+            ss->nfe_max = st.nfe > ss->nfe_max ? st.nfe : ss->nfe_max;
+            ss->n_drawn += nb;
+        }
     }
     xfree(ctx.t);
     xfree(labels);

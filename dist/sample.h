@@ -50,6 +50,9 @@ typedef struct {
     size_t n_noise;
     const float *known, *mask;
     size_t n_known;
+    /* network evaluations spent by this rank's draws since set-up (adaptive solvers vary per
+       sample): the sum over samples, the most one sample took, the samples drawn */
+    uint64_t nfe_total, nfe_max, n_drawn;
 } SampleSetup;
 
 /* From a job spec: schedule, the sample section's sampler and batch, label rule. net is borrowed

@@ -332,8 +332,14 @@ int samplerun(SampleModel *m, const SampleRunOut *o)
     float *x = dist_rank() == 0 ? xmalloc(sizeof(float) * (o->n ? o->n : 1) * D) : NULL;
     CoordStats st;
     double t0 = core_now();
+    m->ss.nfe_total = m->ss.nfe_max = m->ss.n_drawn = 0;
     int rc = coord_run(o->n, o->chunk, sizeof(float) * D, draw_work, m, x, &st);
     double wall = core_now() - t0;
+    /* network evaluations per sample over all ranks (adaptive solvers: the mean and the most) */
+    double nfe[2] = {(double)m->ss.nfe_total, (double)m->ss.n_drawn};
+    int64_t nfe_max = (int64_t)m->ss.nfe_max;
+    if (rc == ERR_OK) rc = dist_allreduce_sum_f64(nfe, 2);
+    if (rc == ERR_OK) rc = dist_allreduce_max_i64(&nfe_max, 1);
     if (rc == ERR_OK && dist_rank() == 0) {
         const JobSpec *js = &m->js;
         int image = js->data.dataset != JOB_DATA_TOY2D;
@@ -361,6 +367,9 @@ int samplerun(SampleModel *m, const SampleRunOut *o)
             printf("dfm sample: %zu samples in %.2f s (%.2f samples/s) on %d rank%s, chunk %zu, %s weights of %s\n",
                    o->n, wall, wall > 0 ? (double)o->n / wall : 0.0, dist_size(),
                    dist_size() > 1 ? "s" : "", o->chunk, m->used_ema ? "EMA" : "trained", m->from);
+            printf("  network evaluations per sample: %.1f on average, at most %lld (sampler %s)\n",
+                   nfe[1] > 0 ? nfe[0] / nfe[1] : 0.0, (long long)nfe_max,
+                   sampler_kind_name(m->ss.cfg.kind));
             for (int r = 0; r < st.nranks && dist_size() > 1; r++)
                 printf("  rank %d: %llu chunks, %llu samples\n", r,
                        (unsigned long long)st.chunks[r], (unsigned long long)st.items[r]);

@@ -113,6 +113,7 @@ int trainer_init(Trainer *tr, const JobSpec *js)
     tr->dout = xalloc_aligned(sizeof(float) * mD);
     tr->tnet = xmalloc(sizeof(double) * tr->m);
     tr->per_sample = xmalloc(sizeof(double) * tr->m);
+    tr->weight = xmalloc(sizeof(double) * tr->m);
     tr->tin = xmalloc(sizeof(float) * tr->m);
     tr->labels = xmalloc(sizeof(int) * tr->m);
     tr->labels_in = xmalloc(sizeof(int) * tr->m);
@@ -141,6 +142,7 @@ void trainer_free(Trainer *tr)
     xfree_aligned(tr->dout);
     xfree(tr->tnet);
     xfree(tr->per_sample);
+    xfree(tr->weight);
     xfree(tr->tin);
     xfree(tr->labels);
     xfree(tr->labels_in);
@@ -185,15 +187,24 @@ static int compute_gradient(Trainer *tr, uint64_t k, double stats[ST_N], float *
     for (size_t s = first; s < end; s++) {
         loader_fill(&tr->ds, &tr->lc, k, s * tr->m, tr->m, tr->x0, tr->labels_in, tr->idx);
         if (s == 0 && fault_nan_at((long)k + 1)) tr->x0[0] = NAN;
-        TRY(sched_train_targets(&tr->tc, &tr->sch, k, tr->idx, tr->m, tr->D, tr->x0,
-                                conditional ? tr->labels_in : NULL, tr->xt, tr->tnet, tr->target,
-                                conditional ? tr->labels : NULL, NULL, NULL));
+        int sde = tr->sch.family == SCHED_SDE; /* weighted denoising score matching */
+        if (sde)
+            TRY(sched_sde_train_targets(&tr->tc, &tr->sch.sde, tr->sch.sde_out,
+                                        tr->tc.sde_weight, k, tr->idx, tr->m, tr->D, tr->x0,
+                                        conditional ? tr->labels_in : NULL, tr->xt, tr->tnet,
+                                        tr->target, tr->weight, conditional ? tr->labels : NULL));
+        else
+            TRY(sched_train_targets(&tr->tc, &tr->sch, k, tr->idx, tr->m, tr->D, tr->x0,
+                                    conditional ? tr->labels_in : NULL, tr->xt, tr->tnet,
+                                    tr->target, conditional ? tr->labels : NULL, NULL, NULL));
         for (size_t b = 0; b < tr->m; b++) tr->tin[b] = (float)(tr->tnet[b] * tr->time_scale);
         NetTrainOpts fo = {.labels = conditional ? tr->labels : NULL, .sample_idx = tr->idx,
                            .seed = js->run.seed, .step = (uint32_t)k, .dropout = 1};
         net_forward(tr->net, tr->xt, tr->tin, tr->m, &fo, tr->out);
-        stats[ST_LOSS] += sched_loss_mse(tr->out, tr->target, tr->m, tr->D, norm, tr->dout,
-                                         tr->per_sample);
+        stats[ST_LOSS] += sde ? sched_loss_mse_weighted(tr->out, tr->target, tr->weight, tr->m,
+                                                        tr->D, norm, tr->dout, tr->per_sample)
+                              : sched_loss_mse(tr->out, tr->target, tr->m, tr->D, norm, tr->dout,
+                                               tr->per_sample);
         for (size_t b = 0; b < tr->m; b++) {
             int q = sched_time_quartile(&tr->sch, tr->tnet[b]);
             stats[ST_QSUM + q] += tr->per_sample[b];
@@ -284,6 +295,7 @@ int trainer_step(Trainer *tr)
     float *g;
     size_t lo, hi;
     TRY(compute_gradient(tr, (uint64_t)step, st, &g, &lo, &hi));
+    if (tr->sync_fill) tr->sync_fill(tr->boundary_ctx, tr);
     for (int i = 0; i < TRAIN_SYNC_N; i++) st[ST_SYNC + i] = tr->sync_in[i];
     TRY(dist_allreduce_sum_f64(st, ST_N));
     for (int i = 0; i < TRAIN_SYNC_N; i++) tr->sync_out[i] = st[ST_SYNC + i];
@@ -336,7 +348,10 @@ static void log_start(const Trainer *tr)
     const JobSpec *js = tr->js;
     log_info("training %s: %s on %s, %zu parameters, %d rank%s x %d thread%s, global batch "
              "%zu (%zu micro-batch%s of %zu)%s",
-             js->run.name, js->objective.type == JOB_OBJ_FLOW ? "flow matching" : "DDPM",
+             js->run.name,
+             js->objective.type == JOB_OBJ_FLOW  ? "flow matching"
+             : js->objective.type == JOB_OBJ_SDE ? "score matching (SDE)"
+                                                 : "DDPM",
              tr->ds.name, tr->n, tr->size, tr->size == 1 ? "" : "s", tr->threads,
              tr->threads == 1 ? "" : "s", tr->B, tr->M, tr->M == 1 ? "" : "es", tr->m,
              reducer_bitwise(tr->red) ? ", rank-count invariant" : "");
@@ -348,6 +363,12 @@ static void log_start(const Trainer *tr)
 static int boundary(void *ctx, Trainer *tr, RunRecord *rec)
 {
     return trainckpt_boundary(ctx, tr, rec);
+}
+
+static void sync_fill(void *ctx, Trainer *tr)
+{
+    tr->sync_in[TRAIN_SYNC_STOP] = preempt_pending() != 0;
+    tr->sync_in[TRAIN_SYNC_CKPT_READY] = trainckpt_ready(ctx);
 }
 
 int train_run(const JobSpec *js, const TrainOptions *opt, TrainResult *res)
@@ -364,6 +385,7 @@ int train_run(const JobSpec *js, const TrainOptions *opt, TrainResult *res)
     if (rc == ERR_OK) rc = trainckpt_open(&ck, &tr, opt);
     if (rc == ERR_OK && tr.rank == 0) log_start(&tr);
     tr.boundary = boundary;
+    tr.sync_fill = sync_fill;
     tr.boundary_ctx = ck;
 
     tr.t0 = core_now();
@@ -371,8 +393,6 @@ int train_run(const JobSpec *js, const TrainOptions *opt, TrainResult *res)
     tr.wall0 = tr.ctr.wall_s;
     while (rc == ERR_OK && tr.ctr.step < js->train.steps) {
         if (tr.rank == 0) preempt_fault_step(tr.ctr.step + 1);
-        tr.sync_in[TRAIN_SYNC_STOP] = preempt_pending() != 0;
-        tr.sync_in[TRAIN_SYNC_CKPT_READY] = trainckpt_ready(ck);
         rc = trainer_step(&tr);
         if (rc == ERR_OK && trainckpt_stopped(ck)) break;
         if (rc == ERR_OK) rc = evaltrain_boundary(&et, &tr);

@@ -171,6 +171,7 @@ int trainckpt_open(TrainCkpt **out, Trainer *tr, const TrainOptions *opt)
     CkptPolicy pol = {.dir = js->checkpoint.dir, .keep = js->checkpoint.keep,
                       .keep_every = js->checkpoint.keep_every};
     tc->saver = ckpt_saver_create(&pol);
+    if (tc->async) ckpt_saver_reserve(tc->saver, (tr->opt.ema ? 4 : 3) * (tc->hi - tc->lo));
 
     char path[4200] = "";
     int found = 0;
@@ -221,8 +222,11 @@ int trainckpt_open(TrainCkpt **out, Trainer *tr, const TrainOptions *opt)
     return ERR_OK;
 }
 
-static void note_save(const CkptSaveStats *s, RunRecord *rec)
+/* A save committed: remember it, and put it on this boundary's metrics line. */
+static void note_save(TrainCkpt *tc, const CkptSaveStats *s, RunRecord *rec)
 {
+    tc->last_saved = (long)s->step;
+    snprintf(tc->last_path, sizeof tc->last_path, "%s", s->path);
     rec->ckpt_step = (long)s->step;
     rec->ckpt_stall_s = s->stall_s;
     rec->ckpt_save_s = s->total_s;
@@ -233,9 +237,7 @@ static int commit(TrainCkpt *tc, RunRecord *rec)
 {
     CkptSaveStats s;
     TRY(ckpt_save_commit(tc->saver, &s));
-    tc->last_saved = (long)s.step;
-    snprintf(tc->last_path, sizeof tc->last_path, "%s", s.path);
-    note_save(&s, rec);
+    note_save(tc, &s, rec);
     return ERR_OK;
 }
 
@@ -246,9 +248,7 @@ static int save_sync(TrainCkpt *tc, Trainer *tr, RunRecord *rec)
     CkptState st = state_of(tc, tr);
     CkptSaveStats s;
     TRY(ckpt_save(tc->saver, &st, &s));
-    tc->last_saved = (long)s.step;
-    snprintf(tc->last_path, sizeof tc->last_path, "%s", s.path);
-    note_save(&s, rec);
+    note_save(tc, &s, rec);
     return ERR_OK;
 }
 
@@ -257,9 +257,14 @@ int trainckpt_boundary(TrainCkpt *tc, Trainer *tr, RunRecord *rec)
     const JobSpec *js = tr->js;
     long step = tr->ctr.step;
     int every = js->checkpoint.every;
-    /* an async save whose writers are done everywhere (summed in this step's reduction) */
-    if (ckpt_save_busy(tc->saver) && tr->sync_out[TRAIN_SYNC_CKPT_READY] >= (double)tr->size)
-        TRY(commit(tc, rec));
+    /* an async save whose current phase is done everywhere (summed in this step's reduction):
+     * agree on the shards and let rank 0's writer commit, or learn that it committed */
+    if (ckpt_save_busy(tc->saver) && tr->sync_out[TRAIN_SYNC_CKPT_READY] >= (double)tr->size) {
+        CkptSaveStats s;
+        int committed = 0;
+        TRY(ckpt_save_advance(tc->saver, &s, &committed));
+        if (committed) note_save(tc, &s, rec);
+    }
     if (tr->sync_out[TRAIN_SYNC_STOP] > 0) {
         /* the first signal any rank saw; rank 0's name for the line */
         tc->stopped = preempt_pending() ? preempt_pending() : 1;
