@@ -172,10 +172,11 @@ int evaltrain_boundary(EvalTrain **pet, Trainer *tr)
 {
     const JobSpec *js = tr->js;
     if (js->eval.every <= 0) return ERR_OK;
-    if (*pet && tr->rank == 0) TRY(collect(*pet, tr, 0));
+    /* set up at the first boundary, so a missing evaluator or dataset stops the run at once */
+    if (!*pet) TRY(setup(pet, tr));
+    if (tr->rank == 0) TRY(collect(*pet, tr, 0));
     long step = tr->ctr.step;
     if (step % js->eval.every != 0) return ERR_OK;
-    if (!*pet) TRY(setup(pet, tr));
     EvalTrain *et = *pet;
     if (tr->rank == 0) TRY(collect(et, tr, 1)); /* the previous one, before reusing its buffers */
     /* sample with the weights samples are drawn with: swap them into the network */

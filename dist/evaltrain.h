@@ -23,8 +23,8 @@
 typedef struct EvalTrain EvalTrain;
 
 /* Collective, at every step boundary of the training loop: at a multiple of eval.every, run
- * the evaluation (set up on first use: the evaluator and its reference); on rank 0 also log a
- * finished scoring. *et starts NULL. */
+ * the evaluation; on rank 0 also log a finished scoring. *et starts NULL; the first call sets
+ * up the evaluator and its reference (so a missing one stops the run at its first step). */
 int evaltrain_boundary(EvalTrain **et, Trainer *tr);
 /* Wait for a scoring in flight, log it (rank 0), free. NULL-safe. */
 int evaltrain_end(EvalTrain **et, Trainer *tr);
