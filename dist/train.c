@@ -15,6 +15,7 @@
 #include "core/mem.h"
 #include "dist/data.h"
 #include "dist/dist.h"
+#include "dist/evaltrain.h"
 #include "dist/jobagree.h"
 #include "dist/jobconf.h"
 #include "dist/preempt.h"
@@ -340,18 +341,6 @@ int trainer_step(Trainer *tr)
     return ERR_OK;
 }
 
-/* Settings of the job spec this version of the loop does not act on yet: say so once, rather
- * than let a user believe they took effect. */
-static int check_unsupported(const Trainer *tr)
-{
-    const JobSpec *js = tr->js;
-    if (tr->rank != 0) return ERR_OK;
-    if (js->eval.every > 0 && jobspec_explicit(js, "eval.every"))
-        log_warn("eval.every = %d: periodic evaluation is not run by this version; toy2d runs "
-                 "report the sliced Wasserstein distance of the final samples", js->eval.every);
-    return ERR_OK;
-}
-
 /* ---- the run ------------------------------------------------------------------------------ */
 
 static void log_start(const Trainer *tr)
@@ -386,13 +375,13 @@ int train_run(const JobSpec *js, const TrainOptions *opt, TrainResult *res)
 {
     Trainer tr;
     TrainCkpt *ck = NULL;
+    EvalTrain *et = NULL; /* eval.every (dist/evaltrain.h) */
     memset(&tr, 0, sizeof tr);
     memset(res, 0, sizeof *res);
     res->swd = res->swd_floor = NAN;
 
     int rc = dist_rank() == 0 ? runfiles_check(js) : ERR_OK;
     if (rc == ERR_OK) rc = trainer_init(&tr, js);
-    if (rc == ERR_OK) rc = check_unsupported(&tr);
     if (rc == ERR_OK) rc = trainckpt_open(&ck, &tr, opt);
     if (rc == ERR_OK && tr.rank == 0) log_start(&tr);
     tr.boundary = boundary;
@@ -406,11 +395,14 @@ int train_run(const JobSpec *js, const TrainOptions *opt, TrainResult *res)
         if (tr.rank == 0) preempt_fault_step(tr.ctr.step + 1);
         rc = trainer_step(&tr);
         if (rc == ERR_OK && trainckpt_stopped(ck)) break;
+        if (rc == ERR_OK) rc = evaltrain_boundary(&et, &tr);
         long s = tr.ctr.step;
         if (rc == ERR_OK && js->train.sample_every > 0 && s % js->train.sample_every == 0 &&
             s < js->train.steps)
             rc = runfiles_samples(&tr, res, 0);
     }
+    int erc = evaltrain_end(&et, &tr);
+    if (rc == ERR_OK) rc = erc;
     if (rc == ERR_OK && trainckpt_stopped(ck)) {
         int sig = trainckpt_stopped(ck);
         res->preempted = sig;

@@ -76,7 +76,7 @@ typedef enum {
 typedef enum { JOB_TS_UNIFORM, JOB_TS_QUADRATIC, JOB_TS_TRAILING } JobTimesteps;
 typedef enum { JOB_VAR_BETA_TILDE, JOB_VAR_BETA } JobVariance;
 typedef enum {
-    JOB_METRIC_SWD, JOB_METRIC_FID_FMNIST, JOB_METRIC_SPECTRUM,
+    JOB_METRIC_SWD, JOB_METRIC_FD_FMNIST, JOB_METRIC_SPECTRUM,
     JOB_METRIC_NLL, JOB_METRIC_ELBO, /* likelihoods of held-out data (dist/likelihood.h) */
     JOB_METRIC_COUNT
 } JobMetric;
@@ -219,6 +219,7 @@ typedef struct {
 typedef struct {
     int every; /* 0 = off */
     int count, batch;
+    int ref;   /* reference images (first of the test split); 0 = all */
     JobMetric metrics[JOB_METRIC_COUNT];
     int n_metrics;
 } JobEval;

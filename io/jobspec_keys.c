@@ -48,7 +48,7 @@ static const char *const k_resume[] = {"auto", "never", "must"};
 static const char *const k_sampler[] = {DFM_SAMPLER_NAMES};
 static const char *const k_tspace[] = {DFM_SPACING_NAMES};
 static const char *const k_variance[] = {"beta_tilde", "beta"};
-static const char *const k_metric[] = {"swd", "fid_fmnist", "spectrum", "nll", "elbo"};
+static const char *const k_metric[] = {"swd", "fd_fmnist", "spectrum", "nll", "elbo"};
 static const char *const k_launch[] = {"srun", "mpirun"};
 
 _Static_assert(NN(k_dataset) == JOB_DATA_TOY2D + 1 && NN(k_toy) == JOB_TOY_SWISSROLL + 1 &&
@@ -456,11 +456,14 @@ const Field g_fields[] = {
     I("eval.every", eval.every, 0, 1000000000, 0, .def = "0",
       .doc = "steps between evaluations during training; 0 = never"),
     I("eval.count", eval.count, 1, 10000000, 0, .def = "1000",
-      .doc = "samples generated per evaluation", .only = "dfm eval"),
+      .doc = "samples generated per evaluation"),
     I("eval.batch", eval.batch, 1, 65536, 0, .def = "256",
-      .doc = "samples per network batch during evaluation", .only = "dfm eval"),
+      .doc = "samples per network batch during evaluation"),
+    I("eval.ref", eval.ref, 0, 10000000, 0, .def = "0",
+      .doc = "reference images of an evaluation during training: the first N of the test "
+             "split; 0 = all"),
     EL("eval.metrics", eval.metrics, eval.n_metrics, k_metric, .def = "[swd]",
-       .also = "`fid_fmnist` needs fashion-mnist, `spectrum` an image dataset, `elbo` objective "
+       .also = "`fd_fmnist` needs fashion-mnist, `spectrum` an image dataset, `elbo` objective "
                "ddpm",
        .doc = "sliced Wasserstein distance to held-out data; Fréchet distance in the feature "
               "space of a Fashion-MNIST classifier; radially averaged power spectrum compared "

@@ -3,7 +3,7 @@
 #
 #   DFM=bin/dfm DFM_BIN=bin sh tests/bench/run.sh        (make bench sets both)
 #   BENCH_QUICK=1 ...                                     smoke version, about 5 minutes
-#   BENCH_SECTIONS="model large scaling dp parity"        which sections to run (default all)
+#   BENCH_SECTIONS="model large scaling dp parity sample"  which sections to run (default all)
 #
 # Sections (every ratio is formed from numbers measured in this same run):
 #   1. model: fmnist-small U-Net, batch 64: train step (forward + backward + Adam) and forward
@@ -28,6 +28,11 @@
 #   3. loss parity: the quickstart job trained by dfm and by tests/torch/train_quickstart.py
 #      from the same resolved spec, with seeds 1, 2 and 3 (BENCH_PARITY_SEEDS); mean over the
 #      seeds of the loss over the last 100 of 300 steps, within 5%.
+#   4. sampling: `dfm sample` (1 rank x 2 threads, and 2 ranks x 1 thread) next to
+#      tests/bench/sample_torch.py (PyTorch, 2 threads): the fmnist-small U-Net with the same
+#      weights (one training step of jobs/bench-fmnist-small.yaml), DDIM eta 0 from the same
+#      x_T (--noise), images/s and peak RSS of each process, and the largest difference of the
+#      two engines' samples; the goal is dfm >= 2x PyTorch.
 # Raw outputs go to build/bench/raw/, the tables to standard output and build/bench/report.md
 # (tests/bench/report.py formats them). Exit status: 0, or 1 when a command failed or the
 # loss parity check failed.
@@ -55,6 +60,7 @@ if [ "$QUICK" = 1 ]; then
     SDP_STEPS=3
     DP_B=16 DP_STEPS=3 DP_ROUNDS=1 REDUCE_STEPS=5
     P_STEPS=40 P_LAST=20 P_WARMUP=20 P_SEEDS=1
+    S_N=16 S_STEPS=4 S_B=16
 else
     MODEL_B=64 MODEL_REPS=3 SGEMM_REPS=7
     LARGE_B=${BENCH_LARGE_BATCH:-16} LARGE_REPS=2
@@ -62,13 +68,14 @@ else
     SDP_STEPS=4
     DP_B=64 DP_STEPS=4 DP_ROUNDS=2 REDUCE_STEPS=10
     P_STEPS=300 P_LAST=100 P_WARMUP=100 P_SEEDS=${BENCH_PARITY_SEEDS:-"1 2 3"}
+    S_N=128 S_STEPS=20 S_B=64
 fi
 SDP_B=$DP_B
 P_THREADS=${BENCH_PARITY_THREADS:-2}
-SECTIONS=${BENCH_SECTIONS:-model large scaling dp parity}
+SECTIONS=${BENCH_SECTIONS:-model large scaling dp parity sample}
 want() { case " $SECTIONS " in *" $1 "*) return 0 ;; esac; return 1; }
 for s in $SECTIONS; do
-    case $s in model|large|scaling|dp|parity) ;; *) echo "bench: unknown section '$s' in BENCH_SECTIONS (model large scaling dp parity)" >&2; exit 2 ;; esac
+    case $s in model|large|scaling|dp|parity|sample) ;; *) echo "bench: unknown section '$s' in BENCH_SECTIONS (model large scaling dp parity sample)" >&2; exit 2 ;; esac
 done
 
 for f in "$DFM" "$DFM_BIN/bench/bench_model" "$DFM_BIN/bench/bench_sgemm" \
@@ -78,7 +85,7 @@ done
 "$PY" -c 'import torch, numpy' 2>/dev/null ||
     { echo "bench: $PY cannot import torch and numpy (apt-get install python3-torch)" >&2; exit 1; }
 
-rm -rf "$RAW" "$OUT/dp" "$OUT/parity-dfm"
+rm -rf "$RAW" "$OUT/dp" "$OUT/parity-dfm" "$OUT/sample"
 mkdir -p "$RAW" "$OUT/dp" || exit 1
 FAILED=0
 T_START=$(date +%s)
@@ -200,6 +207,28 @@ for seed in $P_SEEDS; do
         "$RAW/quickstart-resolved.yaml" --last "$P_LAST" --threads "$P_THREADS" --seed "$seed" \
         --jsonl "$RAW/parity-torch-$seed.jsonl"
 done
+fi
+
+if want sample; then
+echo "== 4. sampling: dfm sample vs PyTorch (fmnist-small, DDIM eta 0, $S_N samples, $S_STEPS steps, batch $S_B)"
+SD=$OUT/sample
+mkdir -p "$SD"
+# the weights' values do not change the speed; one step makes a run directory with an EMA
+OMP_NUM_THREADS=2 run sample-weights "$DFM" train jobs/bench-fmnist-small.yaml --set train.steps=1 \
+    --set run.out_dir="$SD/run" --set checkpoint.every=0 --set checkpoint.resume=never \
+    --set sample.count=1 --set sample.steps=1 --set data.dir="$OUT/data" --set train.threads=2
+"$PY" -c 'import sys, numpy as np; np.save(sys.argv[1], np.random.default_rng(0).standard_normal((int(sys.argv[2]), 1, 28, 28)).astype(np.float32))' \
+    "$SD/noise.npy" "$S_N" || FAILED=1
+SARGS="--noise $SD/noise.npy --sampler ddim --eta 0 --steps $S_STEPS --timesteps uniform --set sample.clip_x0=true --set sample.batch=$S_B --chunk $S_B"
+# shellcheck disable=SC2086  # SARGS and MPIFLAGS are word lists on purpose
+OMP_NUM_THREADS=2 run sample-dfm-1x2 "$DFM" sample "$SD/run" $SARGS --set train.threads=2 --out "$SD/dfm.npy"
+# shellcheck disable=SC2086
+OMP_NUM_THREADS=1 run sample-dfm-2x1 "$MPIRUN" -np 2 $MPIFLAGS "$DFM" sample "$SD/run" $SARGS \
+    --set train.threads=1 --out "$SD/dfm2.npy"
+OMP_NUM_THREADS=2 run sample-torch "$PY" tests/bench/sample_torch.py "$SD/run/weights.bin" \
+    "$SD/noise.npy" "$S_STEPS" "$S_B" 2 "$SD/torch.npy"
+"$PY" -c 'import sys, numpy as np; a, b = np.load(sys.argv[1]), np.load(sys.argv[2]); print("max |dfm - torch| %.3g" % float(np.abs(a.reshape(b.shape) - b).max()))' \
+    "$SD/dfm.npy" "$SD/torch.npy" > "$RAW/sample-diff.txt" 2>&1 || FAILED=1
 fi
 
 note "load at end: $(load)"
