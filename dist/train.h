@@ -110,6 +110,7 @@ typedef struct Trainer {
     /* ---- scratch ------------------------------------------------------------------------ */
     float *x0, *xt, *target, *out, *dout; /* (m, D) */
     double *tnet, *per_sample;            /* (m) */
+    double *weight;                       /* (m): score-matching weights (objective sde) */
     float *tin;                           /* (m) */
     int *labels, *labels_in;              /* (m) */
     uint64_t *idx;                        /* (m) */

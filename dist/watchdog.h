@@ -15,7 +15,8 @@
  *
  * Legitimately slow phases do not count: between watchdog_hold() and watchdog_release() (nested)
  * the clock stands still, and release restarts it. The training loop holds it during
- * synchronous checkpoint saves (and the wait for an async one), progress sample grids, and
+ * synchronous checkpoint saves (and the wait for an async one), progress sample grids, the
+ * evaluations of eval.every (the sampling; rank 0's scoring runs in the background), and
  * everything before the first step and after the last (data, resume, final outputs): there a
  * dead rank is caught by the launcher only.
  */
