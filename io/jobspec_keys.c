@@ -392,9 +392,9 @@ const Field g_fields[] = {
     I("train.max_nonfinite", train.max_nonfinite, 1, 1000000, 0, .def = "5",
       .doc = "consecutive non-finite losses (steps skipped) before training stops with an error"),
     I("train.watchdog", train.watchdog, 0, 1000000, 0, .def = "300",
-      .doc = "seconds without a step boundary (checkpoint saves and sample grids not counted) "
-             "after which a rank ends the job with exit status 70, because another rank died "
-             "or hangs; 0 = off"),
+      .doc = "seconds without a step boundary (checkpoint saves, sample grids and evaluations "
+             "not counted) after which a rank ends the job with exit status 70, because "
+             "another rank died or hangs; 0 = off"),
 
     S("checkpoint.dir", checkpoint.dir, 2048, FL_PATH, NULL, .derive = "`<out_dir>/ckpt`",
       .doc = "checkpoint directory"),
