@@ -9,12 +9,13 @@
 #include "core/mem.h"
 #include "dist/dist.h"
 #include "dist/evalrun.h"
+#include "dist/likelihood.h"
 
 static void eval_usage(FILE *f)
 {
     fprintf(f,
             "usage: dfm eval SAMPLES.npy [options]\n"
-            "       dfm eval RUN_DIR|WEIGHTS [--job JOB.yaml] [--n N] [--sweep steps=10,20,50,100]\n"
+            "       dfm eval RUN_DIR|CKPT_DIR|WEIGHTS [--job JOB.yaml] [--n N] [--sweep steps=10,20,50,100]\n"
             "                [--sweep eta=0,1] [--sweep guidance=1,2,3] [sampler options] [options]\n"
             "       mpirun -np N dfm eval ...\n\n"
             "Score images against the test split of the evaluator's dataset: FD-FMNIST (Frechet\n"
@@ -25,9 +26,14 @@ static void eval_usage(FILE *f)
             "number of train-split images scored the same way. Every number is the same for any\n"
             "rank count and chunk size.\n\n"
             "SAMPLES.npy: (N, C, H, W) or (N, H, W), float32 in [-1, 1] or uint8 0..255 (the\n"
-            "layouts dfm sample writes). RUN_DIR / WEIGHTS: draw --n samples over the ranks (as\n"
-            "dfm sample) and score them; each --sweep adds an axis, every combination is one point,\n"
+            "layouts dfm sample writes). RUN_DIR / CKPT_DIR / WEIGHTS (the sources of dfm sample):\n"
+            "draw --n samples over the ranks (as dfm sample) and score them; each --sweep adds an\n"
+            "axis, every combination is one point,\n"
             "and the points go to OUT_DIR/sweep.md and sweep.csv (scores, NFE, wall time).\n\n"
+            "Resumable: every chunk of per-image records is appended (fsynced) to a partial-*.bin\n"
+            "file in OUT_DIR, named by a hash of everything it depends on; an interrupted eval\n"
+            "(a signal, kill -9) run again with the same arguments continues from them and gives\n"
+            "the same numbers. The files are removed when the evaluation succeeds.\n\n"
             "options:\n"
             "  --evaluator NAME  fmnist (default) or mnist (dfm evaluator list)\n"
             "  --data DIR        dataset directory (default data/)\n"
@@ -38,7 +44,11 @@ static void eval_usage(FILE *f)
             "  --chunk K         images per work chunk handed to a rank (default 64)\n"
             "  --n N             samples to draw from a model (default 1000)\n"
             "  --job JOB.yaml    the model's spec (default RUN_DIR/job.yaml)\n"
-            "  --out-dir DIR     where a sweep's tables go (default RUN_DIR/eval, or eval/)\n"
+            "  --out-dir DIR     where a sweep's tables and the partial results go (default\n"
+            "                    RUN_DIR/eval, or eval/; for SAMPLES.npy none unless given)\n"
+            "  --metrics LIST    with a model: nll (probability-flow ODE) and/or elbo (the DDPM\n"
+            "                    variational bound) of --n test examples, bits/dim for images;\n"
+            "                    swd, fd_fmnist, spectrum: the sample scores (the default)\n"
             "  --sampler S, --steps N, --eta E, --timesteps T, --class C, --guidance W, --seed S,\n"
             "  --ema, --no-ema, --set KEY=VALUE   as for dfm sample\n"
             "  -h, --help        this help\n");
@@ -52,7 +62,7 @@ int cmd_eval(int argc, char **argv)
     EvalSweep sw;
     memset(&sw, 0, sizeof sw);
     const char *job = NULL, *out_dir = NULL;
-    int use_ema = -1, rc = -1, n_sets = 0;
+    int use_ema = -1, rc = -1, n_sets = 0, metrics = 0;
     char **sets = xcalloc((size_t)argc + 1, sizeof *sets);
     static const char *const map[][2] = {
         {"--sampler", "sample.sampler"}, {"--steps", "sample.steps"}, {"--eta", "sample.eta"},
@@ -75,7 +85,8 @@ int cmd_eval(int argc, char **argv)
         } else if (mapped || !strcmp(s, "--evaluator") || !strcmp(s, "--data") ||
                    !strcmp(s, "--ref") || !strcmp(s, "--labels") || !strcmp(s, "--weights") ||
                    !strcmp(s, "--chunk") || !strcmp(s, "--n") || !strcmp(s, "--job") ||
-                   !strcmp(s, "--out-dir") || !strcmp(s, "--sweep") || !strcmp(s, "--set")) {
+                   !strcmp(s, "--out-dir") || !strcmp(s, "--sweep") || !strcmp(s, "--set") ||
+                   !strcmp(s, "--metrics")) {
             if (!v) {
                 rc = cmd_usage_error("eval", "eval: %s needs a value", s);
                 break;
@@ -86,6 +97,12 @@ int cmd_eval(int argc, char **argv)
                 sets[n_sets] = xmalloc(len);
                 snprintf(sets[n_sets++], len, "%s=%s", map[k][1], v);
             } else if (!strcmp(s, "--set")) sets[n_sets++] = xstrdup(v);
+            else if (!strcmp(s, "--metrics")) { /* the registry of eval.metrics spells them */
+                size_t len = strlen(v) + 16;
+                sets[n_sets] = xmalloc(len);
+                snprintf(sets[n_sets++], len, "eval.metrics=[%s]", v);
+                metrics = 1;
+            }
             else if (!strcmp(s, "--evaluator")) a.evaluator = v;
             else if (!strcmp(s, "--data")) a.data_dir = v;
             else if (!strcmp(s, "--labels")) a.labels = v;
@@ -124,7 +141,7 @@ int cmd_eval(int argc, char **argv)
     rc = dist_init(&argc, &argv);
     if (rc == ERR_OK) rc = dist_check_world();
     if (rc == ERR_OK && is_npy) {
-        rc = evalrun_npy(&a, stdout);
+        rc = evalrun_npy(&a, out_dir, stdout);
     } else if (rc == ERR_OK) {
         SampleModel m;
         rc = sample_model_init(&m, a.samples, job, (const char *const *)sets, n_sets, use_ema);
@@ -134,7 +151,9 @@ int cmd_eval(int argc, char **argv)
             else snprintf(dir, sizeof dir, "eval");
             out_dir = dir;
         }
-        if (rc == ERR_OK) rc = evalrun_model(&m, &a, &sw, out_dir, stdout);
+        int others = 1, lik = rc == ERR_OK && metrics && likelihood_wanted(&m.js, &others);
+        if (lik) rc = likelihood_eval(&m, &a, stdout);
+        if (rc == ERR_OK && others) rc = evalrun_model(&m, &a, &sw, out_dir, stdout);
         sample_model_free(&m);
     }
     for (int i = 0; i < n_sets; i++) xfree(sets[i]);

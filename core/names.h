@@ -13,11 +13,14 @@
 #ifndef DFM_CORE_NAMES_H
 #define DFM_CORE_NAMES_H
 
-/* SamplerKind: ancestral DDPM, DDIM, DPM-Solver++(2M) (diffusion); Euler, midpoint, Heun, RK4
- * (flow ODE). */
-#define DFM_SAMPLER_NAMES "ddpm", "ddim", "dpmpp2m", "euler", "midpoint", "heun", "rk4"
-#define DFM_SAMPLER_COUNT 7
-#define DFM_SAMPLER_FIRST_FLOW 3 /* "euler": the flow samplers follow */
+/* SamplerKind: ancestral DDPM, DDIM, DPM-Solver++(2M) (diffusion); Euler, midpoint, Heun, RK4,
+ * adaptive Dormand-Prince RK45 (the flow ODE, or an SDE's probability-flow ODE); reverse-SDE
+ * Euler-Maruyama, predictor-corrector, annealed Langevin (SDE models). */
+#define DFM_SAMPLER_NAMES \
+    "ddpm", "ddim", "dpmpp2m", "euler", "midpoint", "heun", "rk4", "rk45", "em", "pc", "langevin"
+#define DFM_SAMPLER_COUNT 11
+#define DFM_SAMPLER_FIRST_FLOW 3 /* "euler": the ODE samplers follow */
+#define DFM_SAMPLER_FIRST_SDE 8  /* "em": the samplers of SDE models only follow */
 
 /* SchedPred: noise, clean sample, v (diffusion); velocity (flow). */
 #define DFM_PRED_NAMES "eps", "x0", "v", "velocity"

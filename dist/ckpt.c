@@ -70,13 +70,23 @@ typedef struct {
     char msg[440];
 } ShardResult;
 
+/* What rank 0 reports after the commit (fixed size: it travels in a broadcast). */
+typedef struct {
+    int64_t rc;
+    uint64_t bytes;
+    double total_s; /* rank 0: from the start of the save to the end of its commit */
+    char msg[480];
+} Outcome;
+
+enum { PH_IDLE = 0, PH_WRITE = 1, PH_COMMIT = 2 };
+
 struct CkptSaver {
     CkptPolicy pol;
     char dir[4096];
     /* the save in flight */
-    int busy, async, thread_live;
+    int phase, async, thread_live;
     pthread_t thread;
-    atomic_int done;
+    atomic_int done;   /* this rank's part of the current phase is finished */
     uint64_t step;
     double t_start, stall;
     CkptState st;      /* counters and table; buffers point at staging (async) or live data */
@@ -84,7 +94,9 @@ struct CkptSaver {
     float *staging;    /* async: nbuf * (hi - lo) floats */
     size_t staging_cap;
     char tmpdir[4200], shard_path[4300];
-    ShardResult res;
+    ShardResult res;   /* this rank's shard */
+    ShardResult *all;  /* every rank's, after the agreement (rank 0's commit reads them) */
+    Outcome out;       /* rank 0: the commit's outcome */
 };
 
 CkptSaver *ckpt_saver_create(const CkptPolicy *p)
@@ -96,7 +108,7 @@ CkptSaver *ckpt_saver_create(const CkptPolicy *p)
     return s;
 }
 
-static void join_writer(CkptSaver *s)
+static void join_thread(CkptSaver *s)
 {
     if (s->thread_live) {
         pthread_join(s->thread, NULL);
@@ -107,9 +119,19 @@ static void join_writer(CkptSaver *s)
 void ckpt_saver_destroy(CkptSaver *s)
 {
     if (!s) return;
-    join_writer(s);
+    join_thread(s);
+    xfree(s->all);
     xfree_aligned(s->staging);
     xfree(s);
+}
+
+void ckpt_saver_reserve(CkptSaver *s, size_t floats)
+{
+    if (floats + 1 <= s->staging_cap) return;
+    xfree_aligned(s->staging);
+    s->staging_cap = floats + 1;
+    s->staging = xalloc_aligned(sizeof(float) * s->staging_cap);
+    memset(s->staging, 0, sizeof(float) * s->staging_cap); /* fault the pages in now */
 }
 
 typedef struct {
@@ -154,6 +176,7 @@ static void write_shard(CkptSaver *s)
         ckpt_kill_point("shard-written", st->step);
     } else {
         snprintf(r->msg, sizeof r->msg, "%s", err_message());
+        err_clear();
     }
     r->rc = rc;
 }
@@ -168,7 +191,7 @@ static void *writer_main(void *arg)
 
 static int begin(CkptSaver *s, const CkptState *st)
 {
-    if (s->busy) return ERR(ERR_STATE, "a checkpoint save is already in flight");
+    if (s->phase != PH_IDLE) return ERR(ERR_STATE, "a checkpoint save is already in flight");
     ASSERT(st->lo <= st->hi && st->hi <= st->n && st->mlo <= st->lo);
     s->st = *st;
     s->step = st->step;
@@ -184,7 +207,7 @@ static int begin(CkptSaver *s, const CkptState *st)
     s->w[2] = st->m + (st->lo - st->mlo);
     s->w[3] = st->v + (st->lo - st->mlo);
     atomic_store(&s->done, 0);
-    s->busy = 1;
+    s->phase = PH_WRITE;
     ckpt_kill_point("begin", st->step);
     return ERR_OK;
 }
@@ -195,12 +218,8 @@ int ckpt_save_start(CkptSaver *s, const CkptState *st)
     TRY(begin(s, st));
     s->async = 1;
     size_t cnt = st->hi - st->lo, nbuf = st->ema ? 4 : 3;
-    if (nbuf * cnt + 1 > s->staging_cap) {
-        xfree_aligned(s->staging);
-        s->staging_cap = nbuf * cnt + 1;
-        s->staging = xalloc_aligned(sizeof(float) * s->staging_cap);
-    }
-    /* Staging holds [lo, hi) of each buffer; rebase the pointers so index i still works. */
+    ckpt_saver_reserve(s, nbuf * cnt);
+    /* Staging holds [lo, hi) of each buffer; the writer reads it through s->w. */
     float *p = s->staging, *e = st->ema ? s->staging + cnt : NULL;
     float *m = s->staging + (nbuf - 2) * cnt, *v = s->staging + (nbuf - 1) * cnt;
     memcpy(p, st->params + st->lo, sizeof(float) * cnt);
@@ -211,10 +230,10 @@ int ckpt_save_start(CkptSaver *s, const CkptState *st)
     s->w[1] = e;
     s->w[2] = m;
     s->w[3] = v;
-    s->st.params = s->st.ema = s->st.m = s->st.v = NULL; /* the live buffers move on */
+    s->st.params = s->st.m = s->st.v = NULL; /* the live buffers move on */
     s->st.ema = e; /* only its presence is read from here on */
     if (pthread_create(&s->thread, NULL, writer_main, s) != 0) {
-        s->busy = 0;
+        s->phase = PH_IDLE;
         return ERR(ERR_STATE, "cannot start the checkpoint writer thread: %s", strerror(errno));
     }
     s->thread_live = 1;
@@ -222,12 +241,12 @@ int ckpt_save_start(CkptSaver *s, const CkptState *st)
     return ERR_OK;
 }
 
-int ckpt_save_busy(const CkptSaver *s) { return s->busy; }
+int ckpt_save_busy(const CkptSaver *s) { return s->phase != PH_IDLE; }
 
-int ckpt_save_ready(CkptSaver *s) { return s->busy && atomic_load(&s->done); }
+int ckpt_save_ready(CkptSaver *s) { return s->phase != PH_IDLE && atomic_load(&s->done); }
 
-/* Rank 0: commit the agreed save. */
-static int commit_rank0(CkptSaver *s, const ShardResult *all, int world, CkptSaveStats *out)
+/* Rank 0: commit the agreed save (file operations only: runs on the writer thread). */
+static int commit_rank0(CkptSaver *s, const ShardResult *all, int world, uint64_t *bytes_out)
 {
     const CkptState *st = &s->st;
     char name[CKPT_NAME_MAX], final[4200];
@@ -293,77 +312,133 @@ static int commit_rank0(CkptSaver *s, const ShardResult *all, int world, CkptSav
     if (old[0]) TRY(ckpt_remove_dir(old));
     TRY(ckpt_retain(s->dir, s->pol.keep, s->pol.keep_every, name));
     ckpt_kill_point("retention", s->step);
-    out->bytes = bytes;
-    snprintf(out->path, sizeof out->path, "%s", final);
+    *bytes_out = bytes;
     return ERR_OK;
 }
 
-typedef struct {
-    int64_t rc;
-    uint64_t bytes;
-    char msg[496];
-} Outcome;
-
-int ckpt_save_commit(CkptSaver *s, CkptSaveStats *out)
+/* Rank 0's commit with its outcome recorded in s->out (no MPI: the async save runs it on the
+ * writer thread). */
+static void commit_outcome(CkptSaver *s)
 {
-    if (!s->busy) return ERR(ERR_STATE, "no checkpoint save in flight");
-    double t0 = core_now();
-    join_writer(s);
-    int rank = dist_rank(), world = dist_size();
-    ShardResult *all = xcalloc((size_t)world, sizeof *all);
-    int rc = dist_allgather(&s->res, all, sizeof *all);
-    s->busy = 0;
+    Outcome *o = &s->out;
+    memset(o, 0, sizeof *o);
+    int rc = commit_rank0(s, s->all, dist_size(), &o->bytes);
     if (rc != ERR_OK) {
-        xfree(all);
+        o->rc = rc;
+        snprintf(o->msg, sizeof o->msg, "checkpoint of step %" PRIu64 " failed on rank 0: %s",
+                 s->step, err_message());
+        err_clear();
+        if (fs_exists(s->tmpdir)) ckpt_remove_dir(s->tmpdir); /* not committed: give the
+                                                                 space back */
+        err_clear();
+    }
+    o->total_s = core_now() - s->t_start;
+}
+
+static void *committer_main(void *arg)
+{
+    CkptSaver *s = arg;
+    commit_outcome(s);
+    atomic_store(&s->done, 1);
+    return NULL;
+}
+
+static int fail_with(int rc, const char *msg)
+{
+    ERR(rc, "%s", msg);
+    if (strstr(msg, "No space left") || strstr(msg, "Disk quota"))
+        err_hint("the previous checkpoint is intact; free space or point checkpoint.dir "
+                 "elsewhere, then resume");
+    return rc;
+}
+
+/* Every rank's shard is written (or failed): agree on the results, then rank 0 commits, on the
+ * writer thread (async) or here (sync). Collective. */
+static int agree_shards(CkptSaver *s)
+{
+    double t0 = core_now();
+    join_thread(s);
+    int rank = dist_rank(), world = dist_size();
+    xfree(s->all);
+    s->all = xcalloc((size_t)world, sizeof *s->all);
+    int rc = dist_allgather(&s->res, s->all, sizeof *s->all);
+    if (rc != ERR_OK) {
+        s->phase = PH_IDLE;
         return rc;
     }
     ckpt_kill_point("agreed", s->step);
-    Outcome o = {0};
-    CkptSaveStats stats;
-    memset(&stats, 0, sizeof stats);
-    stats.step = s->step;
     int bad = -1;
     for (int r = 0; r < world && bad < 0; r++)
-        if (all[r].rc != ERR_OK) bad = r;
+        if (s->all[r].rc != ERR_OK) bad = r;
     if (bad >= 0) {
-        o.rc = all[bad].rc;
-        snprintf(o.msg, sizeof o.msg, "checkpoint of step %" PRIu64 " failed on rank %d: %s",
-                 s->step, bad, all[bad].msg);
+        char msg[600];
+        snprintf(msg, sizeof msg, "checkpoint of step %" PRIu64 " failed on rank %d: %s",
+                 s->step, bad, s->all[bad].msg);
         if (rank == 0) {
             ckpt_remove_dir(s->tmpdir); /* best effort: give the space back */
             err_clear();
         }
-    } else if (rank == 0) {
-        int r0 = commit_rank0(s, all, world, &stats);
-        if (r0 != ERR_OK) {
-            o.rc = r0;
-            snprintf(o.msg, sizeof o.msg, "checkpoint of step %" PRIu64 " failed on rank 0: %s",
-                     s->step, err_message());
-            if (fs_exists(s->tmpdir)) ckpt_remove_dir(s->tmpdir); /* not committed: give the
-                                                                     space back */
-        }
-        o.bytes = stats.bytes;
+        s->phase = PH_IDLE;
+        return fail_with((int)s->all[bad].rc, msg);
     }
-    xfree(all);
-    if (bad < 0) TRY(dist_bcast(&o, sizeof o, 0));
-    if (o.rc != ERR_OK) {
-        ERR((int)o.rc, "%s", o.msg);
-        if (strstr(o.msg, "No space left") || strstr(o.msg, "Disk quota"))
-            err_hint("the previous checkpoint is intact; free space or point checkpoint.dir "
-                     "elsewhere, then resume");
-        return (int)o.rc;
+    s->phase = PH_COMMIT;
+    atomic_store(&s->done, rank != 0); /* only rank 0 has work in this phase */
+    if (rank == 0) {
+        if (s->async && pthread_create(&s->thread, NULL, committer_main, s) == 0) {
+            s->thread_live = 1;
+        } else {
+            commit_outcome(s);
+            atomic_store(&s->done, 1);
+        }
     }
     s->stall += core_now() - t0;
+    return ERR_OK;
+}
+
+/* Rank 0's commit is finished: every rank learns its outcome. Collective. */
+static int learn_outcome(CkptSaver *s, CkptSaveStats *out)
+{
+    double t0 = core_now();
+    join_thread(s);
+    Outcome o = s->out;
+    int rc = dist_bcast(&o, sizeof o, 0);
+    s->phase = PH_IDLE;
+    if (rc != ERR_OK) return rc;
+    if (o.rc != ERR_OK) return fail_with((int)o.rc, o.msg);
+    s->stall += core_now() - t0;
+    CkptSaveStats stats;
+    memset(&stats, 0, sizeof stats);
+    stats.step = s->step;
     stats.bytes = o.bytes;
-    if (rank != 0) {
-        char name[CKPT_NAME_MAX];
-        ckpt_step_name(name, sizeof name, s->step);
-        snprintf(stats.path, sizeof stats.path, "%s/%s", s->dir, name);
-    }
+    char name[CKPT_NAME_MAX];
+    ckpt_step_name(name, sizeof name, s->step);
+    snprintf(stats.path, sizeof stats.path, "%s/%s", s->dir, name);
     stats.stall_s = s->stall;
-    stats.total_s = core_now() - s->t_start;
+    /* rank 0's clock: the save is on disk from the end of its commit on */
+    stats.total_s = s->async ? o.total_s : core_now() - s->t_start;
+    if (!s->async) stats.stall_s = stats.total_s;
+    stats.async = s->async;
     if (out) *out = stats;
     return ERR_OK;
+}
+
+int ckpt_save_advance(CkptSaver *s, CkptSaveStats *out, int *committed)
+{
+    *committed = 0;
+    if (s->phase == PH_WRITE) return agree_shards(s);
+    if (s->phase == PH_COMMIT) {
+        TRY(learn_outcome(s, out));
+        *committed = 1;
+        return ERR_OK;
+    }
+    return ERR(ERR_STATE, "no checkpoint save in flight");
+}
+
+int ckpt_save_commit(CkptSaver *s, CkptSaveStats *out)
+{
+    if (s->phase == PH_IDLE) return ERR(ERR_STATE, "no checkpoint save in flight");
+    if (s->phase == PH_WRITE) TRY(agree_shards(s));
+    return learn_outcome(s, out);
 }
 
 int ckpt_save(CkptSaver *s, const CkptState *st, CkptSaveStats *out)
@@ -372,9 +447,7 @@ int ckpt_save(CkptSaver *s, const CkptState *st, CkptSaveStats *out)
     s->async = 0;
     write_shard(s);
     atomic_store(&s->done, 1);
-    int rc = ckpt_save_commit(s, out);
-    if (rc == ERR_OK && out) out->stall_s = out->total_s;
-    return rc;
+    return ckpt_save_commit(s, out);
 }
 
 /* ---- verification and load ------------------------------------------------------------------ */
@@ -512,6 +585,7 @@ static int harmless(const char *k)
     static const char *const pre[] = {"run.name", "run.out_dir", "train.steps", "train.log_every",
                                       "train.sample_every", "train.sample_count",
                                       "train.check_every", "train.threads", "train.reduce",
+                                      "train.watchdog",
                                       "train.zero1", "train.max_nonfinite", "checkpoint.",
                                       "sample.", "eval.", "slurm.", "data.dir", "data.mirrors"};
     for (size_t i = 0; i < sizeof pre / sizeof pre[0]; i++)

@@ -12,11 +12,19 @@
  * is named step-N until its manifest and every shard are on disk. A failed save (full disk, ...)
  * returns the same error on every rank, naming the rank and the path, and removes its .tmp.
  *
- * Async (ckpt_save_start / ckpt_save_commit): ckpt_save_start copies this rank's slice into a
- * second buffer and hands it to a writer thread, which only writes and hashes the file (no MPI
- * in that thread); training goes on. ckpt_save_ready says whether this rank's writer is done
- * (the training loop sums it in the reduction it does every step), and ckpt_save_commit, called
- * by all ranks at the same step boundary, performs steps 2-5. One save in flight at a time.
+ * Async (ckpt_save_start, ckpt_save_advance, ckpt_save_commit): the caller's thread only copies
+ * and agrees; every file operation runs on a writer thread (no MPI there: MPI is FUNNELED).
+ *   a. ckpt_save_start copies this rank's slice into a second buffer and starts the writer
+ *      thread, which writes, hashes and fsyncs the shard (step 1). Local, no communication.
+ *   b. Once every rank's writer is done (ckpt_save_ready, summed by the caller in a reduction
+ *      it does anyway), ckpt_save_advance on all ranks at the same boundary performs step 2
+ *      (one small allgather) and hands rank 0's steps 3-4 to a writer thread.
+ *   c. Once rank 0's commit is done (ckpt_save_ready again: 1 on the other ranks), the next
+ *      ckpt_save_advance performs step 5 (one small broadcast) and reports the save committed.
+ * ckpt_save_commit does whatever is left of b and c, waiting for the threads (the training
+ * loop calls it before a synchronous save or a new async one: one save in flight at a time).
+ * The files are written in the same order as by the synchronous save, so a crash at any point
+ * of the async path leaves the previous checkpoint as it was, too.
  *
  * Fault injection for tests: DFM_CKPT_KILL_AT=POINT[@RANK][:STEP] sends SIGKILL to the process
  * at POINT (begin, shard-half, shard-written, agreed, manifest, renamed, latest, retention) on
@@ -60,8 +68,10 @@ typedef struct {
 typedef struct {
     uint64_t step;
     uint64_t bytes;  /* all shards */
-    double stall_s;  /* seconds the caller was blocked (copy + commit for async) */
-    double total_s;  /* from the start of the save to its commit */
+    double stall_s;  /* seconds the caller was blocked (async: the copy, the agreement, the
+                        outcome's broadcast and any wait for the writer threads) */
+    double total_s;  /* from the start of the save to the end of its commit (rank 0's clock) */
+    int async;
     char path[4200]; /* the committed checkpoint */
 } CkptSaveStats;
 
@@ -74,13 +84,20 @@ void ckpt_saver_destroy(CkptSaver *s);
 
 /* Synchronous save: collective, returns once committed (or failed on every rank). */
 int ckpt_save(CkptSaver *s, const CkptState *st, CkptSaveStats *out);
+/* Async: make the second buffer hold `floats` values now (allocated and touched, so the first
+ * save does not pay for the page faults at a step boundary). Optional. */
+void ckpt_saver_reserve(CkptSaver *s, size_t floats);
 /* Async: copy the slice and start the writer thread (local, no communication). */
 int ckpt_save_start(CkptSaver *s, const CkptState *st);
 /* A save was started and not committed yet. */
 int ckpt_save_busy(const CkptSaver *s);
-/* This rank's writer thread has finished (successfully or not); 0 when none is busy. */
+/* This rank's part of the current phase of the save in flight is done (the shard written; in
+ * the commit phase: rank 0's commit finished, always 1 on the other ranks); 0 when idle. */
 int ckpt_save_ready(CkptSaver *s);
-/* Collective: wait for this rank's writer, agree, commit. */
+/* Collective, when ckpt_save_ready was 1 on every rank: move the save in flight to its next
+ * phase without waiting; *committed = 1 (and *out filled) once it is committed. */
+int ckpt_save_advance(CkptSaver *s, CkptSaveStats *out, int *committed);
+/* Collective: finish the save in flight, waiting for the writer threads. */
 int ckpt_save_commit(CkptSaver *s, CkptSaveStats *out);
 
 /* The slice of rank r of P for n values (contiguous, multiples of align except the last). */

@@ -40,9 +40,26 @@ void jobconf_net(const JobSpec *js, NetConfig *nc)
     }
 }
 
+int jobconf_sde(const JobSpec *js, Sde *sde, SdeOut *out)
+{
+    const JobSDE *e = &js->objective.sde;
+    if (js->objective.type != JOB_OBJ_SDE)
+        return ERR(ERR_SPEC, "objective.type is not sde");
+    *out = e->prediction == JOB_SDE_PRED_SCORE ? SDE_OUT_SCORE : SDE_OUT_EPS;
+    if (e->kind == JOB_SDE_VE) return sde_init_ve(sde, e->sigma_min, e->sigma_max, e->t_eps);
+    return sde_init_vp(sde, e->beta_min, e->beta_max, e->t_eps);
+}
+
 int jobconf_schedule(const JobSpec *js, Schedule *s)
 {
     if (js->objective.type == JOB_OBJ_FLOW) return sched_init_flow(s, js->objective.flow.sigma_min);
+    if (js->objective.type == JOB_OBJ_SDE) {
+        Sde sde;
+        SdeOut out = SDE_OUT_EPS;
+        memset(s, 0, sizeof *s);
+        TRY(jobconf_sde(js, &sde, &out));
+        return sched_init_sde(s, &sde, out);
+    }
     const JobDDPM *d = &js->objective.ddpm;
     SchedPred pred = d->prediction == JOB_PRED_EPS  ? SCHED_PRED_EPS
                      : d->prediction == JOB_PRED_X0 ? SCHED_PRED_X0
@@ -54,7 +71,7 @@ int jobconf_schedule(const JobSpec *js, Schedule *s)
 
 double jobconf_time_scale(const JobSpec *js)
 {
-    return js->objective.type == JOB_OBJ_FLOW ? JOBCONF_FLOW_TIME_SCALE : 1.0;
+    return js->objective.type == JOB_OBJ_DDPM ? 1.0 : JOBCONF_FLOW_TIME_SCALE;
 }
 
 void jobconf_sampler(const JobSpec *js, SamplerConfig *c)
@@ -63,7 +80,9 @@ void jobconf_sampler(const JobSpec *js, SamplerConfig *c)
         [JOB_SAMPLER_DDPM] = SAMPLER_DDPM,   [JOB_SAMPLER_DDIM] = SAMPLER_DDIM,
         [JOB_SAMPLER_DPMPP2M] = SAMPLER_DPMPP_2M, [JOB_SAMPLER_EULER] = SAMPLER_EULER,
         [JOB_SAMPLER_MIDPOINT] = SAMPLER_MIDPOINT, [JOB_SAMPLER_HEUN] = SAMPLER_HEUN,
-        [JOB_SAMPLER_RK4] = SAMPLER_RK4,
+        [JOB_SAMPLER_RK4] = SAMPLER_RK4, [JOB_SAMPLER_RK45] = SAMPLER_RK45,
+        [JOB_SAMPLER_EM] = SAMPLER_EM, [JOB_SAMPLER_PC] = SAMPLER_PC,
+        [JOB_SAMPLER_LANGEVIN] = SAMPLER_LANGEVIN,
     };
     static const SchedSpacing spacing[] = {
         [JOB_TS_UNIFORM] = SCHED_SPACING_UNIFORM, [JOB_TS_QUADRATIC] = SCHED_SPACING_QUADRATIC,
@@ -77,6 +96,12 @@ void jobconf_sampler(const JobSpec *js, SamplerConfig *c)
     c->clip_x0 = js->sample.clip_x0 && js->objective.type == JOB_OBJ_DDPM;
     c->clip = 1.0;
     c->guidance = js->sample.guidance;
+    c->rtol = js->sample.rtol;
+    c->atol = js->sample.atol;
+    c->correctors = js->sample.correctors;
+    c->snr = js->sample.snr;
+    c->predictor_em = js->sample.predictor == JOB_PREDICTOR_EM;
+    c->langevin_eps = js->sample.langevin_eps;
     c->seed = js->sample.seed;
 }
 
@@ -89,6 +114,7 @@ void jobconf_targets(const JobSpec *js, TrainTargetConfig *tc)
                                                                         : SCHED_TIME_UNIFORM;
     tc->ln_mean = js->objective.flow.logit_mean;
     tc->ln_std = js->objective.flow.logit_std;
+    tc->sde_weight = js->objective.sde.weighting == JOB_SDE_W_G2 ? SDE_WEIGHT_G2 : SDE_WEIGHT_SIGMA2;
 }
 
 int jobconf_lr(const JobSpec *js, LrSchedule *lr)

@@ -19,16 +19,19 @@
 #include "sched/lr.h"
 #include "sched/sampler.h"
 #include "sched/schedule.h"
+#include "sched/sde.h"
 #include "sched/targets.h"
 
-/* Flow models see 1000 * tau as their time input, so the sinusoidal embedding covers the same
- * range as a DDPM model's 0..T-1 timesteps. */
+/* Flow and SDE models see 1000 * tau (1000 * t) as their time input, so the sinusoidal
+ * embedding covers the same range as a DDPM model's 0..T-1 timesteps. */
 #define JOBCONF_FLOW_TIME_SCALE 1000.0
 
 /* The network (data dimensions included). */
 void jobconf_net(const JobSpec *js, NetConfig *nc);
-/* The noise schedule (DDPM) or probability path (flow); *s owned, sched_free it. */
+/* The noise schedule (DDPM), probability path (flow) or SDE (sde); *s owned, sched_free it. */
 int jobconf_schedule(const JobSpec *js, Schedule *s);
+/* objective sde: the SDE and the network's output kind (ERR_SPEC for other objectives). */
+int jobconf_sde(const JobSpec *js, Sde *sde, SdeOut *out);
 /* Network time input = jobconf_time_scale * the schedule's time. */
 double jobconf_time_scale(const JobSpec *js);
 /* The sampler of the sample section (seed = sample.seed). */

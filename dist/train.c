@@ -15,11 +15,13 @@
 #include "core/mem.h"
 #include "dist/data.h"
 #include "dist/dist.h"
+#include "dist/evaltrain.h"
 #include "dist/jobagree.h"
 #include "dist/jobconf.h"
 #include "dist/preempt.h"
 #include "dist/runfiles.h"
 #include "dist/trainckpt.h"
+#include "dist/watchdog.h"
 #include "io/fsutil.h"
 
 /* The gradient norm is summed in double over fixed chunks of this many floats, then over the
@@ -112,6 +114,7 @@ int trainer_init(Trainer *tr, const JobSpec *js)
     tr->dout = xalloc_aligned(sizeof(float) * mD);
     tr->tnet = xmalloc(sizeof(double) * tr->m);
     tr->per_sample = xmalloc(sizeof(double) * tr->m);
+    tr->weight = xmalloc(sizeof(double) * tr->m);
     tr->tin = xmalloc(sizeof(float) * tr->m);
     tr->labels = xmalloc(sizeof(int) * tr->m);
     tr->labels_in = xmalloc(sizeof(int) * tr->m);
@@ -140,6 +143,7 @@ void trainer_free(Trainer *tr)
     xfree_aligned(tr->dout);
     xfree(tr->tnet);
     xfree(tr->per_sample);
+    xfree(tr->weight);
     xfree(tr->tin);
     xfree(tr->labels);
     xfree(tr->labels_in);
@@ -184,15 +188,24 @@ static int compute_gradient(Trainer *tr, uint64_t k, double stats[ST_N], float *
     for (size_t s = first; s < end; s++) {
         loader_fill(&tr->ds, &tr->lc, k, s * tr->m, tr->m, tr->x0, tr->labels_in, tr->idx);
         if (s == 0 && fault_nan_at((long)k + 1)) tr->x0[0] = NAN;
-        TRY(sched_train_targets(&tr->tc, &tr->sch, k, tr->idx, tr->m, tr->D, tr->x0,
-                                conditional ? tr->labels_in : NULL, tr->xt, tr->tnet, tr->target,
-                                conditional ? tr->labels : NULL, NULL, NULL));
+        int sde = tr->sch.family == SCHED_SDE; /* weighted denoising score matching */
+        if (sde)
+            TRY(sched_sde_train_targets(&tr->tc, &tr->sch.sde, tr->sch.sde_out,
+                                        tr->tc.sde_weight, k, tr->idx, tr->m, tr->D, tr->x0,
+                                        conditional ? tr->labels_in : NULL, tr->xt, tr->tnet,
+                                        tr->target, tr->weight, conditional ? tr->labels : NULL));
+        else
+            TRY(sched_train_targets(&tr->tc, &tr->sch, k, tr->idx, tr->m, tr->D, tr->x0,
+                                    conditional ? tr->labels_in : NULL, tr->xt, tr->tnet,
+                                    tr->target, conditional ? tr->labels : NULL, NULL, NULL));
         for (size_t b = 0; b < tr->m; b++) tr->tin[b] = (float)(tr->tnet[b] * tr->time_scale);
         NetTrainOpts fo = {.labels = conditional ? tr->labels : NULL, .sample_idx = tr->idx,
                            .seed = js->run.seed, .step = (uint32_t)k, .dropout = 1};
         net_forward(tr->net, tr->xt, tr->tin, tr->m, &fo, tr->out);
-        stats[ST_LOSS] += sched_loss_mse(tr->out, tr->target, tr->m, tr->D, norm, tr->dout,
-                                         tr->per_sample);
+        stats[ST_LOSS] += sde ? sched_loss_mse_weighted(tr->out, tr->target, tr->weight, tr->m,
+                                                        tr->D, norm, tr->dout, tr->per_sample)
+                              : sched_loss_mse(tr->out, tr->target, tr->m, tr->D, norm, tr->dout,
+                                               tr->per_sample);
         for (size_t b = 0; b < tr->m; b++) {
             int q = sched_time_quartile(&tr->sch, tr->tnet[b]);
             stats[ST_QSUM + q] += tr->per_sample[b];
@@ -283,6 +296,7 @@ int trainer_step(Trainer *tr)
     float *g;
     size_t lo, hi;
     TRY(compute_gradient(tr, (uint64_t)step, st, &g, &lo, &hi));
+    if (tr->sync_fill) tr->sync_fill(tr->boundary_ctx, tr);
     for (int i = 0; i < TRAIN_SYNC_N; i++) st[ST_SYNC + i] = tr->sync_in[i];
     TRY(dist_allreduce_sum_f64(st, ST_N));
     for (int i = 0; i < TRAIN_SYNC_N; i++) tr->sync_out[i] = st[ST_SYNC + i];
@@ -328,18 +342,6 @@ int trainer_step(Trainer *tr)
     return ERR_OK;
 }
 
-/* Settings of the job spec this version of the loop does not act on yet: say so once, rather
- * than let a user believe they took effect. */
-static int check_unsupported(const Trainer *tr)
-{
-    const JobSpec *js = tr->js;
-    if (tr->rank != 0) return ERR_OK;
-    if (js->eval.every > 0 && jobspec_explicit(js, "eval.every"))
-        log_warn("eval.every = %d: periodic evaluation is not run by this version; toy2d runs "
-                 "report the sliced Wasserstein distance of the final samples", js->eval.every);
-    return ERR_OK;
-}
-
 /* ---- the run ------------------------------------------------------------------------------ */
 
 static void log_start(const Trainer *tr)
@@ -347,7 +349,10 @@ static void log_start(const Trainer *tr)
     const JobSpec *js = tr->js;
     log_info("training %s: %s on %s, %zu parameters, %d rank%s x %d thread%s, global batch "
              "%zu (%zu micro-batch%s of %zu)%s",
-             js->run.name, js->objective.type == JOB_OBJ_FLOW ? "flow matching" : "DDPM",
+             js->run.name,
+             js->objective.type == JOB_OBJ_FLOW  ? "flow matching"
+             : js->objective.type == JOB_OBJ_SDE ? "score matching (SDE)"
+                                                 : "DDPM",
              tr->ds.name, tr->n, tr->size, tr->size == 1 ? "" : "s", tr->threads,
              tr->threads == 1 ? "" : "s", tr->B, tr->M, tr->M == 1 ? "" : "es", tr->m,
              reducer_bitwise(tr->red) ? ", rank-count invariant" : "");
@@ -361,46 +366,71 @@ static int boundary(void *ctx, Trainer *tr, RunRecord *rec)
     return trainckpt_boundary(ctx, tr, rec);
 }
 
+static void sync_fill(void *ctx, Trainer *tr)
+{
+    tr->sync_in[TRAIN_SYNC_STOP] = preempt_pending() != 0;
+    tr->sync_in[TRAIN_SYNC_CKPT_READY] = trainckpt_ready(ctx);
+}
+
 int train_run(const JobSpec *js, const TrainOptions *opt, TrainResult *res)
 {
     Trainer tr;
     TrainCkpt *ck = NULL;
+    EvalTrain *et = NULL; /* eval.every (dist/evaltrain.h) */
     memset(&tr, 0, sizeof tr);
     memset(res, 0, sizeof *res);
     res->swd = res->swd_floor = NAN;
 
     int rc = dist_rank() == 0 ? runfiles_check(js) : ERR_OK;
     if (rc == ERR_OK) rc = trainer_init(&tr, js);
-    if (rc == ERR_OK) rc = check_unsupported(&tr);
     if (rc == ERR_OK) rc = trainckpt_open(&ck, &tr, opt);
     if (rc == ERR_OK && tr.rank == 0) log_start(&tr);
     tr.boundary = boundary;
+    tr.sync_fill = sync_fill;
     tr.boundary_ctx = ck;
 
     tr.t0 = core_now();
     tr.step0 = tr.ctr.step;
     tr.wall0 = tr.ctr.wall_s;
-    while (rc == ERR_OK && tr.ctr.step < js->train.steps) {
+    if (rc == ERR_OK) watchdog_start(js->train.watchdog); /* dist/watchdog.h */
+    while (rc == ERR_OK && tr.ctr.step < js->train.steps && !trainckpt_stopped(ck)) {
         if (tr.rank == 0) preempt_fault_step(tr.ctr.step + 1);
-        tr.sync_in[TRAIN_SYNC_STOP] = preempt_pending() != 0;
-        tr.sync_in[TRAIN_SYNC_CKPT_READY] = trainckpt_ready(ck);
         rc = trainer_step(&tr);
         if (rc == ERR_OK && trainckpt_stopped(ck)) break;
+        if (rc == ERR_OK) { /* an evaluation is legitimately slow: not watched */
+            watchdog_hold();
+            rc = evaltrain_boundary(&et, &tr);
+            watchdog_release();
+        }
         long s = tr.ctr.step;
         if (rc == ERR_OK && js->train.sample_every > 0 && s % js->train.sample_every == 0 &&
             s < js->train.steps)
+        {
+            watchdog_hold();
             rc = runfiles_samples(&tr, res, 0);
+            watchdog_release();
+        }
     }
+    watchdog_stop();
+    int erc = evaltrain_end(&et, &tr);
+    if (rc == ERR_OK) rc = erc;
     if (rc == ERR_OK && trainckpt_stopped(ck)) {
         int sig = trainckpt_stopped(ck);
         res->preempted = sig;
         res->steps_done = tr.ctr.updates;
-        if (tr.rank == 0)
-            runlog_note(&tr.rl, "stopped by %s after step %ld of %d: checkpoint saved to %s; run "
-                        "the same command to resume (exit status %d)",
-                        sig > 1 ? preempt_signal_name(sig) : "a signal on another rank",
-                        tr.ctr.step, js->train.steps, trainckpt_last_path(ck),
+        const char *by = sig > 1 ? preempt_signal_name(sig) : "a signal on another rank";
+        if (tr.rank == 0 && tr.ctr.step == tr.step0) /* during start-up: nothing new to save */
+            runlog_note(&tr.rl, "stopped by %s before step %ld of %d, during start-up: nothing "
+                        "to save (%s%s); run the same command to %s (exit status %d)", by,
+                        tr.ctr.step + 1, js->train.steps,
+                        trainckpt_last_path(ck)[0] ? "the run resumed from "
+                                                   : "no step was trained",
+                        trainckpt_last_path(ck), trainckpt_last_path(ck)[0] ? "resume" : "start",
                         DFM_EXIT_PREEMPTED);
+        else if (tr.rank == 0)
+            runlog_note(&tr.rl, "stopped by %s after step %ld of %d: checkpoint saved to %s; run "
+                        "the same command to resume (exit status %d)", by, tr.ctr.step,
+                        js->train.steps, trainckpt_last_path(ck), DFM_EXIT_PREEMPTED);
         trainckpt_close(ck);
         trainer_free(&tr);
         return ERR_OK;

@@ -62,7 +62,9 @@ typedef struct {
 } TrainOptions;
 
 /* Values every rank contributes to the reduction trainer_step already does (no extra message):
- * set sync_in before the step, read the sums in sync_out after it. */
+ * sync_fill sets sync_in right before that reduction (late, so an async checkpoint writer that
+ * finished during the step's compute counts at this boundary); read the sums in sync_out after
+ * it. */
 enum { TRAIN_SYNC_STOP = 0, TRAIN_SYNC_CKPT_READY = 1, TRAIN_SYNC_N = 2 };
 
 struct Trainer;
@@ -108,6 +110,7 @@ typedef struct Trainer {
     /* ---- scratch ------------------------------------------------------------------------ */
     float *x0, *xt, *target, *out, *dout; /* (m, D) */
     double *tnet, *per_sample;            /* (m) */
+    double *weight;                       /* (m): score-matching weights (objective sde) */
     float *tin;                           /* (m) */
     int *labels, *labels_in;              /* (m) */
     uint64_t *idx;                        /* (m) */
@@ -120,7 +123,8 @@ typedef struct Trainer {
     RunLog rl;          /* rank 0 */
     double sync_in[TRAIN_SYNC_N], sync_out[TRAIN_SYNC_N]; /* see TRAIN_SYNC_STOP */
     TrainBoundaryFn boundary; /* checkpoints (dist/trainckpt.h); NULL: none */
-    void *boundary_ctx;
+    void (*sync_fill)(void *ctx, struct Trainer *tr); /* sets sync_in; NULL: left as is */
+    void *boundary_ctx;       /* for both */
 } Trainer;
 
 /* Data, network with fresh parameters, optimizer, reducer, run log. On failure *tr can still be

@@ -12,6 +12,7 @@
 #include "core/mem.h"
 #include "dist/dist.h"
 #include "dist/preempt.h"
+#include "dist/watchdog.h"
 #include "io/fsutil.h"
 
 struct TrainCkpt {
@@ -171,10 +172,12 @@ int trainckpt_open(TrainCkpt **out, Trainer *tr, const TrainOptions *opt)
     CkptPolicy pol = {.dir = js->checkpoint.dir, .keep = js->checkpoint.keep,
                       .keep_every = js->checkpoint.keep_every};
     tc->saver = ckpt_saver_create(&pol);
+    if (tc->async) ckpt_saver_reserve(tc->saver, (tr->opt.ema ? 4 : 3) * (tc->hi - tc->lo));
 
     char path[4200] = "";
     int found = 0;
     double t0 = core_now();
+    preempt_fault_startup("resume", tr->rank);
     if (opt && opt->resume) {
         snprintf(path, sizeof path, "%s", opt->resume);
         CkptManifest m;
@@ -214,28 +217,36 @@ int trainckpt_open(TrainCkpt **out, Trainer *tr, const TrainOptions *opt)
             log_info("metrics.jsonl: %ld line%s %s dropped", dropped, dropped > 1 ? "s" : "",
                      found ? "past the checkpoint's step (or cut short)" : "of an earlier run");
     }
-    int64_t bad = rc != ERR_OK;
-    TRY(dist_allreduce_max_i64(&bad, 1));
+    /* with it, agree on a signal received during start-up: the run then stops before its
+     * first step, with nothing to save (dist/preempt.h, Start-up) */
+    int64_t flags[2] = {rc != ERR_OK, preempt_pending() != 0};
+    TRY(dist_allreduce_max_i64(flags, 2));
     if (rc != ERR_OK) return rc;
-    if (bad) return ERR(ERR_IO, "rank 0 could not prepare metrics.jsonl");
+    if (flags[0]) return ERR(ERR_IO, "rank 0 could not prepare metrics.jsonl");
+    if (flags[1]) tc->stopped = preempt_pending() ? preempt_pending() : 1;
     return ERR_OK;
 }
 
-static void note_save(const CkptSaveStats *s, RunRecord *rec)
+/* A save committed: remember it, and put it on this boundary's metrics line. */
+static void note_save(TrainCkpt *tc, const CkptSaveStats *s, RunRecord *rec)
 {
+    tc->last_saved = (long)s->step;
+    snprintf(tc->last_path, sizeof tc->last_path, "%s", s->path);
     rec->ckpt_step = (long)s->step;
     rec->ckpt_stall_s = s->stall_s;
     rec->ckpt_save_s = s->total_s;
     rec->ckpt_bytes = (unsigned long long)s->bytes;
 }
 
+/* Wait for the async save in flight (the watchdog does not count the wait). */
 static int commit(TrainCkpt *tc, RunRecord *rec)
 {
     CkptSaveStats s;
-    TRY(ckpt_save_commit(tc->saver, &s));
-    tc->last_saved = (long)s.step;
-    snprintf(tc->last_path, sizeof tc->last_path, "%s", s.path);
-    note_save(&s, rec);
+    watchdog_hold();
+    int rc = ckpt_save_commit(tc->saver, &s);
+    watchdog_release();
+    TRY(rc);
+    note_save(tc, &s, rec);
     return ERR_OK;
 }
 
@@ -245,10 +256,11 @@ static int save_sync(TrainCkpt *tc, Trainer *tr, RunRecord *rec)
     if (tc->last_saved == tr->ctr.step) return ERR_OK;
     CkptState st = state_of(tc, tr);
     CkptSaveStats s;
-    TRY(ckpt_save(tc->saver, &st, &s));
-    tc->last_saved = (long)s.step;
-    snprintf(tc->last_path, sizeof tc->last_path, "%s", s.path);
-    note_save(&s, rec);
+    watchdog_hold();
+    int rc = ckpt_save(tc->saver, &st, &s);
+    watchdog_release();
+    TRY(rc);
+    note_save(tc, &s, rec);
     return ERR_OK;
 }
 
@@ -257,9 +269,15 @@ int trainckpt_boundary(TrainCkpt *tc, Trainer *tr, RunRecord *rec)
     const JobSpec *js = tr->js;
     long step = tr->ctr.step;
     int every = js->checkpoint.every;
-    /* an async save whose writers are done everywhere (summed in this step's reduction) */
-    if (ckpt_save_busy(tc->saver) && tr->sync_out[TRAIN_SYNC_CKPT_READY] >= (double)tr->size)
-        TRY(commit(tc, rec));
+    watchdog_kick(); /* a step boundary: dist/watchdog.h */
+    /* an async save whose current phase is done everywhere (summed in this step's reduction):
+     * agree on the shards and let rank 0's writer commit, or learn that it committed */
+    if (ckpt_save_busy(tc->saver) && tr->sync_out[TRAIN_SYNC_CKPT_READY] >= (double)tr->size) {
+        CkptSaveStats s;
+        int committed = 0;
+        TRY(ckpt_save_advance(tc->saver, &s, &committed));
+        if (committed) note_save(tc, &s, rec);
+    }
     if (tr->sync_out[TRAIN_SYNC_STOP] > 0) {
         /* the first signal any rank saw; rank 0's name for the line */
         tc->stopped = preempt_pending() ? preempt_pending() : 1;

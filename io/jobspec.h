@@ -31,7 +31,8 @@
  * and `data.n_labels` members.
  *
  * Inactive subsections: model.unet applies when model.type is unet, model.mlp when it is mlp,
- * objective.ddpm when objective.type is ddpm, objective.flow when it is flow. Setting a key of an
+ * objective.ddpm when objective.type is ddpm, objective.flow when it is flow, objective.sde when
+ * it is sde. Setting a key of an
  * inactive subsection explicitly is an error; jobspec_emit writes only the active ones.
  *
  * Limits: a spec file is at most JOBSPEC_MAX_BYTES, YAML nesting at most 16 levels, at most
@@ -54,7 +55,11 @@
 typedef enum { JOB_DATA_FASHION_MNIST, JOB_DATA_MNIST, JOB_DATA_CIFAR10, JOB_DATA_TOY2D } JobDataset;
 typedef enum { JOB_TOY_MOONS, JOB_TOY_8GAUSSIANS, JOB_TOY_CHECKERBOARD, JOB_TOY_SWISSROLL } JobToy;
 typedef enum { JOB_MODEL_UNET, JOB_MODEL_MLP } JobModelType;
-typedef enum { JOB_OBJ_DDPM, JOB_OBJ_FLOW } JobObjectiveType;
+typedef enum { JOB_OBJ_DDPM, JOB_OBJ_FLOW, JOB_OBJ_SDE } JobObjectiveType;
+typedef enum { JOB_SDE_VP, JOB_SDE_VE } JobSdeKind;
+typedef enum { JOB_SDE_W_SIGMA2, JOB_SDE_W_G2 } JobSdeWeighting;
+typedef enum { JOB_SDE_PRED_EPS, JOB_SDE_PRED_SCORE } JobSdePrediction;
+typedef enum { JOB_PREDICTOR_REVERSE, JOB_PREDICTOR_EM } JobPredictor;
 typedef enum { JOB_BETAS_LINEAR, JOB_BETAS_COSINE } JobBetaSchedule;
 typedef enum { JOB_PRED_EPS, JOB_PRED_X0, JOB_PRED_V } JobPrediction;
 typedef enum { JOB_TSAMP_UNIFORM, JOB_TSAMP_LOGIT_NORMAL } JobTSampling;
@@ -64,11 +69,17 @@ typedef enum { JOB_REDUCE_DETERMINISTIC, JOB_REDUCE_OVERLAP } JobReduce;
 typedef enum { JOB_RESUME_AUTO, JOB_RESUME_NEVER, JOB_RESUME_MUST } JobResume;
 typedef enum {
     JOB_SAMPLER_DDPM, JOB_SAMPLER_DDIM, JOB_SAMPLER_DPMPP2M, /* objective ddpm */
-    JOB_SAMPLER_EULER, JOB_SAMPLER_MIDPOINT, JOB_SAMPLER_HEUN, JOB_SAMPLER_RK4 /* objective flow */
+    JOB_SAMPLER_EULER, JOB_SAMPLER_MIDPOINT, JOB_SAMPLER_HEUN, JOB_SAMPLER_RK4, /* flow, sde */
+    JOB_SAMPLER_RK45,                                                          /* flow, sde */
+    JOB_SAMPLER_EM, JOB_SAMPLER_PC, JOB_SAMPLER_LANGEVIN                       /* sde */
 } JobSampler;
 typedef enum { JOB_TS_UNIFORM, JOB_TS_QUADRATIC, JOB_TS_TRAILING } JobTimesteps;
 typedef enum { JOB_VAR_BETA_TILDE, JOB_VAR_BETA } JobVariance;
-typedef enum { JOB_METRIC_SWD, JOB_METRIC_FID_FMNIST, JOB_METRIC_SPECTRUM, JOB_METRIC_COUNT } JobMetric;
+typedef enum {
+    JOB_METRIC_SWD, JOB_METRIC_FD_FMNIST, JOB_METRIC_SPECTRUM,
+    JOB_METRIC_NLL, JOB_METRIC_ELBO, /* likelihoods of held-out data (dist/likelihood.h) */
+    JOB_METRIC_COUNT
+} JobMetric;
 typedef enum { JOB_LAUNCH_SRUN, JOB_LAUNCH_MPIRUN } JobLauncher;
 
 typedef struct {
@@ -137,10 +148,20 @@ typedef struct {
 } JobFlow;
 
 typedef struct {
+    JobSdeKind kind;
+    double beta_min, beta_max;   /* VP: beta(t) linear on [0, 1] */
+    double sigma_min, sigma_max; /* VE: geometric noise levels */
+    JobSdeWeighting weighting;   /* lambda(t) = s(t)^2 or g(t)^2 */
+    JobSdePrediction prediction; /* eps or the score */
+    double t_eps;                /* smallest time (training, sampling, likelihood) */
+} JobSDE;
+
+typedef struct {
     JobObjectiveType type;
     double label_dropout; /* probability of replacing the label by the null label (CFG) */
     JobDDPM ddpm;
     JobFlow flow;
+    JobSDE sde;
 } JobObjective;
 
 typedef struct {
@@ -164,6 +185,7 @@ typedef struct {
     JobReduce reduce;
     bool zero1;
     int log_every, sample_every, sample_count, check_every, max_nonfinite;
+    int watchdog; /* seconds; 0 = off */
 } JobTrain;
 
 typedef struct {
@@ -183,6 +205,11 @@ typedef struct {
     JobTimesteps timesteps; /* derived: trailing for the cosine schedule, uniform otherwise */
     bool clip_x0;       /* derived: true for image datasets */
     double guidance;    /* CFG scale w: out = uncond + w*(cond - uncond); 1 = no guidance */
+    double rtol, atol;  /* rk45 step control */
+    int correctors;     /* pc: corrector moves per step; langevin: moves per level */
+    double snr;         /* pc: corrector signal-to-noise ratio */
+    JobPredictor predictor; /* pc */
+    double langevin_eps;    /* langevin step scale */
     int label;          /* class to sample, -1 = cycle through the classes */
     int count, batch;
     uint64_t seed;      /* derived: run.seed */
@@ -193,6 +220,7 @@ typedef struct {
 typedef struct {
     int every; /* 0 = off */
     int count, batch;
+    int ref;   /* reference images (first of the test split); 0 = all */
     JobMetric metrics[JOB_METRIC_COUNT];
     int n_metrics;
 } JobEval;
@@ -210,6 +238,7 @@ typedef struct {
     char **setup;   /* shell lines before the launch */
     int n_setup;
     JobLauncher launcher;
+    char *mpi;      /* srun --mpi= */
 } JobSlurm;
 
 /* Where a key's value came from (for error messages and derived defaults). */

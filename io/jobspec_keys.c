@@ -33,7 +33,11 @@ static const char *const k_dataset[] = {DATASET_FASHION_MNIST, DATASET_MNIST, DA
 static const char *const k_toy[] = {DATASET_MOONS, DATASET_8GAUSSIANS, DATASET_CHECKERBOARD,
                                     DATASET_SWISSROLL};
 static const char *const k_model[] = {"unet", "mlp"};
-static const char *const k_obj[] = {"ddpm", "flow"};
+static const char *const k_obj[] = {"ddpm", "flow", "sde"};
+static const char *const k_sde_kind[] = {"vp", "ve"};
+static const char *const k_sde_weight[] = {"sigma2", "g2"};
+static const char *const k_sde_pred[] = {"eps", "score"};
+static const char *const k_predictor[] = {"reverse_diffusion", "em"};
 static const char *const k_betas[] = {"linear", "cosine"};
 static const char *const k_pred[] = {DFM_PRED_NAMES}; /* objective ddpm offers eps, x0, v */
 static const char *const k_tsamp[] = {"uniform", "logit_normal"};
@@ -44,12 +48,14 @@ static const char *const k_resume[] = {"auto", "never", "must"};
 static const char *const k_sampler[] = {DFM_SAMPLER_NAMES};
 static const char *const k_tspace[] = {DFM_SPACING_NAMES};
 static const char *const k_variance[] = {"beta_tilde", "beta"};
-static const char *const k_metric[] = {"swd", "fid_fmnist", "spectrum"};
+static const char *const k_metric[] = {"swd", "fd_fmnist", "spectrum", "nll", "elbo"};
 static const char *const k_launch[] = {"srun", "mpirun"};
 
 _Static_assert(NN(k_dataset) == JOB_DATA_TOY2D + 1 && NN(k_toy) == JOB_TOY_SWISSROLL + 1 &&
-                   NN(k_sampler) == JOB_SAMPLER_RK4 + 1 && NN(k_tspace) == JOB_TS_TRAILING + 1 &&
-                   NN(k_pred) > JOB_PRED_V && JOB_SAMPLER_EULER == DFM_SAMPLER_FIRST_FLOW,
+                   NN(k_sampler) == JOB_SAMPLER_LANGEVIN + 1 && NN(k_tspace) == JOB_TS_TRAILING + 1 &&
+                   NN(k_pred) > JOB_PRED_V && JOB_SAMPLER_EULER == DFM_SAMPLER_FIRST_FLOW &&
+                   JOB_SAMPLER_EM == DFM_SAMPLER_FIRST_SDE && NN(k_obj) == JOB_OBJ_SDE + 1 &&
+                   NN(k_metric) == JOB_METRIC_COUNT,
                "the schema's choices follow the enums of io/jobspec.h");
 _Static_assert(sizeof(JobDataset) == sizeof(int) && sizeof(JobSampler) == sizeof(int) &&
                    sizeof(JobMetric) == sizeof(int),
@@ -152,6 +158,20 @@ static int check_mem(const char *s, char *why, size_t nwhy)
     while (i < n && isdigit((unsigned char)s[i])) i++;
     int ok = i > 0 && i <= 9 && (i == n || (i + 1 == n && strchr("KMGT", s[i])));
     if (!ok) snprintf(why, nwhy, "expected a Slurm memory size like 16G, 4000M or 0");
+    return !ok;
+}
+
+/* srun --mpi=TYPE: a plugin name as `srun --mpi=list` prints them (pmix, pmix_v4, pmi2,
+ * cray_shasta, none, ...). */
+static int check_mpi(const char *s, char *why, size_t nwhy)
+{
+    size_t n = strlen(s), i = 0;
+    while (i < n && (islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '_'))
+        i++;
+    int ok = n > 0 && i == n && isalpha((unsigned char)s[0]);
+    if (!ok)
+        snprintf(why, nwhy, "expected an srun MPI plugin name (`srun --mpi=list`): pmix, "
+                            "pmix_v4, pmi2, none, ...");
     return !ok;
 }
 
@@ -265,7 +285,8 @@ const Field g_fields[] = {
       .doc = "width of the sinusoidal time embedding of the MLP"),
 
     E("objective.type", objective.type, k_obj, .def = "ddpm",
-      .doc = "denoising diffusion (discrete time) or flow matching (continuous time)"),
+      .doc = "denoising diffusion (discrete time), flow matching (continuous time), or "
+             "denoising score matching on a continuous-time SDE (the score/SDE view)"),
     D("objective.label_dropout", objective.label_dropout, 0, 1, FL_HI_OPEN, .def = "0",
       .also = "> 0 needs `data.conditional`",
       .doc = "probability of replacing the label by the null label in training (classifier-free "
@@ -295,6 +316,30 @@ const Field g_fields[] = {
              "t = 1 is noise)"),
     D("objective.flow.logit_std", objective.flow.logit_std, 0, 10, FL_LO_OPEN, .def = "1",
       .doc = "standard deviation of the logit-normal time distribution"),
+    E("objective.sde.kind", objective.sde.kind, k_sde_kind, .def = "vp",
+      .doc = "variance preserving (beta(t) linear from `beta_min` to `beta_max`, prior N(0, I)) "
+             "or variance exploding (sigma(t) = sigma_min (sigma_max/sigma_min)^t, the NCSN noise "
+             "levels, prior N(0, sigma_max^2 I)); t runs from data (0) to noise (1)"),
+    D("objective.sde.beta_min", objective.sde.beta_min, 0, 1000, FL_LO_OPEN, .def = "0.1",
+      .doc = "beta(0) of the VP SDE (`vp` only in effect)"),
+    D("objective.sde.beta_max", objective.sde.beta_max, 0, 1000, FL_LO_OPEN, .def = "20",
+      .also = ">= `beta_min`", .doc = "beta(1) of the VP SDE (`vp` only in effect)"),
+    D("objective.sde.sigma_min", objective.sde.sigma_min, 0, 1e6, FL_LO_OPEN, .def = "0.01",
+      .doc = "smallest noise level of the VE SDE (`ve` only in effect)"),
+    D("objective.sde.sigma_max", objective.sde.sigma_max, 0, 1e6, FL_LO_OPEN, .def = "50",
+      .also = "> `sigma_min`",
+      .doc = "largest noise level of the VE SDE, about the largest distance between training "
+             "examples (`ve` only in effect)"),
+    E("objective.sde.weighting", objective.sde.weighting, k_sde_weight, .def = "sigma2",
+      .doc = "denoising score matching weight lambda(t): `sigma2` = s(t)^2 (for eps outputs the "
+             "plain MSE of the noise), `g2` = g(t)^2 (= beta(t) for VP; the likelihood "
+             "weighting)"),
+    E("objective.sde.prediction", objective.sde.prediction, k_sde_pred, .def = "eps",
+      .doc = "what the network outputs: the noise eps, or the score grad log p_t = -eps / s(t)"),
+    D("objective.sde.t_eps", objective.sde.t_eps, 0, 0.5, FL_LO_OPEN | FL_HI_OPEN,
+      .def = "1e-05",
+      .doc = "smallest time: training draws t ~ U(t_eps, 1), samplers stop and likelihoods "
+             "start there"),
 
     I("train.batch", train.batch, 1, 1048576, 0, .def = "64",
       .doc = "global batch per optimizer step, the same whatever the number of ranks"),
@@ -346,6 +391,10 @@ const Field g_fields[] = {
       .doc = "steps between checks that all ranks hold identical parameters; 0 = never"),
     I("train.max_nonfinite", train.max_nonfinite, 1, 1000000, 0, .def = "5",
       .doc = "consecutive non-finite losses (steps skipped) before training stops with an error"),
+    I("train.watchdog", train.watchdog, 0, 1000000, 0, .def = "300",
+      .doc = "seconds without a step boundary (checkpoint saves, sample grids and evaluations "
+             "not counted) after which a rank ends the job with exit status 70, because "
+             "another rank died or hangs; 0 = off"),
 
     S("checkpoint.dir", checkpoint.dir, 2048, FL_PATH, NULL, .derive = "`<out_dir>/ckpt`",
       .doc = "checkpoint directory"),
@@ -364,14 +413,19 @@ const Field g_fields[] = {
              "/ fail unless one exists"),
 
     E("sample.sampler", sample.sampler, k_sampler,
-      .derive = "`ddim` (objective ddpm), `euler` (objective flow)",
-      .allowed = "`ddpm`, `ddim`, `dpmpp2m` for ddpm; `euler`, `midpoint`, `heun`, `rk4` for flow",
-      .doc = "the sampler: ancestral DDPM, DDIM, DPM-Solver++(2M); ODE integrators of the flow"),
+      .derive = "`ddim` (objective ddpm), `euler` (objective flow), `em` (objective sde)",
+      .allowed = "`ddpm`, `ddim`, `dpmpp2m` for ddpm; `euler`, `midpoint`, `heun`, `rk4`, `rk45` "
+                 "for flow and sde; `em`, `pc`, `langevin` for sde",
+      .doc = "the sampler: ancestral DDPM, DDIM, DPM-Solver++(2M); ODE integrators of the flow or "
+             "of an SDE's probability-flow ODE (fixed steps, or adaptive Dormand-Prince `rk45`); "
+             "reverse-SDE Euler-Maruyama, predictor-corrector, annealed Langevin"),
     I("sample.steps", sample.steps, 1, 100000, 0,
       .derive = "`timesteps` for `ddpm`, min(50, `timesteps`) for the other ddpm samplers, 50 for "
-                "flow",
+                "flow and sde",
       .also = "<= `objective.ddpm.timesteps` for ddpm objectives",
-      .doc = "network evaluations per sample (per guidance branch)"),
+      .doc = "network evaluations per sample (per guidance branch) of the ddpm samplers and "
+             "Euler; solver steps of the other ODE solvers (ignored by `rk45`), of `em` and `pc`; "
+             "noise levels of `langevin`"),
     D("sample.eta", sample.eta, 0, 1, 0, .def = "0",
       .doc = "DDIM stochasticity: 0 deterministic, 1 DDPM-like (ddim only; ignored by the other "
              "samplers)"),
@@ -389,6 +443,20 @@ const Field g_fields[] = {
     D("sample.guidance", sample.guidance, 0, 100, 0, .def = "1",
       .also = "!= 1 needs `label_dropout > 0`",
       .doc = "classifier-free guidance scale w (see the convention above)"),
+    D("sample.rtol", sample.rtol, 0, 1, FL_LO_OPEN | FL_HI_OPEN, .def = "1e-05",
+      .doc = "relative tolerance of `rk45`'s step control (per sample)"),
+    D("sample.atol", sample.atol, 0, 1, FL_LO_OPEN | FL_HI_OPEN, .def = "1e-05",
+      .doc = "absolute tolerance of `rk45`'s step control"),
+    I("sample.correctors", sample.correctors, 0, 10000, 0, .def = "1",
+      .also = ">= 1 for `langevin`",
+      .doc = "`pc`: Langevin corrector moves after each predictor step; `langevin`: moves per "
+             "noise level"),
+    D("sample.snr", sample.snr, 0, 100, FL_LO_OPEN, .def = "0.16",
+      .doc = "`pc`: the corrector's signal-to-noise ratio r, step 2 alpha (r norm(z) / norm(score))^2"),
+    E("sample.predictor", sample.predictor, k_predictor, .def = "reverse_diffusion",
+      .doc = "`pc`: the predictor, the reverse diffusion (ancestral) step or Euler-Maruyama"),
+    D("sample.langevin_eps", sample.langevin_eps, 0, 100, FL_LO_OPEN, .def = "2e-05",
+      .doc = "`langevin`: step a_i = eps sigma_i^2 / sigma_L^2 at noise level i of L"),
     I("sample.label", sample.label, -1, 999, 0, .def = "-1",
       .also = "< `num_classes`; >= 0 needs `data.conditional`",
       .doc = "class to sample; -1 cycles through the classes (sample i has class i mod "
@@ -406,14 +474,20 @@ const Field g_fields[] = {
     I("eval.every", eval.every, 0, 1000000000, 0, .def = "0",
       .doc = "steps between evaluations during training; 0 = never"),
     I("eval.count", eval.count, 1, 10000000, 0, .def = "1000",
-      .doc = "samples generated per evaluation", .only = "dfm eval"),
+      .doc = "samples generated per evaluation"),
     I("eval.batch", eval.batch, 1, 65536, 0, .def = "256",
-      .doc = "samples per network batch during evaluation", .only = "dfm eval"),
+      .doc = "samples per network batch during evaluation"),
+    I("eval.ref", eval.ref, 0, 10000000, 0, .def = "0",
+      .doc = "reference images of an evaluation during training: the first N of the test "
+             "split; 0 = all"),
     EL("eval.metrics", eval.metrics, eval.n_metrics, k_metric, .def = "[swd]",
-       .also = "`fid_fmnist` needs fashion-mnist, `spectrum` an image dataset",
+       .also = "`fd_fmnist` needs fashion-mnist, `spectrum` an image dataset, `elbo` objective "
+               "ddpm",
        .doc = "sliced Wasserstein distance to held-out data; Fréchet distance in the feature "
               "space of a Fashion-MNIST classifier; radially averaged power spectrum compared "
-              "with the data's",
+              "with the data's; negative log-likelihood of held-out data through the "
+              "probability-flow ODE; the DDPM variational bound (`dfm eval --metrics nll,elbo`, "
+              "bits/dim for images)",
        .only = "dfm eval"),
 
     S("slurm.job_name", slurm.job_name, 64, FL_NONEMPTY, check_name, .derive = "`run.name`",
@@ -455,6 +529,11 @@ const Field g_fields[] = {
        .doc = "shell lines run before the launch (`module load ...`)", .only = SUBMIT),
     E("slurm.launcher", slurm.launcher, k_launch, .def = "srun",
       .doc = "how the ranks are started", .only = SUBMIT),
+    S("slurm.mpi", slurm.mpi, 32, FL_NONEMPTY, check_mpi, .def = "pmix",
+      .allowed = "an `srun --mpi` plugin name: `pmix`, `pmix_v4`, `pmi2`, `none`, ...",
+      .doc = "`srun --mpi=` of the launch (with `launcher: srun`): the PMI the MPI library was "
+             "built with (`srun --mpi=list` names those of the cluster)",
+      .only = SUBMIT),
 };
 const size_t g_nfields = sizeof g_fields / sizeof g_fields[0];
 
@@ -477,6 +556,7 @@ const Subsection g_subsections[] = {
     {"model.mlp.", "model.type", JOB_MODEL_MLP},
     {"objective.ddpm.", "objective.type", JOB_OBJ_DDPM},
     {"objective.flow.", "objective.type", JOB_OBJ_FLOW},
+    {"objective.sde.", "objective.type", JOB_OBJ_SDE},
 };
 const size_t g_nsubsections = sizeof g_subsections / sizeof g_subsections[0];
 

@@ -71,7 +71,9 @@ void jobspec_resolve(JobSpec *js)
 
     JobSample *s = &js->sample;
     DERIVE("sample.sampler", s->sampler,
-           js->objective.type == JOB_OBJ_DDPM ? JOB_SAMPLER_DDIM : JOB_SAMPLER_EULER);
+           js->objective.type == JOB_OBJ_DDPM  ? JOB_SAMPLER_DDIM
+           : js->objective.type == JOB_OBJ_SDE ? JOB_SAMPLER_EM
+                                               : JOB_SAMPLER_EULER);
     int T = js->objective.ddpm.timesteps;
     int steps = 50;
     if (js->objective.type == JOB_OBJ_DDPM) steps = s->sampler == JOB_SAMPLER_DDPM ? T : (T < 50 ? T : 50);
@@ -239,20 +241,40 @@ int jobspec_check(const JobSpec *js)
         return xerr(js, "train.ema.start", "train.steps", "%d exceeds train.steps (%d)", t->ema.start,
                     t->steps);
 
+    if (o->type == JOB_OBJ_SDE && o->sde.beta_min > o->sde.beta_max)
+        return xerr(js, "objective.sde.beta_max", "objective.sde.beta_min",
+                    "beta_max (%g) must be >= beta_min (%g)", o->sde.beta_max, o->sde.beta_min);
+    if (o->type == JOB_OBJ_SDE && o->sde.sigma_min >= o->sde.sigma_max)
+        return xerr(js, "objective.sde.sigma_max", "objective.sde.sigma_min",
+                    "sigma_max (%g) must be > sigma_min (%g)", o->sde.sigma_max, o->sde.sigma_min);
+
     /* sample */
     int ddpm_family = s->sampler <= JOB_SAMPLER_DPMPP2M;
+    int sde_only = s->sampler >= JOB_SAMPLER_EM;
     if (o->type == JOB_OBJ_DDPM && !ddpm_family)
         return xerr(js, "sample.sampler", "objective.type",
-                    "sampler %s is for objective flow; use ddpm, ddim or dpmpp2m", jobspec_sampler_name(s->sampler));
-    if (o->type == JOB_OBJ_FLOW && ddpm_family)
+                    "sampler %s is for objective %s; use ddpm, ddim or dpmpp2m",
+                    jobspec_sampler_name(s->sampler), sde_only ? "sde" : "flow or sde");
+    if (o->type == JOB_OBJ_FLOW && (ddpm_family || sde_only))
         return xerr(js, "sample.sampler", "objective.type",
-                    "sampler %s is for objective ddpm; use euler, midpoint, heun or rk4",
+                    "sampler %s is for objective %s; use euler, midpoint, heun, rk4 or rk45",
+                    jobspec_sampler_name(s->sampler), ddpm_family ? "ddpm" : "sde");
+    if (o->type == JOB_OBJ_SDE && ddpm_family)
+        return xerr(js, "sample.sampler", "objective.type",
+                    "sampler %s is for objective ddpm; use em, pc, langevin, or euler, midpoint, "
+                    "heun, rk4, rk45 for the probability-flow ODE",
                     jobspec_sampler_name(s->sampler));
+    if (s->sampler == JOB_SAMPLER_LANGEVIN && s->steps < 2)
+        return xerr(js, "sample.steps", "sample.sampler",
+                    "langevin needs at least 2 noise levels, got %d", s->steps);
+    if (s->sampler == JOB_SAMPLER_LANGEVIN && s->correctors < 1)
+        return xerr(js, "sample.correctors", "sample.sampler",
+                    "langevin needs at least 1 move per noise level");
     if (o->type == JOB_OBJ_DDPM && s->steps > o->ddpm.timesteps)
         return xerr(js, "sample.steps", "objective.ddpm.timesteps",
                     "%d sampling steps exceed objective.ddpm.timesteps (%d)", s->steps,
                     o->ddpm.timesteps);
-    if (o->type == JOB_OBJ_FLOW && s->timesteps == JOB_TS_TRAILING)
+    if (o->type != JOB_OBJ_DDPM && s->timesteps == JOB_TS_TRAILING)
         return xerr(js, "sample.timesteps", "objective.type", "trailing spacing is for objective ddpm");
     if (s->guidance != 1.0 && o->label_dropout <= 0)
         return xerr(js, "sample.guidance", "objective.label_dropout",
@@ -269,10 +291,14 @@ int jobspec_check(const JobSpec *js)
     /* eval */
     for (int i = 0; i < js->eval.n_metrics; i++) {
         JobMetric mt = js->eval.metrics[i];
-        if (mt == JOB_METRIC_FID_FMNIST && d->dataset != JOB_DATA_FASHION_MNIST)
-            return xerr(js, "eval.metrics", "data.dataset", "fid_fmnist needs data.dataset fashion-mnist");
+        if (mt == JOB_METRIC_FD_FMNIST && d->dataset != JOB_DATA_FASHION_MNIST)
+            return xerr(js, "eval.metrics", "data.dataset", "fd_fmnist needs data.dataset fashion-mnist");
         if (mt == JOB_METRIC_SPECTRUM && toy)
             return xerr(js, "eval.metrics", "data.dataset", "spectrum needs an image dataset");
+        if (mt == JOB_METRIC_ELBO && o->type != JOB_OBJ_DDPM)
+            return xerr(js, "eval.metrics", "objective.type",
+                        "elbo is the variational bound of objective ddpm; use nll for %s models",
+                        o->type == JOB_OBJ_FLOW ? "flow" : "sde");
     }
     return ERR_OK;
 }

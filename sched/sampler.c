@@ -8,6 +8,7 @@
 #include "core/names.h" /* DFM_SAMPLER_NAMES */
 #include "core/mem.h" /* xmalloc, xfree, ASSERT */
 #include "core/rng.h" /* rng_fill_normal_f64, rng_stream */
+#include "sched/sde.h" /* sde_sample_sched_d, flow_rk45_sample_d */
 
 #define INPAINT_SUB_BIT 0x80000000u
 #define RENOISE_SUB_BIT 0x40000000u
@@ -25,22 +26,32 @@ void sampler_config_default(SamplerConfig *c, SamplerKind kind)
     c->clip_x0 = 0;
     c->clip = 1.0;
     c->guidance = 1.0;
+    c->rtol = 1e-5;
+    c->atol = 1e-5;
+    c->correctors = 1;
+    c->snr = 0.16;
+    c->predictor_em = 0;
+    c->langevin_eps = 2e-5;
     c->seed = 0;
 }
 
 static const char *const KIND_NAMES[] = {DFM_SAMPLER_NAMES};
-_Static_assert(sizeof KIND_NAMES / sizeof KIND_NAMES[0] == SAMPLER_RK4 + 1 &&
-                   SAMPLER_EULER == DFM_SAMPLER_FIRST_FLOW,
+_Static_assert(sizeof KIND_NAMES / sizeof KIND_NAMES[0] == SAMPLER_LANGEVIN + 1 &&
+                   SAMPLER_EULER == DFM_SAMPLER_FIRST_FLOW && SAMPLER_EM == DFM_SAMPLER_FIRST_SDE &&
+                   DFM_SAMPLER_COUNT == SAMPLER_LANGEVIN + 1,
                "core/names.h lists the samplers in SamplerKind order");
 
 const char *sampler_kind_name(SamplerKind k)
 {
-    if ((int)k < 0 || (int)k > SAMPLER_RK4) return "?";
+    if ((int)k < 0 || (int)k > SAMPLER_LANGEVIN) return "?";
     return KIND_NAMES[k];
 }
 
-
+/* The fixed-step ODE integrators (flow models, and the PF-ODE of SDE models). */
 static int is_flow_kind(SamplerKind k) { return k >= SAMPLER_EULER && k <= SAMPLER_RK4; }
+static int is_ode_kind(SamplerKind k) { return is_flow_kind(k) || k == SAMPLER_RK45; }
+static int is_sde_kind(SamplerKind k) { return k >= SAMPLER_EM && k <= SAMPLER_LANGEVIN; }
+static int is_diffusion_kind(SamplerKind k) { return k >= SAMPLER_DDPM && k <= SAMPLER_DPMPP_2M; }
 
 static int evals_per_flow_step(SamplerKind k)
 {
@@ -55,28 +66,48 @@ static int evals_per_flow_step(SamplerKind k)
 
 static int check_config(const SamplerConfig *c, const Schedule *s)
 {
-    if ((int)c->kind < 0 || (int)c->kind > SAMPLER_RK4)
+    if ((int)c->kind < 0 || (int)c->kind > SAMPLER_LANGEVIN)
         return ERR(ERR_ARG, "sampler: unknown kind %d", (int)c->kind);
     if (c->steps < 1) return ERR(ERR_ARG, "sampler: steps must be >= 1, got %d", c->steps);
     if (!isfinite(c->guidance))
         return ERR(ERR_ARG, "sampler: guidance weight must be finite");
     if (s) {
-        if (s->family == SCHED_FLOW && !is_flow_kind(c->kind)) {
-            ERR(ERR_ARG, "sampler '%s' needs a diffusion schedule, the model is a flow model",
-                sampler_kind_name(c->kind));
-            err_hint("use euler, midpoint, heun or rk4 for flow-matching models");
+        if (s->family == SCHED_FLOW && !is_ode_kind(c->kind)) {
+            ERR(ERR_ARG, "sampler '%s' needs a %s, the model is a flow model",
+                sampler_kind_name(c->kind),
+                is_sde_kind(c->kind) ? "score (SDE) model" : "diffusion schedule");
+            err_hint("use euler, midpoint, heun, rk4 or rk45 for flow-matching models");
             return ERR_ARG;
         }
-        if (s->family == SCHED_DISCRETE && is_flow_kind(c->kind)) {
-            ERR(ERR_ARG, "sampler '%s' integrates a flow ODE, the model is a diffusion model",
-                sampler_kind_name(c->kind));
+        if (s->family == SCHED_DISCRETE && !is_diffusion_kind(c->kind)) {
+            ERR(ERR_ARG, "sampler '%s' is for %s models, the model is a diffusion model",
+                sampler_kind_name(c->kind), is_sde_kind(c->kind) ? "SDE" : "flow and SDE");
             err_hint("use ddpm, ddim or dpmpp2m for diffusion models");
+            return ERR_ARG;
+        }
+        if (s->family == SCHED_SDE && is_diffusion_kind(c->kind)) {
+            ERR(ERR_ARG, "sampler '%s' needs a discrete diffusion schedule, the model is an SDE "
+                "model", sampler_kind_name(c->kind));
+            err_hint("use em, pc, langevin, or an ODE solver (euler, heun, rk4, rk45) for SDE "
+                     "models");
             return ERR_ARG;
         }
         if (s->family == SCHED_DISCRETE && c->steps > s->T)
             return ERR(ERR_ARG, "sampler: %d steps exceed the schedule's T = %d", c->steps, s->T);
     }
-    if (!is_flow_kind(c->kind)) {
+    if (c->kind == SAMPLER_RK45 &&
+        !(c->rtol > 0.0 && c->rtol < 1.0 && c->atol > 0.0 && c->atol < 1.0))
+        return ERR(ERR_ARG, "sampler rk45: rtol and atol must be in (0, 1), got %g and %g",
+                   c->rtol, c->atol);
+    if (c->kind == SAMPLER_PC && (c->correctors < 0 || !(c->snr > 0.0) || !isfinite(c->snr)))
+        return ERR(ERR_ARG, "sampler pc: need correctors >= 0 and snr > 0, got %d and %g",
+                   c->correctors, c->snr);
+    if (c->kind == SAMPLER_LANGEVIN &&
+        (c->steps < 2 || c->correctors < 1 || !(c->langevin_eps > 0.0)))
+        return ERR(ERR_ARG, "sampler langevin: need steps (levels) >= 2, correctors (moves per "
+                   "level) >= 1 and eps > 0, got %d, %d and %g", c->steps, c->correctors,
+                   c->langevin_eps);
+    if (is_diffusion_kind(c->kind)) {
         if (c->spacing != SCHED_SPACING_UNIFORM && c->spacing != SCHED_SPACING_QUADRATIC &&
             c->spacing != SCHED_SPACING_TRAILING)
             return ERR(ERR_ARG, "sampler: unknown timestep spacing %d", (int)c->spacing);
@@ -95,8 +126,16 @@ static int check_config(const SamplerConfig *c, const Schedule *s)
 int sampler_nfe(const SamplerConfig *c, const Schedule *s, uint64_t *nfe)
 {
     TRY(check_config(c, s));
+    uint64_t S = (uint64_t)c->steps;
+    switch (c->kind) {
+    case SAMPLER_RK45: *nfe = 0; return ERR_OK; /* adaptive: known afterwards */
+    case SAMPLER_EM: *nfe = S + 1; return ERR_OK; /* + the denoising step */
+    case SAMPLER_PC: *nfe = S * (1 + (uint64_t)c->correctors) + 1; return ERR_OK;
+    case SAMPLER_LANGEVIN: *nfe = S * (uint64_t)c->correctors + 1; return ERR_OK;
+    default: break;
+    }
     if (is_flow_kind(c->kind)) {
-        *nfe = (uint64_t)c->steps * (uint64_t)evals_per_flow_step(c->kind);
+        *nfe = S * (uint64_t)evals_per_flow_step(c->kind);
         return ERR_OK;
     }
     int *tau = xmalloc(((size_t)c->steps + 1) * sizeof(int)), n = 0;
@@ -323,7 +362,7 @@ int sched_diffusion_run_d(const SamplerConfig *cfg, SchedPred pred, const SchedL
     if (pred == SCHED_PRED_VELOCITY)
         return ERR(ERR_ARG, "diffusion samplers need eps, x0 or v prediction");
     TRY(check_io(B, D, labels, cfg->guidance, mask, known));
-    SampleStats local = {0, 0, 0};
+    SampleStats local = {0, 0, 0, 0};
     SampleStats *st = stats ? stats : &local;
     memset(st, 0, sizeof *st);
 
@@ -440,7 +479,7 @@ int sched_ddim_invert_d(const SamplerConfig *cfg, SchedPred pred, const SchedLev
     if (pred == SCHED_PRED_VELOCITY)
         return ERR(ERR_ARG, "DDIM inversion needs eps, x0 or v prediction");
     TRY(check_io(B, D, labels, cfg->guidance, NULL, NULL));
-    SampleStats local = {0, 0, 0};
+    SampleStats local = {0, 0, 0, 0};
     SampleStats *st = stats ? stats : &local;
     memset(st, 0, sizeof *st);
     size_t n = B * D;
@@ -484,7 +523,7 @@ int sched_flow_run_d(const SamplerConfig *cfg, double sigma_min, const double *t
     for (size_t k = 0; k < N; k++)
         if (!(tau[k + 1] > tau[k]))
             return ERR(ERR_ARG, "flow sampler: time grid must increase (entry %zu)", k + 1);
-    SampleStats local = {0, 0, 0};
+    SampleStats local = {0, 0, 0, 0};
     SampleStats *st = stats ? stats : &local;
     memset(st, 0, sizeof *st);
 
@@ -495,44 +534,59 @@ int sched_flow_run_d(const SamplerConfig *cfg, double sigma_min, const double *t
     Eval ev;
     eval_init(&ev, net, ctx, B, D, labels, cfg->guidance, st);
     int rc = ERR_OK;
+    int U = mask && cfg->resample > 1 ? cfg->resample : 1;
     for (size_t k = 0; k < N && rc == ERR_OK; k++) {
         double t0 = tau[k], t1 = tau[k + 1], h = t1 - t0;
-        switch (cfg->kind) {
-        case SAMPLER_EULER:
-            if ((rc = eval_model(&ev, x, t0, k1)) != ERR_OK) break;
-            for (size_t q = 0; q < n; q++) x[q] += h * k1[q];
-            break;
-        case SAMPLER_MIDPOINT:
-            if ((rc = eval_model(&ev, x, t0, k1)) != ERR_OK) break;
-            for (size_t q = 0; q < n; q++) xs[q] = x[q] + 0.5 * h * k1[q];
-            if ((rc = eval_model(&ev, xs, t0 + 0.5 * h, k2)) != ERR_OK) break;
-            for (size_t q = 0; q < n; q++) x[q] += h * k2[q];
-            break;
-        case SAMPLER_HEUN:
-            if ((rc = eval_model(&ev, x, t0, k1)) != ERR_OK) break;
-            for (size_t q = 0; q < n; q++) xs[q] = x[q] + h * k1[q];
-            if ((rc = eval_model(&ev, xs, t1, k2)) != ERR_OK) break;
-            for (size_t q = 0; q < n; q++) x[q] += 0.5 * h * (k1[q] + k2[q]);
-            break;
-        case SAMPLER_RK4:
-            if ((rc = eval_model(&ev, x, t0, k1)) != ERR_OK) break;
-            for (size_t q = 0; q < n; q++) xs[q] = x[q] + 0.5 * h * k1[q];
-            if ((rc = eval_model(&ev, xs, t0 + 0.5 * h, k2)) != ERR_OK) break;
-            for (size_t q = 0; q < n; q++) xs[q] = x[q] + 0.5 * h * k2[q];
-            if ((rc = eval_model(&ev, xs, t0 + 0.5 * h, k3)) != ERR_OK) break;
-            for (size_t q = 0; q < n; q++) xs[q] = x[q] + h * k3[q];
-            if ((rc = eval_model(&ev, xs, t1, k4)) != ERR_OK) break;
-            for (size_t q = 0; q < n; q++)
-                x[q] += h / 6.0 * (k1[q] + 2.0 * k2[q] + 2.0 * k3[q] + k4[q]);
-            break;
-        default:
-            ASSERT(0);
-        }
-        if (rc != ERR_OK) break;
-        if (mask) {
-            double a, s;
-            sched_flow_coef(t1, sigma_min, &a, &s);
-            replace_known(cfg->seed, sample_idx, B, D, (uint32_t)k, a, s, mask, known, x, xs);
+        /* RePaint resampling (inpainting only): after the step to tau[k+1] and the replacement,
+         * re-noise back to tau[k] with the path's kernel q(x_tau[k] | x_tau[k+1]) =
+         * N((a/a') x, s^2 - (a s'/a')^2) and step again, `resample` times in all */
+        for (int u = 0; u < U && rc == ERR_OK; u++) {
+            uint32_t kk = (uint32_t)k + ((uint32_t)u << 17);
+            if (u > 0) {
+                double a0, s0, a1, s1;
+                sched_flow_coef(t0, sigma_min, &a0, &s0);
+                sched_flow_coef(t1, sigma_min, &a1, &s1);
+                double r = a0 / a1, v = s0 * s0 - r * r * s1 * s1;
+                step_noise(cfg->seed, sample_idx, B, D, kk | RENOISE_SUB_BIT, xs);
+                for (size_t q = 0; q < n; q++) x[q] = r * x[q] + sqrt(v > 0.0 ? v : 0.0) * xs[q];
+            }
+            switch (cfg->kind) {
+            case SAMPLER_EULER:
+                if ((rc = eval_model(&ev, x, t0, k1)) != ERR_OK) break;
+                for (size_t q = 0; q < n; q++) x[q] += h * k1[q];
+                break;
+            case SAMPLER_MIDPOINT:
+                if ((rc = eval_model(&ev, x, t0, k1)) != ERR_OK) break;
+                for (size_t q = 0; q < n; q++) xs[q] = x[q] + 0.5 * h * k1[q];
+                if ((rc = eval_model(&ev, xs, t0 + 0.5 * h, k2)) != ERR_OK) break;
+                for (size_t q = 0; q < n; q++) x[q] += h * k2[q];
+                break;
+            case SAMPLER_HEUN:
+                if ((rc = eval_model(&ev, x, t0, k1)) != ERR_OK) break;
+                for (size_t q = 0; q < n; q++) xs[q] = x[q] + h * k1[q];
+                if ((rc = eval_model(&ev, xs, t1, k2)) != ERR_OK) break;
+                for (size_t q = 0; q < n; q++) x[q] += 0.5 * h * (k1[q] + k2[q]);
+                break;
+            case SAMPLER_RK4:
+                if ((rc = eval_model(&ev, x, t0, k1)) != ERR_OK) break;
+                for (size_t q = 0; q < n; q++) xs[q] = x[q] + 0.5 * h * k1[q];
+                if ((rc = eval_model(&ev, xs, t0 + 0.5 * h, k2)) != ERR_OK) break;
+                for (size_t q = 0; q < n; q++) xs[q] = x[q] + 0.5 * h * k2[q];
+                if ((rc = eval_model(&ev, xs, t0 + 0.5 * h, k3)) != ERR_OK) break;
+                for (size_t q = 0; q < n; q++) xs[q] = x[q] + h * k3[q];
+                if ((rc = eval_model(&ev, xs, t1, k4)) != ERR_OK) break;
+                for (size_t q = 0; q < n; q++)
+                    x[q] += h / 6.0 * (k1[q] + 2.0 * k2[q] + 2.0 * k3[q] + k4[q]);
+                break;
+            default:
+                ASSERT(0);
+            }
+            if (rc != ERR_OK) break;
+            if (mask) {
+                double a, s;
+                sched_flow_coef(t1, sigma_min, &a, &s);
+                replace_known(cfg->seed, sample_idx, B, D, kk, a, s, mask, known, x, xs);
+            }
         }
         st->steps++;
     }
@@ -549,13 +603,44 @@ int sched_flow_run_d(const SamplerConfig *cfg, double sigma_min, const double *t
 
 /* ---- public entry points ------------------------------------------------------------------ */
 
-int sched_sample_d(const SamplerConfig *cfg, const Schedule *s, SchedNetFnD net, void *ctx,
-                   const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
-                   const float *mask, const float *known, double *out, SampleStats *stats)
+/* x_init (B, D): the starting states, or NULL for the keyed initial noise. */
+static int sample_from_d(const SamplerConfig *cfg, const Schedule *s, SchedNetFnD net, void *ctx,
+                         const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
+                         const float *mask, const float *known, const float *x_init, double *out,
+                         SampleStats *stats)
 {
     TRY(check_config(cfg, s));
     TRY(check_io(B, D, labels, cfg->guidance, mask, known));
-    sched_initial_noise(cfg->seed, sample_idx, B, D, out);
+    if (s->family == SCHED_SDE || cfg->kind == SAMPLER_RK45) {
+        if (x_init) {
+            ERR(ERR_ARG, "sampler '%s': a given initial state is taken by the ddpm, ddim, "
+                "dpmpp2m and fixed-step flow samplers", sampler_kind_name(cfg->kind));
+            return ERR_ARG;
+        }
+        if (mask) {
+            ERR(ERR_ARG, "sampler '%s': inpainting is done by the ddpm, ddim and fixed-step flow "
+                "samplers", sampler_kind_name(cfg->kind));
+            return ERR_ARG;
+        }
+        SdeStats ss;
+        int rc = s->family == SCHED_SDE
+                     ? sde_sample_sched_d(cfg, s, net, ctx, sample_idx, B, D, labels, out, &ss)
+                     : flow_rk45_sample_d(cfg, s->sigma_min, net, ctx, sample_idx, B, D, labels,
+                                          out, &ss);
+        if (stats) {
+            memset(stats, 0, sizeof *stats);
+            stats->nfe = ss.nfe;
+            stats->nfe_total = (uint64_t)llround(ss.nfe_mean * (double)B);
+            stats->steps = cfg->steps;
+        }
+        return rc;
+    }
+    if (x_init) {
+        for (size_t i = 0; i < B * D; i++) out[i] = (double)x_init[i];
+        TRY(check_finite(out, B * D, "the initial state"));
+    } else {
+        sched_initial_noise(cfg->seed, sample_idx, B, D, out);
+    }
     if (s->family == SCHED_FLOW) {
         size_t N = (size_t)cfg->steps;
         double *tau = xmalloc((N + 1) * sizeof(double));
@@ -563,6 +648,7 @@ int sched_sample_d(const SamplerConfig *cfg, const Schedule *s, SchedNetFnD net,
         int rc = sched_flow_run_d(cfg, s->sigma_min, tau, N, net, ctx, sample_idx, B, D, labels,
                                   mask, known, out, stats);
         xfree(tau);
+        if (stats) stats->nfe_total = stats->nfe * (uint64_t)B;
         return rc;
     }
     SchedLevels lv;
@@ -579,7 +665,16 @@ int sched_sample_d(const SamplerConfig *cfg, const Schedule *s, SchedNetFnD net,
     int rc = sched_diffusion_run_d(cfg, s->pred, &lv, net, ctx, sample_idx, B, D, labels, mask,
                                    known, out, stats);
     sched_levels_free(&lv);
+    if (stats) stats->nfe_total = stats->nfe * (uint64_t)B;
     return rc;
+}
+
+int sched_sample_d(const SamplerConfig *cfg, const Schedule *s, SchedNetFnD net, void *ctx,
+                   const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
+                   const float *mask, const float *known, double *out, SampleStats *stats)
+{
+    return sample_from_d(cfg, s, net, ctx, sample_idx, B, D, labels, mask, known, NULL, out,
+                         stats);
 }
 
 /* Adapter: a float network seen as a double one. */
@@ -610,10 +705,19 @@ int sched_sample(const SamplerConfig *cfg, const Schedule *s, SchedNetFn net, vo
                  const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
                  const float *mask, const float *known, float *out, SampleStats *stats)
 {
+    return sched_sample_from(cfg, s, net, ctx, sample_idx, B, D, labels, mask, known, NULL, out,
+                             stats);
+}
+
+int sched_sample_from(const SamplerConfig *cfg, const Schedule *s, SchedNetFn net, void *ctx,
+                      const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
+                      const float *mask, const float *known, const float *x_init, float *out,
+                      SampleStats *stats)
+{
     FloatNet f = {net, ctx, NULL, NULL, 0};
     double *xd = xmalloc(B * D * sizeof(double));
-    int rc = sched_sample_d(cfg, s, float_net_call, &f, sample_idx, B, D, labels, mask, known, xd,
-                            stats);
+    int rc = sample_from_d(cfg, s, float_net_call, &f, sample_idx, B, D, labels, mask, known,
+                           x_init, xd, stats);
     if (rc == ERR_OK)
         for (size_t i = 0; i < B * D; i++) out[i] = (float)xd[i];
     xfree(xd);

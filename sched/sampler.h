@@ -12,7 +12,15 @@
  *                       tau = 1 + T/S -> 1 spans a large log-SNR interval and the two-step
  *                       extrapolation loses its advantage over DDIM below about 50 steps.
  *   flow (SCHED_FLOW): SAMPLER_EULER, SAMPLER_MIDPOINT, SAMPLER_HEUN, SAMPLER_RK4 on
- *     dx/dtau = v(x, tau), tau from 0 (noise) to 1 (data) in `steps` equal steps.
+ *     dx/dtau = v(x, tau), tau from 0 (noise) to 1 (data) in `steps` equal steps; SAMPLER_RK45
+ *     adaptive (Dormand-Prince, per-sample step control with rtol/atol).
+ *   SDE (SCHED_SDE, sched/sde.h; network output eps or score, time t from 1 to t_eps):
+ *     SAMPLER_EULER..SAMPLER_RK4 and SAMPLER_RK45 integrate the probability-flow ODE;
+ *     SAMPLER_EM the reverse SDE by Euler-Maruyama, SAMPLER_PC predictor-corrector, both in
+ *     `steps` equal steps and ending with one denoising step x0 = (x + s^2 score) / a;
+ *     SAMPLER_LANGEVIN annealed Langevin over `steps` geometric noise levels from s(1) to
+ *     s(t_eps), `correctors` moves each, then the denoising step. Their noise is keyed as
+ *     sched/sde.h says (initial noise as below, scaled by the prior's sd).
  *
  * Timesteps. Diffusion samplers use the sub-sequence from sched_timesteps(cfg->spacing, T,
  * cfg->steps) (see schedule.h for the exact rules); steps = T with any spacing is the full chain.
@@ -66,7 +74,12 @@ typedef enum {
     SAMPLER_EULER = 3,
     SAMPLER_MIDPOINT = 4,
     SAMPLER_HEUN = 5,
-    SAMPLER_RK4 = 6
+    SAMPLER_RK4 = 6,
+    SAMPLER_RK45 = 7,    /* adaptive Dormand-Prince 5(4): flow ODE or PF-ODE, rtol/atol */
+    SAMPLER_EM = 8,      /* SDE: reverse-SDE Euler-Maruyama, then one denoising step */
+    SAMPLER_PC = 9,      /* SDE: predictor-corrector (reverse diffusion or EM predictor,
+                            Langevin corrector with the signal-to-noise step rule) */
+    SAMPLER_LANGEVIN = 10 /* SDE: annealed Langevin dynamics (NCSN) over `steps` levels */
 } SamplerKind;
 
 typedef enum {
@@ -84,26 +97,38 @@ typedef struct {
                              (DDPM/DDIM/DPM++) */
     double clip;          /* usually 1 */
     double guidance;      /* w, 1 = neutral (see above) */
-    int resample;         /* inpainting with DDPM/DDIM: RePaint resampling, each level's step is
-                             taken `resample` times, re-noising back with q(x_i | x_{i-1}) in
-                             between (noise sub = k + (u << 17) | 2^30); 0 or 1 = off, ignored
-                             without a mask. Costs `resample` NFE per level (sampler_nfe counts
-                             a run without a mask) */
+    int resample;         /* inpainting with DDPM/DDIM and the fixed-step flow samplers: RePaint
+                             resampling, each level's step is taken `resample` times, re-noising
+                             back with q(x_i | x_{i-1}) in between (the flow path's kernel
+                             N((a/a') x, s^2 - (a s'/a')^2) for flows; noise sub =
+                             k + (u << 17) | 2^30); 0 or 1 = off, ignored without a mask. Costs
+                             `resample` times the NFE per level (sampler_nfe counts a run without
+                             a mask) */
+    /* continuous-time samplers */
+    double rtol, atol;    /* rk45: relative and absolute tolerance of the step control */
+    int correctors;       /* pc: corrector moves per predictor step; langevin: moves per level */
+    double snr;           /* pc: corrector signal-to-noise ratio r */
+    int predictor_em;     /* pc: 1 = Euler-Maruyama predictor, 0 = reverse diffusion */
+    double langevin_eps;  /* langevin: step a_i = eps sigma_i^2 / sigma_L^2 */
     uint64_t seed;
 } SamplerConfig;
 
 typedef struct {
-    uint64_t nfe;       /* model evaluations per sample */
+    uint64_t nfe;       /* model evaluations per sample (adaptive solvers: the most any sample
+                           of the batch took) */
     uint64_t net_calls; /* callback invocations */
     int steps;          /* solver steps actually taken (after deduplication) */
+    uint64_t nfe_total; /* model evaluations summed over the samples of the batch */
 } SampleStats;
 
 /* Defaults: steps = 50 (diffusion) / 100 (flow), uniform spacing, eta 0, beta~, no clipping,
- * guidance 1, seed 0. */
+ * guidance 1, rtol = atol = 1e-5, 1 corrector, snr 0.16, reverse-diffusion predictor, Langevin
+ * eps 2e-5, seed 0. */
 void sampler_config_default(SamplerConfig *c, SamplerKind kind);
 /* The sampler's name as job specs spell it (core/names.h): "ddpm", "ddim", "dpmpp2m", ... */
 const char *sampler_kind_name(SamplerKind k);
-/* Model evaluations per sample the sampler will spend (before guidance doubling). */
+/* Model evaluations per sample the sampler will spend (before guidance doubling); 0 for rk45,
+ * whose count is known only afterwards (SampleStats). */
 int sampler_nfe(const SamplerConfig *c, const Schedule *s, uint64_t *nfe);
 
 /* Draw B samples: out (B, D). labels (B) or NULL; mask/known (B, D) or both NULL. stats may
@@ -111,6 +136,14 @@ int sampler_nfe(const SamplerConfig *c, const Schedule *s, uint64_t *nfe);
 int sched_sample(const SamplerConfig *cfg, const Schedule *s, SchedNetFn net, void *ctx,
                  const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
                  const float *mask, const float *known, float *out, SampleStats *stats);
+/* The same from given starting states x_init (B, D) instead of the keyed initial noise: x_T
+ * for a diffusion sampler, the tau = 0 state for a flow (sample_idx still keys every later
+ * noise). With DDIM at eta = 0 or a flow ODE solver the sample is a deterministic function of
+ * x_init, which is what latent interpolation (Song et al. 2021, sec. 5.3) relies on. */
+int sched_sample_from(const SamplerConfig *cfg, const Schedule *s, SchedNetFn net, void *ctx,
+                      const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
+                      const float *mask, const float *known, const float *x_init, float *out,
+                      SampleStats *stats);
 /* The same with a double network and double output (all arithmetic is double either way). */
 int sched_sample_d(const SamplerConfig *cfg, const Schedule *s, SchedNetFnD net, void *ctx,
                    const uint64_t *sample_idx, size_t B, size_t D, const int *labels,

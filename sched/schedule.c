@@ -134,6 +134,20 @@ int sched_init_flow(Schedule *s, double sigma_min)
     return ERR_OK;
 }
 
+int sched_init_sde(Schedule *s, const Sde *sde, SdeOut out)
+{
+    memset(s, 0, sizeof *s);
+    if (sde->kind != SDE_VP && sde->kind != SDE_VE)
+        return ERR(ERR_ARG, "SDE schedule: unknown SDE kind %d", (int)sde->kind);
+    if (out != SDE_OUT_EPS && out != SDE_OUT_SCORE)
+        return ERR(ERR_ARG, "SDE schedule: unknown network output %d", (int)out);
+    s->family = SCHED_SDE;
+    s->pred = SCHED_PRED_EPS;
+    s->sde = *sde;
+    s->sde_out = out;
+    return ERR_OK;
+}
+
 void sched_free(Schedule *s)
 {
     if (!s) return;

@@ -29,8 +29,21 @@
 
 typedef enum {
     SCHED_DISCRETE = 0, /* DDPM/DDIM: beta_1..beta_T */
-    SCHED_FLOW = 1      /* conditional flow matching on the OT path */
+    SCHED_FLOW = 1,     /* conditional flow matching on the OT path */
+    SCHED_SDE = 2       /* continuous-time VP or VE SDE (sched/sde.h), time t in [t_eps, 1] */
 } SchedFamily;
+
+/* The continuous-time SDEs (their functions are in sched/sde.h; the types live here so that a
+ * Schedule can carry one). */
+typedef enum { SDE_VP = 0, SDE_VE = 1 } SdeKind;
+typedef enum { SDE_OUT_EPS = 0, SDE_OUT_SCORE = 1 } SdeOut;
+
+typedef struct {
+    SdeKind kind;
+    double bmin, bmax; /* VP */
+    double smin, smax; /* VE */
+    double t_eps;      /* smallest time: sampling ends there, likelihoods start there */
+} Sde;
 
 typedef enum {
     SCHED_BETA_LINEAR = 0, /* beta_t = beta_1 + (beta_T - beta_1)(t-1)/(T-1) (numpy linspace) */
@@ -70,6 +83,10 @@ typedef struct {
     double cosine_s, max_beta;   /* cosine */
     /* flow family */
     double sigma_min;
+    /* SDE family: the SDE and what the network outputs (eps or the score); pred is
+       SCHED_PRED_EPS for both */
+    Sde sde;
+    SdeOut sde_out;
 } Schedule;
 
 /* Linear betas (Ho et al. 2020: T = 1000, beta_1 = 1e-4, beta_T = 0.02). T >= 2. */
@@ -80,6 +97,9 @@ int sched_init_linear(Schedule *s, int T, double beta_1, double beta_T, SchedPre
 int sched_init_cosine(Schedule *s, int T, double offset, double max_beta, SchedPred pred);
 /* Flow matching on the OT path; 0 <= sigma_min < 1. pred is SCHED_PRED_VELOCITY. */
 int sched_init_flow(Schedule *s, double sigma_min);
+/* A continuous-time SDE (initialised with sde_init_vp / sde_init_ve) as a schedule; the
+ * network's time input is t. No arrays. */
+int sched_init_sde(Schedule *s, const Sde *sde, SdeOut out);
 void sched_free(Schedule *s);
 
 /* ---- continuous-time forms ---------------------------------------------------------------- */

@@ -78,6 +78,16 @@ double sde_ve_time(const Sde *sde, double sigma)
     return log(sigma / sde->smin) / log(sde->smax / sde->smin);
 }
 
+double sde_sigma_time(const Sde *sde, double sigma)
+{
+    if (sde->kind == SDE_VE) return sde_ve_time(sde, sigma);
+    /* (bmax - bmin)/2 t^2 + bmin t + log(1 - sigma^2) = 0, the positive root */
+    double c = -log1p(-sigma * sigma), h = 0.5 * (sde->bmax - sde->bmin);
+    if (h <= 0.0) return c / sde->bmin;
+    /* t = 2c / (bmin + sqrt(bmin^2 + 4 h c)): no cancellation for small c */
+    return 2.0 * c / (sde->bmin + sqrt(sde->bmin * sde->bmin + 4.0 * h * c));
+}
+
 void sde_geometric_levels(double smax, double smin, int L, double *sig)
 {
     ASSERT(L >= 2);
@@ -262,19 +272,25 @@ int sde_sample_d(const SdeSamplerConfig *c, const Sde *sde, SdeOut out, SchedNet
 
 /* ---- annealed Langevin -------------------------------------------------------------------- */
 
-int sde_langevin_sample_d(const LangevinConfig *c, const Sde *ve, SdeOut out, SchedNetFnD net,
+int sde_langevin_sample_d(const LangevinConfig *c, const Sde *sde, SdeOut out, SchedNetFnD net,
                           void *ctx, const uint64_t *sample_idx, size_t B, size_t D,
                           const int *labels, double *x, SdeStats *st)
 {
     TRY(check_batch(B, D));
-    if (ve->kind != SDE_VE) return ERR(ERR_ARG, "annealed Langevin needs a VE SDE");
     if (c->levels < 2 || c->steps < 1 || !(c->eps > 0.0))
         return ERR(ERR_ARG, "annealed Langevin: need levels >= 2, steps >= 1, eps > 0");
-    double tol = 1e-12;
-    if (!(c->sigma_min < c->sigma_max) || c->sigma_min < ve->smin * (1 - tol) ||
-        c->sigma_max > ve->smax * (1 + tol))
+    double tol = 1e-12, lo, hi, a1;
+    if (sde->kind == SDE_VE) {
+        lo = sde->smin;
+        hi = sde->smax;
+    } else {
+        sde_marginal(sde, sde->t_eps, &a1, &lo);
+        sde_marginal(sde, 1.0, &a1, &hi);
+    }
+    if (!(c->sigma_min < c->sigma_max) || c->sigma_min < lo * (1 - tol) ||
+        c->sigma_max > hi * (1 + tol))
         return ERR(ERR_ARG, "annealed Langevin: levels %g .. %g must lie inside the SDE's "
-                            "[%g, %g]", c->sigma_min, c->sigma_max, ve->smin, ve->smax);
+                            "[%g, %g]", c->sigma_min, c->sigma_max, lo, hi);
     SdeStats local;
     if (!st) st = &local;
     memset(st, 0, sizeof *st);
@@ -283,24 +299,30 @@ int sde_langevin_sample_d(const LangevinConfig *c, const Sde *ve, SdeOut out, Sc
     double *z = xmalloc(n * sizeof(double)), *tb = xmalloc(B * sizeof(double));
     sde_geometric_levels(c->sigma_max, c->sigma_min, c->levels, sig);
     sched_initial_noise(c->seed, sample_idx, B, D, x);
-    for (size_t i = 0; i < n; i++) x[i] *= sig[0];
+    double x_sd = sde->kind == SDE_VE ? sig[0] : sde_prior_sd(sde);
+    for (size_t i = 0; i < n; i++) x[i] *= x_sd;
     int rc = ERR_OK;
     double sL2 = sig[L - 1] * sig[L - 1];
     for (size_t l = 0; l < L && rc == ERR_OK; l++) {
         double a = c->eps * sig[l] * sig[l] / sL2, sa = sqrt(a);
-        double tl = sde_ve_time(ve, sig[l]);
+        double tl = sde_sigma_time(sde, sig[l]);
         for (int k = 0; k < c->steps; k++) {
-            if ((rc = eval_score(ve, out, net, ctx, x, tl, B, D, labels, tb, g, st)) != ERR_OK)
+            if ((rc = eval_score(sde, out, net, ctx, x, tl, B, D, labels, tb, g, st)) != ERR_OK)
                 break;
             draw(c->seed, sample_idx, B, D, (uint32_t)(l * (size_t)c->steps + (size_t)k), z);
             for (size_t i = 0; i < n; i++) x[i] += 0.5 * a * g[i] + sa * z[i];
         }
     }
     if (rc == ERR_OK && c->denoise) {
-        double tl = sde_ve_time(ve, sig[L - 1]);
-        rc = eval_score(ve, out, net, ctx, x, tl, B, D, labels, tb, g, st);
-        if (rc == ERR_OK)
-            for (size_t i = 0; i < n; i++) x[i] += sL2 * g[i];
+        double tl = sde_sigma_time(sde, sig[L - 1]), am, sm;
+        sde_marginal(sde, tl, &am, &sm);
+        rc = eval_score(sde, out, net, ctx, x, tl, B, D, labels, tb, g, st);
+        if (rc == ERR_OK) {
+            if (sde->kind == SDE_VE)
+                for (size_t i = 0; i < n; i++) x[i] += sL2 * g[i];
+            else
+                for (size_t i = 0; i < n; i++) x[i] = (x[i] + sm * sm * g[i]) / am;
+        }
     }
     st->nfe_mean = (double)st->nfe;
     if (rc == ERR_OK) rc = check_finite(x, n, "annealed Langevin");
@@ -924,4 +946,136 @@ int flow_loglik_d(const LoglikConfig *c, double sigma_min, SchedNetFnD net, void
 double sched_bits_per_dim(double nll, size_t D, double bin)
 {
     return nll / ((double)D * log(2.0)) - log2(bin);
+}
+
+/* ---- the sampler registry's continuous-time entries --------------------------------------- */
+
+/* A network with classifier-free guidance folded in: out = u + w (c - u) from one call on
+ * [x; x] with [labels; -1] (sched/sampler.h's convention). */
+typedef struct {
+    SchedNetFnD net;
+    void *ctx;
+    double w;
+    size_t cap;
+    double *x2, *t2, *o2;
+    int *l2;
+} GuidedNet;
+
+static int guided_net(void *vctx, const double *x, const double *t, const int *labels, size_t B,
+                      size_t D, double *out)
+{
+    GuidedNet *g = vctx;
+    if (!labels || g->w == 1.0) return g->net(g->ctx, x, t, labels, B, D, out);
+    size_t n = B * D;
+    if (B > g->cap) {
+        g->x2 = xrealloc(g->x2, 2 * n * sizeof(double));
+        g->o2 = xrealloc(g->o2, 2 * n * sizeof(double));
+        g->t2 = xrealloc(g->t2, 2 * B * sizeof(double));
+        g->l2 = xrealloc(g->l2, 2 * B * sizeof(int));
+        g->cap = B;
+    }
+    memcpy(g->x2, x, n * sizeof(double));
+    memcpy(g->x2 + n, x, n * sizeof(double));
+    for (size_t j = 0; j < B; j++) {
+        g->t2[j] = g->t2[B + j] = t[j];
+        g->l2[j] = labels[j];
+        g->l2[B + j] = -1;
+    }
+    TRY(g->net(g->ctx, g->x2, g->t2, g->l2, 2 * B, D, g->o2));
+    for (size_t i = 0; i < n; i++) out[i] = g->o2[n + i] + g->w * (g->o2[i] - g->o2[n + i]);
+    return ERR_OK;
+}
+
+int sde_sample_sched_d(const SamplerConfig *cfg, const Schedule *s, SchedNetFnD net, void *ctx,
+                       const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
+                       double *x, SdeStats *st)
+{
+    TRY(check_batch(B, D));
+    if (s->family != SCHED_SDE) return ERR(ERR_ARG, "SDE sampler: the model is not an SDE model");
+    if (!labels && cfg->guidance != 1.0)
+        return ERR(ERR_ARG, "SDE sampler: guidance weight %g needs class labels", cfg->guidance);
+    SdeStats local;
+    if (!st) st = &local;
+    memset(st, 0, sizeof *st);
+    const Sde *sde = &s->sde;
+    if (cfg->kind == SAMPLER_RK45 || (cfg->kind >= SAMPLER_EULER && cfg->kind <= SAMPLER_RK4)) {
+        OdeAdaptive ad = {.rk45 = cfg->kind == SAMPLER_RK45, .rtol = cfg->rtol,
+                          .atol = cfg->atol, .max_steps = 100000};
+        return sde_pfode_sample_d(cfg, &ad, sde, s->sde_out, net, ctx, sample_idx, B, D, labels,
+                                  x, st);
+    }
+    GuidedNet g = {.net = net, .ctx = ctx, .w = cfg->guidance};
+    int guided = labels && cfg->guidance != 1.0, rc;
+    if (cfg->kind == SAMPLER_LANGEVIN) {
+        double a, lo, hi;
+        sde_marginal(sde, sde->t_eps, &a, &lo);
+        sde_marginal(sde, 1.0, &a, &hi);
+        LangevinConfig lc = {.levels = cfg->steps, .sigma_max = hi, .sigma_min = lo,
+                             .eps = cfg->langevin_eps, .steps = cfg->correctors, .denoise = 1,
+                             .seed = cfg->seed};
+        rc = sde_langevin_sample_d(&lc, sde, s->sde_out, guided_net, &g, sample_idx, B, D,
+                                   labels, x, st);
+    } else if (cfg->kind == SAMPLER_EM || cfg->kind == SAMPLER_PC) {
+        SdeSamplerConfig c;
+        sde_sampler_config_default(&c);
+        c.steps = cfg->steps;
+        c.denoise = 1;
+        c.seed = cfg->seed;
+        if (cfg->kind == SAMPLER_PC) {
+            c.predictor = cfg->predictor_em ? SDE_PRED_EM : SDE_PRED_REVERSE;
+            c.correctors = cfg->correctors;
+            c.snr = cfg->snr;
+        }
+        rc = sde_sample_d(&c, sde, s->sde_out, guided_net, &g, sample_idx, B, D, labels, x, st);
+    } else {
+        rc = ERR(ERR_ARG, "sampler %d does not sample SDE models", (int)cfg->kind);
+    }
+    if (guided) {
+        st->nfe *= 2;
+        st->nfe_mean *= 2.0;
+    }
+    xfree(g.x2);
+    xfree(g.t2);
+    xfree(g.o2);
+    xfree(g.l2);
+    return rc;
+}
+
+int flow_rk45_sample_d(const SamplerConfig *cfg, double sigma_min, SchedNetFnD net, void *ctx,
+                       const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
+                       double *x, SdeStats *st)
+{
+    TRY(check_batch(B, D));
+    (void)sigma_min; /* the velocity field already carries the path */
+    if (!labels && cfg->guidance != 1.0)
+        return ERR(ERR_ARG, "flow rk45: guidance weight %g needs class labels", cfg->guidance);
+    SdeStats local;
+    if (!st) st = &local;
+    memset(st, 0, sizeof *st);
+    sched_initial_noise(cfg->seed, sample_idx, B, D, x);
+    PfField p;
+    memset(&p, 0, sizeof p);
+    p.flow = 1;
+    p.net = net;
+    p.ctx = ctx;
+    p.labels = labels;
+    p.w = cfg->guidance;
+    p.D = D;
+    p.nfe = xcalloc(B, sizeof(uint64_t));
+    p.njvp = xcalloc(B, sizeof(uint64_t));
+    OdeAdaptive ad = {.rk45 = 1, .rtol = cfg->rtol, .atol = cfg->atol, .max_steps = 100000};
+    int rc = ode_rk45_d(&ad, pf_field, &p, B, D, 0.0, 1.0, x, st);
+    if (rc == ERR_OK) rc = check_finite(x, B * D, "flow rk45");
+    uint64_t mx = 0;
+    double mean = 0.0;
+    for (size_t j = 0; j < B; j++) {
+        mx = p.nfe[j] > mx ? p.nfe[j] : mx;
+        mean += (double)p.nfe[j] / (double)B;
+    }
+    st->nfe = mx;
+    st->nfe_mean = mean;
+    xfree(p.nfe);
+    xfree(p.njvp);
+    pf_free(&p);
+    return rc;
 }

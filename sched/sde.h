@@ -33,15 +33,7 @@
 
 #include "sched/sampler.h" /* SchedNetFnD, SamplerKind */
 
-typedef enum { SDE_VP = 0, SDE_VE = 1 } SdeKind;
-typedef enum { SDE_OUT_EPS = 0, SDE_OUT_SCORE = 1 } SdeOut;
-
-typedef struct {
-    SdeKind kind;
-    double bmin, bmax; /* VP */
-    double smin, smax; /* VE */
-    double t_eps;      /* smallest time: sampling ends there, likelihoods start there */
-} Sde;
+/* SdeKind, SdeOut and Sde are declared in sched/schedule.h. */
 
 /* 0 < bmin <= bmax; 0 < smin < smax; 0 < t_eps < 1. */
 int sde_init_vp(Sde *sde, double bmin, double bmax, double t_eps);
@@ -56,6 +48,9 @@ double sde_prior_sd(const Sde *sde);
 double sde_prior_logp(const Sde *sde, const double *x, size_t D);
 /* VE: the time whose sigma(t) is `sigma`. */
 double sde_ve_time(const Sde *sde, double sigma);
+/* Either SDE: the time t with s(t) = sigma (VP: the root of the quadratic exponent of
+ * 1 - s^2 = exp(-bmin t - (bmax - bmin) t^2 / 2)); sigma inside the SDE's range. */
+double sde_sigma_time(const Sde *sde, double sigma);
 /* Geometric levels sig[0] = smax > ... > sig[L-1] = smin (L >= 2). */
 void sde_geometric_levels(double smax, double smin, int L, double *sig);
 
@@ -119,10 +114,13 @@ int sde_reverse_run_d(const SdeSamplerConfig *c, const Sde *sde, SdeOut out, con
                       size_t N, SchedNetFnD net, void *ctx, const uint64_t *sample_idx, size_t B,
                       size_t D, const int *labels, const double *noise, double *x, SdeStats *st);
 
-/* Annealed Langevin dynamics (Song & Ermon 2019, Alg. 1) on a VE SDE: levels sigma_i geometric
- * from sigma_max down to sigma_min (inside [smin, smax]), step a_i = eps sigma_i^2 / sigma_L^2,
- * `steps` moves x += a_i/2 score(x, t(sigma_i)) + sqrt(a_i) z per level; starts from
- * N(0, sigma_max^2 I); optional final denoise x + sigma_L^2 score. */
+/* Annealed Langevin dynamics (Song & Ermon 2019, Alg. 1): levels sigma_i geometric from
+ * sigma_max down to sigma_min, step a_i = eps sigma_i^2 / sigma_L^2, `steps` moves
+ * x += a_i/2 score(x, t(sigma_i)) + sqrt(a_i) z per level at the time t whose noise level s(t)
+ * is sigma_i (sde_sigma_time). VE: the levels lie inside [smin, smax], the start is
+ * N(0, sigma_max^2 I) and the optional final denoise x + sigma_L^2 score. VP: the levels lie
+ * inside [s(t_eps), s(1)], the start is the prior N(0, I) and the denoise (x + s^2 score) / a;
+ * each level's target is the VP marginal p_t, whose score scales like 1 / s^2 as in NCSN. */
 typedef struct {
     int levels;
     double sigma_max, sigma_min;
@@ -135,6 +133,18 @@ typedef struct {
 int sde_langevin_sample_d(const LangevinConfig *c, const Sde *ve, SdeOut out, SchedNetFnD net,
                           void *ctx, const uint64_t *sample_idx, size_t B, size_t D,
                           const int *labels, double *x, SdeStats *st);
+
+/* The sampler registry's continuous-time entries (sched/sampler.h), for a SCHED_SDE schedule:
+ * cfg->kind EM, PC, LANGEVIN, the fixed-step ODE solvers or RK45 (the PF-ODE), with guidance
+ * (a guided evaluation counts 2 NFE). x (B, D) out. */
+int sde_sample_sched_d(const SamplerConfig *cfg, const Schedule *s, SchedNetFnD net, void *ctx,
+                       const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
+                       double *x, SdeStats *st);
+/* Flow model sampled by RK45 (cfg->rtol, cfg->atol): dx/dtau = v from the initial noise at
+ * tau = 0 to tau = 1, per-sample step control; guidance as in sched_sample. */
+int flow_rk45_sample_d(const SamplerConfig *cfg, double sigma_min, SchedNetFnD net, void *ctx,
+                       const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
+                       double *x, SdeStats *st);
 
 /* ---- probability-flow ODE ----------------------------------------------------------------- */
 

@@ -26,6 +26,9 @@ int sched_train_targets(const TrainTargetConfig *cfg, const Schedule *s, uint64_
     if (!(cfg->p_uncond >= 0.0 && cfg->p_uncond <= 1.0))
         return ERR(ERR_ARG, "label dropout probability must be in [0, 1], got %g", cfg->p_uncond);
     if (labels_in && !labels_out) return ERR(ERR_ARG, "training targets: labels_out is NULL");
+    if (s->family == SCHED_SDE)
+        return ERR(ERR_ARG, "training targets: an SDE schedule weights its examples; use "
+                            "sched_sde_train_targets");
     if (s->family == SCHED_FLOW && cfg->tdist == SCHED_TIME_LOGIT_NORMAL && !(cfg->ln_std > 0.0))
         return ERR(ERR_ARG, "logit-normal time: std must be > 0, got %g", cfg->ln_std);
     if (s->family == SCHED_FLOW && cfg->tdist != SCHED_TIME_UNIFORM &&
@@ -131,7 +134,7 @@ int sched_sde_train_targets(const TrainTargetConfig *cfg, const Sde *sde, SdeOut
 }
 
 double sched_loss_mse_weighted(const float *out, const float *target, const double *w, size_t B,
-                               size_t D, double norm, float *dout)
+                               size_t D, double norm, float *dout, double *per_sample)
 {
     double total = 0.0;
     for (size_t j = 0; j < B; j++) {
@@ -142,6 +145,7 @@ double sched_loss_mse_weighted(const float *out, const float *target, const doub
             sj += r * r;
             if (dout) dout[q] = (float)(2.0 * w[j] * r / norm);
         }
+        if (per_sample) per_sample[j] = w[j] * sj / (double)D;
         total += w[j] * sj;
     }
     return total / norm;

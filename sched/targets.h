@@ -39,6 +39,7 @@ typedef struct {
     double p_uncond;      /* label dropout probability in [0, 1]; 0 = never */
     SchedTimeDist tdist;  /* flow only */
     double ln_mean, ln_std; /* logit-normal parameters (SD3 uses 0 and 1) */
+    SdeWeight sde_weight;   /* SDE schedules: the score-matching weighting lambda(t) */
 } TrainTargetConfig;
 
 void train_target_config_default(TrainTargetConfig *c);
@@ -63,9 +64,10 @@ int sched_sde_train_targets(const TrainTargetConfig *cfg, const Sde *sde, SdeOut
                             const float *x0, const int *labels_in, float *xt, double *tnet,
                             float *target, double *weight, int *labels_out);
 /* The same MSE with a weight per example: sum_j w_j sum_i (out - target)^2 / norm; dout as in
- * sched_loss_mse (scaled by w_j). */
+ * sched_loss_mse (scaled by w_j); per_sample (B), if not NULL, each example's weighted mean
+ * squared error w_j sum_i (out - target)^2 / D. */
 double sched_loss_mse_weighted(const float *out, const float *target, const double *w, size_t B,
-                               size_t D, double norm, float *dout);
+                               size_t D, double norm, float *dout, double *per_sample);
 
 /* loss = sum over the B*D elements of (out - target)^2, divided by norm (> 0); returned in
  * double. dout (B, D), if not NULL, is SET to d loss / d out = 2 (out - target) / norm.

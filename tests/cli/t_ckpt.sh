@@ -16,39 +16,51 @@ n_fail=0
 ok() { echo "ok - $1"; }
 nok() { echo "not ok - $1"; n_fail=$((n_fail + 1)); }
 
-# ---- kill -9 at every point of the commit protocol, on 2 ranks --------------------------------
-for point in begin shard-half shard-written agreed manifest renamed latest retention; do
+# ---- kill -9 at every point of the commit protocol, on 2 ranks, synchronous and async -------
+# (async: the shard and, on rank 0, the commit are written by the writer threads). Every case
+# starts from a copy of one synchronous save of step 1.
+base="$TMP/base"
+timeout 60 $MPIRUN -np 2 "$T" save "$base" 1 > "$base.log" 2>&1 || { nok "first save"; tail -5 "$base.log"; }
+for mode in save save-async; do
+points="begin shard-half shard-written agreed manifest renamed latest retention"
+# async: the points on the writer threads (begin and agreed are the same code as synchronous)
+[ $mode = save ] || points="shard-half shard-written manifest renamed latest retention"
+for point in $points; do
     victims="0 1"
     case $point in manifest | renamed | latest | retention) victims=0 ;; esac # rank 0 only
+    [ $mode = save ] || case $point in shard-half) victims=1 ;; shard-written) victims=0 ;; esac
     for victim in $victims; do
-        d="$TMP/kill-$point-$victim"
-        if ! timeout 60 $MPIRUN -np 2 "$T" save "$d" 1 > "$d.log" 2>&1; then
-            nok "kill $point@$victim: first save failed"; tail -5 "$d.log"; continue
-        fi
+        d="$TMP/kill-$mode-$point-$victim"
+        what="$mode: kill -9 at $point on rank $victim"
+        cp -a "$base" "$d" && : > "$d.log"
         start=$(date +%s)
-        DFM_CKPT_KILL_AT="$point@$victim:2" timeout 60 $MPIRUN -np 2 "$T" save "$d" 2 \
+        DFM_CKPT_KILL_AT="$point@$victim:2" timeout 60 $MPIRUN -np 2 "$T" "$mode" "$d" 2 \
             >> "$d.log" 2>&1
         rc=$?
         secs=$(($(date +%s) - start))
         if [ "$rc" -eq 0 ] || [ "$rc" -eq 124 ]; then
-            nok "kill $point@$victim: the job did not end with the killed rank (exit $rc)"
+            nok "$what: the job did not end with the killed rank (exit $rc)"
             continue
+        fi
+        if ! grep -q "killing myself at $point of step 2" "$d.log"; then
+            nok "$what: the kill point was not reached"; tail -5 "$d.log"; continue
         fi
         # before the rename the newest good checkpoint is step 1; from the rename on, step 2;
         # a rank killed after the agreement races rank 0's commit: either (0 = any)
         case $point in renamed | latest | retention) want=2 ;; agreed) want=0 ;; *) want=1 ;; esac
         if timeout 60 $MPIRUN -np 2 "$T" check "$d" "$want" >> "$d.log" 2>&1 &&
             "$DFM" ckpt verify "$d/step-00000001" > /dev/null 2>&1; then
-            ok "kill -9 at $point on rank $victim: job ended in ${secs}s, step-1 intact, newest good is step $want"
+            ok "$what: job ended in ${secs}s, step-1 intact, newest good is step $want"
         else
-            nok "kill -9 at $point on rank $victim: previous checkpoint not intact"; tail -8 "$d.log"
+            nok "$what: previous checkpoint not intact"; tail -8 "$d.log"
         fi
         # the next save goes through and cleans the partial one
         [ "$point" = shard-half ] || continue
-        if timeout 60 $MPIRUN -np 2 "$T" save "$d" 3 >> "$d.log" 2>&1 &&
+        if timeout 60 $MPIRUN -np 2 "$T" "$mode" "$d" 3 >> "$d.log" 2>&1 &&
             [ -z "$(find "$d" -maxdepth 1 -name '*.tmp')" ]; then :
-        else nok "kill $point@$victim: the next save failed or left a .tmp"; ls "$d"; fi
+        else nok "$what: the next save failed or left a .tmp"; ls "$d"; fi
     done
+done
 done
 
 # ---- a full disk during the save --------------------------------------------------------------

@@ -6,6 +6,7 @@
  * bits depend on all three, so a value read from the wrong place, step or buffer is caught.
  * Modes for tests/cli/t_ckpt.sh (kill -9 at every point of the commit protocol, a full disk):
  *   mpi_ckpt save DIR STEP      save STEP into DIR (synchronous; DFM_CKPT_KILL_AT applies)
+ *   mpi_ckpt save-async DIR STEP  the same through the async path (writer threads)
  *   mpi_ckpt check DIR STEP     the newest checkpoint that verifies is STEP (0: any) and loads
  *                               exactly
  * Exit status 0 when every rank passed.
@@ -181,13 +182,25 @@ static void suite(const char *dir)
         cs = as_ckpt(&s, step);
         check(ckpt_save_start(sv, &cs) == ERR_OK, "async start");
         fill(&s, step + 1); /* must not leak into the checkpoint */
-        for (;;) {
-            double ready = ckpt_save_ready(sv);
-            check(dist_allreduce_sum_f64(&ready, 1) == ERR_OK, "allreduce");
-            if (ready == (double)P) break;
-            usleep(1000);
+        if (step == 40) {
+            /* the blocking finish (what the training loop does before the next save) */
+            check(ckpt_save_commit(sv, &st) == ERR_OK, "async commit");
+        } else {
+            /* the boundary path: advance whenever every rank's part of a phase is done */
+            int committed = 0, advances = 0;
+            while (!committed) {
+                double ready = ckpt_save_ready(sv);
+                check(dist_allreduce_sum_f64(&ready, 1) == ERR_OK, "allreduce");
+                if (ready == (double)P) {
+                    check(ckpt_save_advance(sv, &st, &committed) == ERR_OK, "async advance");
+                    advances++;
+                } else {
+                    usleep(1000);
+                }
+            }
+            check(advances == 2, "an async save commits in two advances (agree, then learn)");
+            check(st.async && st.step == step && st.total_s >= st.stall_s, "async save stats");
         }
-        check(ckpt_save_commit(sv, &st) == ERR_OK, "async commit");
         check(!ckpt_save_busy(sv), "not busy after commit");
     }
     check(!fs_exists(stale), "stale .tmp directory removed by the next save");
@@ -274,8 +287,10 @@ static void suite(const char *dir)
     state_free(&s);
 }
 
-/* Modes for the shell tests. */
-static int mode_save(const char *dir, uint64_t step)
+/* Modes for the shell tests. async: the training loop's path (the writer threads write the
+ * shard and, on rank 0, commit; the live state changes meanwhile; the ranks advance the save
+ * whenever the summed readiness says every rank's part of a phase is done). */
+static int mode_save(const char *dir, uint64_t step, int async)
 {
     State s;
     state_init(&s);
@@ -284,7 +299,22 @@ static int mode_save(const char *dir, uint64_t step)
     CkptSaver *sv = ckpt_saver_create(&pol);
     CkptState cs = as_ckpt(&s, step);
     CkptSaveStats st;
-    int rc = ckpt_save(sv, &cs, &st);
+    int rc;
+    if (!async) {
+        rc = ckpt_save(sv, &cs, &st);
+    } else {
+        rc = ckpt_save_start(sv, &cs);
+        fill(&s, step + 1); /* training goes on */
+        int committed = 0;
+        while (rc == ERR_OK && !committed) {
+            double ready = ckpt_save_ready(sv);
+            rc = dist_allreduce_sum_f64(&ready, 1);
+            if (rc == ERR_OK && ready == (double)dist_size())
+                rc = ckpt_save_advance(sv, &st, &committed);
+            else
+                usleep(1000);
+        }
+    }
     if (rc != ERR_OK) fprintf(stderr, "mpi_ckpt: save failed: %s\n", err_message());
     if (rc != ERR_OK && err_hint_text()[0]) fprintf(stderr, "mpi_ckpt: hint: %s\n", err_hint_text());
     ckpt_saver_destroy(sv);
@@ -312,8 +342,8 @@ int main(int argc, char **argv)
 {
     if (dist_init(&argc, &argv) != ERR_OK) return 1;
     int rc;
-    if (argc == 4 && !strcmp(argv[1], "save")) {
-        rc = mode_save(argv[2], strtoull(argv[3], NULL, 10));
+    if (argc == 4 && (!strcmp(argv[1], "save") || !strcmp(argv[1], "save-async"))) {
+        rc = mode_save(argv[2], strtoull(argv[3], NULL, 10), !strcmp(argv[1], "save-async"));
     } else if (argc == 4 && !strcmp(argv[1], "check")) {
         rc = mode_check(argv[2], strtoull(argv[3], NULL, 10));
     } else {

@@ -46,6 +46,15 @@ static uint64_t fingerprint(const JobSpec *js)
         fnv(&h, &s.T, sizeof s.T);
         fnv(&h, &s.sigma_min, sizeof s.sigma_min);
         if (s.beta) fnv(&h, s.beta, sizeof(double) * (size_t)(s.T + 1));
+        if (s.family == SCHED_SDE) {
+            fnv(&h, &s.sde.kind, sizeof s.sde.kind);
+            fnv(&h, &s.sde.bmin, sizeof(double));
+            fnv(&h, &s.sde.bmax, sizeof(double));
+            fnv(&h, &s.sde.smin, sizeof(double));
+            fnv(&h, &s.sde.smax, sizeof(double));
+            fnv(&h, &s.sde.t_eps, sizeof(double));
+            fnv(&h, &s.sde_out, sizeof s.sde_out);
+        }
         sched_free(&s);
     }
     double ts = jobconf_time_scale(js);
@@ -217,6 +226,8 @@ static int read_by_name(const char *path)
 static const char *const g_bases[] = {
     "run:\n  name: base\n",
     "data:\n  dataset: toy2d\nmodel:\n  type: mlp\nobjective:\n  type: flow\n",
+    "data:\n  dataset: toy2d\nmodel:\n  type: mlp\nobjective:\n  type: sde\n",
+    "data:\n  dataset: toy2d\nmodel:\n  type: mlp\nobjective:\n  type: sde\n  sde:\n    kind: ve\n",
     "data:\n  conditional: true\nobjective:\n  label_dropout: 0.1\n"
     "  ddpm:\n    schedule: cosine\ntrain:\n  lr_schedule: cosine\nsample:\n  guidance: 2\n",
 };

@@ -934,13 +934,13 @@ Test(sde, sde_training_targets)
     for (size_t j = 0; j < B; j++) cr_assert(fabs(w2[j] - 1.0) < 1e-15);
     float out[15], dout[15];
     for (int i = 0; i < 15; i++) out[i] = tg[i] + 0.01f * (float)(i % 4);
-    double L = sched_loss_mse_weighted(out, tg, w, B, D, 30.0, dout);
+    double L = sched_loss_mse_weighted(out, tg, w, B, D, 30.0, dout, NULL);
     for (int q = 0; q < 15; q += 4) {
         float keep = out[q];
         out[q] = keep + 1e-2f;
-        double lp = sched_loss_mse_weighted(out, tg, w, B, D, 30.0, NULL);
+        double lp = sched_loss_mse_weighted(out, tg, w, B, D, 30.0, NULL, NULL);
         out[q] = keep - 1e-2f;
-        double lm = sched_loss_mse_weighted(out, tg, w, B, D, 30.0, NULL);
+        double lm = sched_loss_mse_weighted(out, tg, w, B, D, 30.0, NULL, NULL);
         out[q] = keep;
         double fd = (lp - lm) / (double)(2e-2f);
         cr_assert(fabs(fd - (double)dout[q]) < 1e-3 * (1 + fabs(fd)), "q=%d: %g vs %g", q, fd,
@@ -1046,4 +1046,121 @@ Test(sde, oracle_jvp_matches_finite_differences)
             }
         }
     sched_free(&s);
+}
+
+/* ---- the sampler registry's continuous-time entries --------------------------------------- */
+
+/* sched_sample_d on an SDE schedule is exactly the underlying sde_* sampler (same noise keys,
+ * bitwise), spends the NFE sampler_nfe announces, and answers the time whose VP noise level is
+ * sigma; RK45 also samples flow models, to its tolerance on Gaussian data. */
+Test(sde, sampler_registry_dispatch_and_flow_rk45)
+{
+    Sde vp;
+    cr_assert_eq(sde_init_vp(&vp, 0.1, 20.0, 1e-3), ERR_OK);
+    for (double t = 0.01; t < 1.0; t += 0.07) {
+        double a, s;
+        sde_marginal(&vp, t, &a, &s);
+        cr_assert(fabs(sde_sigma_time(&vp, s) - t) < 1e-10, "VP time of sigma at t = %g", t);
+    }
+    size_t B = 6, D = 3;
+    const double mu[3] = {0.5, -0.2, 0.1};
+    uint64_t *idx = iota_idx(B);
+    double x[18], y[18];
+    for (int score = 0; score < 2; score++) {
+        Schedule sch;
+        cr_assert_eq(sched_init_sde(&sch, &vp, score ? SDE_OUT_SCORE : SDE_OUT_EPS), ERR_OK);
+        Oracle o = gauss_sde(&vp, D, mu, 0.4, score);
+        const SamplerKind kinds[] = {SAMPLER_EM, SAMPLER_PC, SAMPLER_LANGEVIN, SAMPLER_HEUN,
+                                     SAMPLER_RK45};
+        for (int k = 0; k < 5; k++) {
+            SamplerConfig c;
+            sampler_config_default(&c, kinds[k]);
+            c.steps = 12;
+            c.correctors = 2;
+            c.snr = 0.1;
+            c.langevin_eps = 1e-4;
+            c.seed = 7;
+            SampleStats st;
+            cr_assert_eq(sched_sample_d(&c, &sch, oracle_net_d, &o, idx, B, D, NULL, NULL, NULL, x,
+                                        &st), ERR_OK, "%s: %s", sampler_kind_name(kinds[k]),
+                         err_message());
+            SdeStats ss;
+            SdeOut out = score ? SDE_OUT_SCORE : SDE_OUT_EPS;
+            if (kinds[k] == SAMPLER_EM || kinds[k] == SAMPLER_PC) {
+                SdeSamplerConfig sc;
+                sde_sampler_config_default(&sc);
+                sc.predictor = kinds[k] == SAMPLER_EM ? SDE_PRED_EM : SDE_PRED_REVERSE;
+                sc.correctors = kinds[k] == SAMPLER_EM ? 0 : 2;
+                sc.snr = 0.1;
+                sc.steps = 12;
+                sc.denoise = 1;
+                sc.seed = 7;
+                cr_assert_eq(sde_sample_d(&sc, &vp, out, oracle_net_d, &o, idx, B, D, NULL, y, &ss),
+                             ERR_OK);
+            } else if (kinds[k] == SAMPLER_LANGEVIN) {
+                double a, lo, hi;
+                sde_marginal(&vp, vp.t_eps, &a, &lo);
+                sde_marginal(&vp, 1.0, &a, &hi);
+                LangevinConfig lc = {12, hi, lo, 1e-4, 2, 1, 7};
+                cr_assert_eq(sde_langevin_sample_d(&lc, &vp, out, oracle_net_d, &o, idx, B, D, NULL,
+                                                   y, &ss), ERR_OK);
+            } else {
+                OdeAdaptive ad = {kinds[k] == SAMPLER_RK45, 1e-5, 1e-5, 100000};
+                cr_assert_eq(sde_pfode_sample_d(&c, &ad, &vp, out, oracle_net_d, &o, idx, B, D,
+                                                NULL, y, &ss), ERR_OK);
+            }
+            cr_assert_eq(memcmp(x, y, sizeof x), 0, "%s differs from its sde_* sampler",
+                         sampler_kind_name(kinds[k]));
+            cr_assert(isfinite(x[0]));
+            uint64_t want;
+            cr_assert_eq(sampler_nfe(&c, &sch, &want), ERR_OK);
+            if (kinds[k] == SAMPLER_RK45) {
+                cr_assert_eq(want, 0);
+                cr_assert(st.nfe >= 6 && st.nfe_total >= B * 6);
+            } else {
+                cr_assert_eq(st.nfe, want, "%s: NFE %llu, announced %llu",
+                             sampler_kind_name(kinds[k]), (unsigned long long)st.nfe,
+                             (unsigned long long)want);
+                cr_assert_eq(st.nfe_total, want * B);
+            }
+        }
+        /* diffusion samplers and inpainting are refused */
+        SamplerConfig c;
+        sampler_config_default(&c, SAMPLER_DDIM);
+        cr_assert_eq(sched_sample_d(&c, &sch, oracle_net_d, &o, idx, B, D, NULL, NULL, NULL, x,
+                                    NULL), ERR_ARG);
+        sched_free(&sch);
+    }
+    /* flow RK45: x(1) = mu + sd x(0) for rectified flow on N(mu, sd^2 I) */
+    Oracle of;
+    memset(&of, 0, sizeof of);
+    of.kind = ORACLE_GAUSS;
+    of.time = ORACLE_TIME_FLOW;
+    of.pred = SCHED_PRED_VELOCITY;
+    of.D = D;
+    of.mu = mu;
+    of.sd = 0.4;
+    Schedule f;
+    cr_assert_eq(sched_init_flow(&f, 0.0), ERR_OK);
+    uint64_t prev = 0;
+    for (int e = 3; e <= 7; e += 2) {
+        SamplerConfig c;
+        sampler_config_default(&c, SAMPLER_RK45);
+        c.rtol = c.atol = pow(10.0, -e);
+        c.seed = 3;
+        SampleStats st;
+        cr_assert_eq(sched_sample_d(&c, &f, oracle_net_d, &of, idx, B, D, NULL, NULL, NULL, x, &st),
+                     ERR_OK);
+        sched_initial_noise(3, idx, B, D, y);
+        double err = 0;
+        for (size_t i = 0; i < B * D; i++)
+            err = fmax(err, fabs(x[i] - (mu[i % D] + 0.4 * y[i])));
+        cr_log_info("flow RK45 tol 1e-%d: max err %.2e, NFE %llu", e, err,
+                    (unsigned long long)st.nfe);
+        cr_assert(err < 20 * c.rtol, "tol %g: err %g", c.rtol, err);
+        cr_assert(st.nfe > prev);
+        prev = st.nfe;
+    }
+    sched_free(&f);
+    free(idx);
 }
