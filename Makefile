@@ -251,7 +251,7 @@ run: deps
 
 # ---- benchmarks and references (long; need python3-torch) ---------------------------------
 bench: deps
-	@sh .ci/deps python3-torch
+	@sh .ci/deps python3-torch python3-matplotlib
 	@$(MAKE) --no-print-directory $(DFM) $(BENCHES) $(TOOLS)
 	DFM=$(CURDIR)/$(DFM) DFM_BIN=$(CURDIR)/$(BIN) sh tests/bench/run.sh
 

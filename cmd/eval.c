@@ -15,7 +15,7 @@ static void eval_usage(FILE *f)
 {
     fprintf(f,
             "usage: dfm eval SAMPLES.npy [options]\n"
-            "       dfm eval RUN_DIR|WEIGHTS [--job JOB.yaml] [--n N] [--sweep steps=10,20,50,100]\n"
+            "       dfm eval RUN_DIR|CKPT_DIR|WEIGHTS [--job JOB.yaml] [--n N] [--sweep steps=10,20,50,100]\n"
             "                [--sweep eta=0,1] [--sweep guidance=1,2,3] [sampler options] [options]\n"
             "       mpirun -np N dfm eval ...\n\n"
             "Score images against the test split of the evaluator's dataset: FD-FMNIST (Frechet\n"
@@ -26,9 +26,14 @@ static void eval_usage(FILE *f)
             "number of train-split images scored the same way. Every number is the same for any\n"
             "rank count and chunk size.\n\n"
             "SAMPLES.npy: (N, C, H, W) or (N, H, W), float32 in [-1, 1] or uint8 0..255 (the\n"
-            "layouts dfm sample writes). RUN_DIR / WEIGHTS: draw --n samples over the ranks (as\n"
-            "dfm sample) and score them; each --sweep adds an axis, every combination is one point,\n"
+            "layouts dfm sample writes). RUN_DIR / CKPT_DIR / WEIGHTS (the sources of dfm sample):\n"
+            "draw --n samples over the ranks (as dfm sample) and score them; each --sweep adds an\n"
+            "axis, every combination is one point,\n"
             "and the points go to OUT_DIR/sweep.md and sweep.csv (scores, NFE, wall time).\n\n"
+            "Resumable: every chunk of per-image records is appended (fsynced) to a partial-*.bin\n"
+            "file in OUT_DIR, named by a hash of everything it depends on; an interrupted eval\n"
+            "(a signal, kill -9) run again with the same arguments continues from them and gives\n"
+            "the same numbers. The files are removed when the evaluation succeeds.\n\n"
             "options:\n"
             "  --evaluator NAME  fmnist (default) or mnist (dfm evaluator list)\n"
             "  --data DIR        dataset directory (default data/)\n"
@@ -39,10 +44,11 @@ static void eval_usage(FILE *f)
             "  --chunk K         images per work chunk handed to a rank (default 64)\n"
             "  --n N             samples to draw from a model (default 1000)\n"
             "  --job JOB.yaml    the model's spec (default RUN_DIR/job.yaml)\n"
-            "  --out-dir DIR     where a sweep's tables go (default RUN_DIR/eval, or eval/)\n"
+            "  --out-dir DIR     where a sweep's tables and the partial results go (default\n"
+            "                    RUN_DIR/eval, or eval/; for SAMPLES.npy none unless given)\n"
             "  --metrics LIST    with a model: nll (probability-flow ODE) and/or elbo (the DDPM\n"
             "                    variational bound) of --n test examples, bits/dim for images;\n"
-            "                    swd, fid_fmnist, spectrum: the sample scores (the default)\n"
+            "                    swd, fd_fmnist, spectrum: the sample scores (the default)\n"
             "  --sampler S, --steps N, --eta E, --timesteps T, --class C, --guidance W, --seed S,\n"
             "  --ema, --no-ema, --set KEY=VALUE   as for dfm sample\n"
             "  -h, --help        this help\n");
@@ -135,7 +141,7 @@ int cmd_eval(int argc, char **argv)
     rc = dist_init(&argc, &argv);
     if (rc == ERR_OK) rc = dist_check_world();
     if (rc == ERR_OK && is_npy) {
-        rc = evalrun_npy(&a, stdout);
+        rc = evalrun_npy(&a, out_dir, stdout);
     } else if (rc == ERR_OK) {
         SampleModel m;
         rc = sample_model_init(&m, a.samples, job, (const char *const *)sets, n_sets, use_ema);

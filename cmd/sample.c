@@ -12,9 +12,10 @@
 static void sample_usage(FILE *f)
 {
     fprintf(f,
-            "usage: dfm sample RUN_DIR|WEIGHTS [--job JOB.yaml] [--sampler S] [--steps N] [--eta E]\n"
+            "usage: dfm sample RUN_DIR|CKPT_DIR|WEIGHTS [--job JOB.yaml] [--sampler S] [--steps N] [--eta E]\n"
             "                  [--timesteps uniform|quadratic|trailing] [--n COUNT] [--class C]\n"
             "                  [--guidance W] [--seed S] [--ema|--no-ema] [--chunk K]\n"
+            "                  [--noise FILE.npy] [--inpaint IMAGE.npy --mask MASK.npy]\n"
             "                  [--out FILE.npy] [--dtype float32|uint8] [--png FILE.png]\n"
             "                  [--set section.key=value ...]\n"
             "       mpirun -np N dfm sample ...\n\n"
@@ -22,9 +23,12 @@ static void sample_usage(FILE *f)
             "become free and draws samples itself between messages. Sample i depends only on the\n"
             "weights, the sampler settings and i: the output is byte-identical for any number of\n"
             "ranks and any chunk size.\n\n"
-            "RUN_DIR is a directory dfm train wrote (weights.bin and job.yaml); WEIGHTS a weights\n"
-            "file, which needs --job. The sampler options override the spec's sample section (the\n"
-            "same checks as --set sample.KEY=VALUE).\n\n"
+            "RUN_DIR is a directory dfm train wrote: its weights.bin, or when there is none (a run\n"
+            "still going or preempted) its newest checkpoint that verifies; weights.bin wins when\n"
+            "both exist. CKPT_DIR is one checkpoint (RUN_DIR/ckpt/step-N, every shard's SHA-256\n"
+            "checked first) or a checkpoint folder (its newest); its manifest carries the job spec.\n"
+            "WEIGHTS is a weights file, which needs --job. The sampler options override the spec's\n"
+            "sample section (the same checks as --set sample.KEY=VALUE).\n\n"
             "options:\n"
             "  --sampler S      ddpm, ddim, dpmpp2m (diffusion); euler, midpoint, heun, rk4, rk45\n"
             "                   (flow, and the probability-flow ODE of sde models); em, pc,\n"
@@ -39,6 +43,14 @@ static void sample_usage(FILE *f)
             "  --seed S         sampler seed (default sample.seed)\n"
             "  --ema, --no-ema  sample with the EMA weights (default when the run kept one) or not\n"
             "  --chunk K        samples per chunk handed to a rank (default 16)\n"
+            "  --noise FILE.npy start sample i from row i of FILE (float32, the layout of --out)\n"
+            "                   instead of its own noise: x_T for diffusion, the tau = 0 state for\n"
+            "                   flow; sets --n. With ddim --eta 0 (or a flow) a sample is a fixed\n"
+            "                   function of its row: interpolate rows for latent interpolation\n"
+            "  --inpaint IMAGE.npy --mask MASK.npy\n"
+            "                   keep IMAGE where MASK is 1 and generate where it is 0; each is one\n"
+            "                   image (C, H, W) for every sample or one per sample (N, C, H, W);\n"
+            "                   IMAGE float32 in [-1, 1] or uint8, MASK 0/1\n"
             "  --out FILE.npy   the samples as a NumPy array (default RUN_DIR/samples.npy): shape\n"
             "                   (N, C, H, W) for images, (N, D) for vectors, C order\n"
             "  --dtype T        float32 (default: the values, images in [-1, 1]) or uint8\n"
@@ -51,6 +63,7 @@ static void sample_usage(FILE *f)
 int cmd_sample(int argc, char **argv)
 {
     const char *source = NULL, *job = NULL, *out = NULL, *png = NULL;
+    const char *noise = NULL, *inpaint = NULL, *mask = NULL;
     int use_ema = -1, u8 = 0;
     long chunk = 16, n = -1;
     char **sets = xcalloc((size_t)argc + 1, sizeof *sets);
@@ -72,7 +85,8 @@ int cmd_sample(int argc, char **argv)
             use_ema = !strcmp(a, "--ema");
         } else if (k < sizeof map / sizeof map[0] || !strcmp(a, "--set") || !strcmp(a, "--job") ||
                    !strcmp(a, "--out") || !strcmp(a, "--png") || !strcmp(a, "--dtype") ||
-                   !strcmp(a, "--chunk") || !strcmp(a, "--n")) {
+                   !strcmp(a, "--chunk") || !strcmp(a, "--n") || !strcmp(a, "--noise") ||
+                   !strcmp(a, "--inpaint") || !strcmp(a, "--mask")) {
             if (!v) {
                 rc = cmd_usage_error("sample", "sample: %s needs a value", a);
                 break;
@@ -87,6 +101,9 @@ int cmd_sample(int argc, char **argv)
             } else if (!strcmp(a, "--job")) job = v;
             else if (!strcmp(a, "--out")) out = v;
             else if (!strcmp(a, "--png")) png = v;
+            else if (!strcmp(a, "--noise")) noise = v;
+            else if (!strcmp(a, "--inpaint")) inpaint = v;
+            else if (!strcmp(a, "--mask")) mask = v;
             else if (!strcmp(a, "--dtype")) {
                 if (!strcmp(v, "uint8")) u8 = 1;
                 else if (!strcmp(v, "float32")) u8 = 0;
@@ -107,7 +124,9 @@ int cmd_sample(int argc, char **argv)
             source = a;
         }
     }
-    if (rc < 0 && !source) rc = cmd_usage_error("sample", "sample: missing RUN_DIR or weights file");
+    if (rc < 0 && !source) rc = cmd_usage_error("sample", "sample: missing RUN_DIR, CKPT_DIR or weights file");
+    if (rc < 0 && !inpaint != !mask)
+        rc = cmd_usage_error("sample", "sample: --inpaint and --mask go together");
     if (rc >= 0) {
         for (int i = 0; i < n_sets; i++) xfree(sets[i]);
         xfree(sets);
@@ -119,6 +138,8 @@ int cmd_sample(int argc, char **argv)
     memset(&m, 0, sizeof m);
     if (rc == ERR_OK)
         rc = sample_model_init(&m, source, job, (const char *const *)sets, n_sets, use_ema);
+    size_t count = n > 0 ? (size_t)n : 0;
+    if (rc == ERR_OK) rc = sample_model_inputs(&m, noise, inpaint, mask, &count);
     char npy[4200], pngp[4200];
     if (rc == ERR_OK) {
         if (!out) {
@@ -131,7 +152,7 @@ int cmd_sample(int argc, char **argv)
             snprintf(pngp, sizeof pngp, "%.*s.png", (int)(len > 4 && !strcmp(out + len - 4, ".npy") ? len - 4 : len), out);
             png = pngp;
         }
-        SampleRunOut o = {.n = n > 0 ? (size_t)n : (size_t)m.js.sample.count, .chunk = (size_t)chunk,
+        SampleRunOut o = {.n = count ? count : (size_t)m.js.sample.count, .chunk = (size_t)chunk,
                           .npy = out, .npy_u8 = u8, .png = png};
         rc = samplerun(&m, &o);
     }

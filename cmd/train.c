@@ -38,7 +38,9 @@ static void train_usage(FILE *f)
 
 int cmd_train(int argc, char **argv)
 {
-    /* Signals first: a preemption notice that arrives while the data loads is kept, not fatal. */
+    /* Signals first: a preemption notice that arrives during start-up is kept, not fatal. They
+     * stay blocked (pending) across the wait-policy re-exec: dist/preempt.h, Start-up. */
+    preempt_block();
     preempt_install();
     /* --resume and --force are this command's; the rest is the shared job-spec syntax. */
     TrainOptions opt = {0};
@@ -70,7 +72,10 @@ int cmd_train(int argc, char **argv)
     xfree(rest);
     if (rc >= 0) return rc;
 
+    preempt_fault_startup("exec", -1);
     dist_choose_wait_policy(js.train.threads); /* may restart the process, before MPI */
+    preempt_unblock();
+    preempt_fault_startup("mpi-init", -1);
     rc = dist_init(&argc, &argv);
     if (rc == ERR_OK) rc = dist_check_world();
     TrainResult res;

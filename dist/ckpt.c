@@ -585,6 +585,7 @@ static int harmless(const char *k)
     static const char *const pre[] = {"run.name", "run.out_dir", "train.steps", "train.log_every",
                                       "train.sample_every", "train.sample_count",
                                       "train.check_every", "train.threads", "train.reduce",
+                                      "train.watchdog",
                                       "train.zero1", "train.max_nonfinite", "checkpoint.",
                                       "sample.", "eval.", "slurm.", "data.dir", "data.mirrors"};
     for (size_t i = 0; i < sizeof pre / sizeof pre[0]; i++)

@@ -37,12 +37,28 @@ typedef struct {
     size_t nmsgs, cap;
     int failed_rank;           /* -1: none */
     CoordStats *st;
+    int done_rc;               /* the caller's done() error, rank 0 */
+    const CoordResume *res;    /* NULL: compute every chunk */
 } Coord;
 
 static void chunk_range(const Coord *c, uint64_t k, uint64_t *first, size_t *count)
 {
     *first = k * c->chunk;
     *count = (size_t)(c->n - *first < c->chunk ? c->n - *first : c->chunk);
+}
+
+/* Skip the chunks the caller already has; 1 when a chunk is left to hand out. */
+static int chunks_left(Coord *c)
+{
+    while (c->next < c->nchunks && c->res && c->res->have && c->res->have[c->next]) c->next++;
+    return c->next < c->nchunks;
+}
+
+/* A chunk's bytes arrived on rank 0: tell the caller (to persist them). */
+static int chunk_done(Coord *c, uint64_t first, size_t count, const void *bytes)
+{
+    if (!c->res || !c->res->done) return ERR_OK;
+    return c->res->done(c->res->ctx, first / c->chunk, first, count, bytes);
 }
 
 static int send_assign(Coord *c, int w, uint64_t first, uint64_t count)
@@ -65,7 +81,7 @@ static int send_assign(Coord *c, int w, uint64_t first, uint64_t count)
 /* Give worker w more work up to the depth, or stop it when it has none left. */
 static int feed(Coord *c, int w)
 {
-    while (c->outstanding[w] < COORD_DEPTH && c->next < c->nchunks && c->failed_rank < 0) {
+    while (c->outstanding[w] < COORD_DEPTH && chunks_left(c) && c->failed_rank < 0) {
         uint64_t first;
         size_t count;
         chunk_range(c, c->next++, &first, &count);
@@ -94,15 +110,19 @@ static int take_result(Coord *c, MPI_Status *probe, unsigned char *buf, size_t b
         if (result) memcpy(result + hdr[0] * c->item_bytes, buf + sizeof hdr, (size_t)hdr[1] * c->item_bytes);
         c->st->chunks[w]++;
         c->st->items[w] += hdr[1];
+        if (chunk_done(c, hdr[0], (size_t)hdr[1], buf + sizeof hdr) != ERR_OK && c->failed_rank < 0) {
+            c->failed_rank = 0; /* rank 0 could not keep the result: stop as if it failed */
+            c->done_rc = err_code();
+        }
     }
     return feed(c, w);
 }
 
 static int run_root(uint64_t n, size_t chunk, size_t item_bytes, CoordWorkFn fn, void *ctx,
-                    unsigned char *result, CoordStats *st, int *my_rc)
+                    unsigned char *result, CoordStats *st, const CoordResume *res, int *my_rc)
 {
     Coord c = {.n = n, .chunk = chunk, .item_bytes = item_bytes, .size = dist_size(),
-               .failed_rank = -1, .st = st};
+               .failed_rank = -1, .st = st, .res = res};
     c.nchunks = (n + chunk - 1) / chunk;
     c.outstanding = xcalloc((size_t)c.size, sizeof(int));
     c.stopped = xcalloc((size_t)c.size, sizeof(int));
@@ -130,12 +150,13 @@ static int run_root(uint64_t n, size_t chunk, size_t item_bytes, CoordWorkFn fn,
             if (rc != ERR_OK) break;
         }
         if (rc != ERR_OK) break;
-        if (c.next < c.nchunks && c.failed_rank < 0) { /* compute one chunk here */
+        if (c.failed_rank < 0 && chunks_left(&c)) { /* compute one chunk here */
             uint64_t first;
             size_t count;
             chunk_range(&c, c.next++, &first, &count);
             unsigned char *dst = result ? result + first * item_bytes : own;
             int frc = fn(ctx, first, count, dst);
+            if (frc == ERR_OK) frc = chunk_done(&c, first, count, dst);
             if (frc != ERR_OK) {
                 *my_rc = frc;
                 c.failed_rank = 0;
@@ -163,6 +184,7 @@ static int run_root(uint64_t n, size_t chunk, size_t item_bytes, CoordWorkFn fn,
         if (mrc != MPI_SUCCESS) rc = dist_mpi_fail(mrc, "MPI_Waitall");
     }
     int failed = c.failed_rank;
+    if (failed == 0 && *my_rc == ERR_OK) *my_rc = c.done_rc;
     xfree(c.outstanding);
     xfree(c.stopped);
     xfree(c.msgs);
@@ -225,6 +247,12 @@ static int run_worker(size_t chunk, size_t item_bytes, CoordWorkFn fn, void *ctx
 int coord_run(uint64_t n, size_t chunk, size_t item_bytes, CoordWorkFn fn, void *ctx,
               void *result, CoordStats *st)
 {
+    return coord_run_resume(n, chunk, item_bytes, fn, ctx, result, st, NULL);
+}
+
+int coord_run_resume(uint64_t n, size_t chunk, size_t item_bytes, CoordWorkFn fn, void *ctx,
+                     void *result, CoordStats *st, const CoordResume *res)
+{
     if (chunk == 0) return ERR(ERR_ARG, "chunk size must be at least 1");
     if (item_bytes == 0 || chunk > (size_t)(INT_MAX / 2) / item_bytes)
         return ERR(ERR_ARG, "a chunk of %zu items of %zu bytes is too large for one message",
@@ -240,7 +268,11 @@ int coord_run(uint64_t n, size_t chunk, size_t item_bytes, CoordWorkFn fn, void 
     if (size == 1 || !dist_initialized()) {
         for (uint64_t first = 0; first < n && my_rc == ERR_OK; first += chunk) {
             size_t count = (size_t)(n - first < chunk ? n - first : chunk);
-            my_rc = fn(ctx, first, count, (unsigned char *)result + first * item_bytes);
+            if (res && res->have && res->have[first / chunk]) continue;
+            unsigned char *dst = (unsigned char *)result + first * item_bytes;
+            my_rc = fn(ctx, first, count, dst);
+            if (my_rc == ERR_OK && res && res->done)
+                my_rc = res->done(res->ctx, first / chunk, first, count, dst);
             st->chunks[0]++;
             st->items[0] += count;
         }
@@ -250,7 +282,7 @@ int coord_run(uint64_t n, size_t chunk, size_t item_bytes, CoordWorkFn fn, void 
     }
     int64_t failed = -1;
     if (rank == 0) {
-        rc = run_root(n, chunk, item_bytes, fn, ctx, result, st, &my_rc);
+        rc = run_root(n, chunk, item_bytes, fn, ctx, result, st, res, &my_rc);
         if (rc < 0) {
             failed = -1 - rc;
             rc = ERR_OK;

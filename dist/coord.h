@@ -45,4 +45,19 @@ void coord_stats_free(CoordStats *st); /* zeroed struct accepted */
 int coord_run(uint64_t n, size_t chunk, size_t item_bytes, CoordWorkFn fn, void *ctx,
               void *result, CoordStats *st);
 
+/* Resuming (read on rank 0 only): chunk k is items [k * chunk, min((k + 1) * chunk, n)).
+ * have (ceil(n / chunk) flags, or NULL): chunks whose bytes are already in result, which are
+ * handed to nobody. done (or NULL): called on rank 0 with each chunk's bytes as they arrive
+ * (rank 0's own and the workers', in arrival order), to persist them; an error from it stops
+ * the work as a failure of rank 0 would. */
+typedef int (*CoordDoneFn)(void *ctx, uint64_t k, uint64_t first, size_t count, const void *bytes);
+typedef struct {
+    const unsigned char *have;
+    CoordDoneFn done;
+    void *ctx;
+} CoordResume;
+
+int coord_run_resume(uint64_t n, size_t chunk, size_t item_bytes, CoordWorkFn fn, void *ctx,
+                     void *result, CoordStats *st, const CoordResume *res);
+
 #endif

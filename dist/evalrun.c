@@ -8,8 +8,10 @@
 #include "core/mem.h"
 #include "dist/coord.h"
 #include "dist/dist.h"
+#include "dist/jobagree.h"
 #include "io/fsutil.h"
 #include "io/npy.h"
+#include "io/plot.h"
 #include "core/log.h"
 #include <stdlib.h>
 
@@ -80,11 +82,12 @@ typedef struct {
 static int npy_work(void *vctx, uint64_t first, size_t count, void *out)
 {
     NpyWork *w = vctx;
+    evalpart_fault_delay();
     evaluation_records(w->ev, w->x + first * w->ev->C * w->ev->H * w->ev->W, count, out);
     return ERR_OK;
 }
 
-int evalrun_npy(const EvalRunArgs *a, FILE *out)
+int evalrun_npy(const EvalRunArgs *a, const char *out_dir, FILE *out)
 {
     const EvaluatorInfo *info = evaluator_find(a->evaluator);
     if (!info) return err_code();
@@ -94,6 +97,9 @@ int evalrun_npy(const EvalRunArgs *a, FILE *out)
         evaluation_free(&ev);
         return rc;
     }
+    EvalPart part;
+    evalpart_init(&part, out_dir);
+    ev.part = &part;
     ev.chunk = a->chunk;
     float *x = NULL, *lab = NULL;
     int *labels = NULL;
@@ -120,11 +126,31 @@ int evalrun_npy(const EvalRunArgs *a, FILE *out)
     if (rc == ERR_OK) {
         rec = dist_rank() == 0 ? xmalloc(evaluation_record_bytes(&ev) * (n ? n : 1)) : NULL;
         NpyWork w = {.ev = &ev, .x = x};
-        rc = coord_run(n, ev.chunk, evaluation_record_bytes(&ev), npy_work, &w, rec, NULL);
+        EvalKey k;
+        char key[65];
+        evalkey_init(&k, "images");
+        evalkey_str(&k, ev.fingerprint);
+        evalkey_u64(&k, (uint64_t)n);
+        evalkey_add(&k, x, sizeof(float) * n * ev.C * ev.H * ev.W);
+        evalkey_u64(&k, (uint64_t)ev.chunk);
+        evalkey_u64(&k, (uint64_t)evaluation_record_bytes(&ev));
+        evalkey_final(&k, key);
+        rc = evalpart_run(&part, "the samples' records", key, n, ev.chunk,
+                          evaluation_record_bytes(&ev), npy_work, &w, rec);
     }
     if (rc == ERR_OK) rc = evaluation_score(&ev, rec, n, labels, &s);
     if (rc == ERR_OK && a->floor) rc = evaluation_floor(&ev, n, &f);
-    if (rc == ERR_OK && dist_rank() == 0) evalrun_print(out, &ev, &s, a->floor ? &f : NULL);
+    if (rc == ERR_OK && dist_rank() == 0) {
+        evalrun_print(out, &ev, &s, a->floor ? &f : NULL);
+        char png[4300];
+        size_t len = strlen(a->samples);
+        if (out_dir) snprintf(png, sizeof png, "%s/spectrum.png", out_dir);
+        else snprintf(png, sizeof png, "%.*s.spectrum.png", (int)(len > 4 ? len - 4 : len), a->samples);
+        rc = out_dir ? fs_mkdir_p(out_dir) : ERR_OK;
+        if (rc == ERR_OK) rc = evaluation_plot_spectra(&ev, &s, 1, NULL, png);
+        if (rc == ERR_OK) fprintf(out, "spectra: %s\n", png);
+    }
+    evalpart_finish(&part, rc == ERR_OK);
     eval_score_free(&s);
     eval_score_free(&f);
     xfree(rec);
@@ -152,6 +178,7 @@ static int model_work(void *vctx, uint64_t first, size_t count, void *out)
         w->x = xrealloc(w->x, sizeof(float) * count * D);
         w->cap = count;
     }
+    evalpart_fault_delay();
     TRY(sample_model_draw(w->m, first, count, w->x));
     evaluation_records(w->ev, w->x, count, out);
     return ERR_OK;
@@ -186,6 +213,94 @@ int evalrun_sweep_parse(EvalSweep *sw, const char *spec)
     return ERR_OK;
 }
 
+/* The value of axis i at sweep point p (row-major, the last axis fastest). */
+static double sweep_value(const EvalSweep *sw, int i, size_t p)
+{
+    for (int j = sw->n_axes - 1; j > i; j--) p /= (size_t)sw->axes[j].n;
+    return sw->axes[i].v[p % (size_t)sw->axes[i].n];
+}
+
+/* spectrum.png (every point's spectrum and the reference's) and, for a sweep, sweep.png: the
+ * score against NFE, one line per combination of the axes other than steps. Rank 0. */
+static int plot_model(const Evaluation *ev, const SampleModel *m, const EvalSweep *sw,
+                      const EvalScore *sc, const double *nfe, size_t npts, const char *out_dir,
+                      FILE *out)
+{
+    static const char *const keys[] = {"steps", "eta", "guidance"};
+    char path[4300];
+    TRY(fs_mkdir_p(out_dir));
+    char (*lab)[96] = xcalloc(npts, sizeof *lab);
+    const char **labp = xcalloc(npts, sizeof *labp);
+    for (size_t p = 0; p < npts; p++) {
+        int o = 0;
+        for (int i = 0; i < sw->n_axes && o < 80; i++)
+            o += snprintf(lab[p] + o, sizeof lab[p] - (size_t)o, "%s%s %g", i ? ", " : "",
+                          keys[sw->axes[i].key], sweep_value(sw, i, p));
+        if (!sw->n_axes) snprintf(lab[p], sizeof lab[p], "generated (%s)", sampler_kind_name(m->ss.cfg.kind));
+        labp[p] = lab[p];
+    }
+    snprintf(path, sizeof path, "%s/spectrum.png", out_dir);
+    int rc = evaluation_plot_spectra(ev, sc, npts, labp, path);
+    if (rc == ERR_OK) fprintf(out, "spectra: %s\n", path);
+    if (rc == ERR_OK && sw->n_axes > 0) {
+        /* group the points by the values of the other axes; x = NFE */
+        PlotSeries *ser = xcalloc(npts, sizeof *ser);
+        double *xs = xmalloc(sizeof(double) * npts), *ys = xmalloc(sizeof(double) * npts);
+        char (*glab)[96] = xcalloc(npts, sizeof *glab);
+        int *done = xcalloc(npts, sizeof *done);
+        size_t ns = 0, used = 0;
+        double lo = INFINITY, hi = 0;
+        for (size_t p = 0; p < npts; p++) {
+            if (done[p]) continue;
+            ser[ns].x = xs + used;
+            ser[ns].y = ys + used;
+            int o = 0;
+            for (int i = 0; i < sw->n_axes; i++)
+                if (sw->axes[i].key != 0 && o < 80)
+                    o += snprintf(glab[ns] + o, sizeof glab[ns] - (size_t)o, "%s%s %g", o ? ", " : "",
+                                  keys[sw->axes[i].key], sweep_value(sw, i, p));
+            for (size_t q = p; q < npts; q++) {
+                int same = 1;
+                for (int i = 0; i < sw->n_axes && same; i++)
+                    if (sw->axes[i].key != 0) same = sweep_value(sw, i, q) == sweep_value(sw, i, p);
+                if (!same || done[q]) continue;
+                done[q] = 1;
+                /* insert sorted by NFE */
+                size_t j = ser[ns].n;
+                while (j > 0 && ser[ns].x[j - 1] > nfe[q]) {
+                    xs[used - ser[ns].n + j] = ser[ns].x[j - 1];
+                    ys[used - ser[ns].n + j] = ser[ns].y[j - 1];
+                    j--;
+                }
+                xs[used - ser[ns].n + j] = nfe[q];
+                ys[used - ser[ns].n + j] = sc[q].fd;
+                ser[ns].n++;
+                used++;
+                if (nfe[q] < lo) lo = nfe[q];
+                if (nfe[q] > hi) hi = nfe[q];
+            }
+            ser[ns].label = glab[ns][0] ? glab[ns] : NULL;
+            ns++;
+        }
+        char title[128];
+        snprintf(title, sizeof title, "%s against NFE (%s, %zu samples)", ev->info->metric,
+                 sampler_kind_name(m->ss.cfg.kind), sc[0].n);
+        PlotAxes ax = {.title = title, .xlabel = "network evaluations per sample (NFE)",
+                       .ylabel = ev->info->metric, .logx = hi >= 8 * lo};
+        snprintf(path, sizeof path, "%s/sweep.png", out_dir);
+        rc = plot_write_png(path, &ax, ser, ns);
+        if (rc == ERR_OK) fprintf(out, "sweep plot: %s\n", path);
+        xfree(ser);
+        xfree(xs);
+        xfree(ys);
+        xfree(glab);
+        xfree(done);
+    }
+    xfree(lab);
+    xfree(labp);
+    return rc;
+}
+
 int evalrun_model(SampleModel *m, const EvalRunArgs *a, const EvalSweep *sw, const char *out_dir,
                   FILE *out)
 {
@@ -194,8 +309,12 @@ int evalrun_model(SampleModel *m, const EvalRunArgs *a, const EvalSweep *sw, con
     Evaluation ev;
     TRY(evaluation_init(&ev, info, a->data_dir, a->weights, a->n_ref));
     ev.chunk = a->chunk;
+    EvalPart part;
+    evalpart_init(&part, out_dir);
+    ev.part = &part;
     const size_t n = a->n, D = m->ss.D;
-    int rc = ERR_OK;
+    char spec_hex[65];
+    int rc = job_spec_sha256(&m->js, spec_hex);
     if (D != ev.C * ev.H * ev.W)
         rc = ERR(ERR_ARG, "the model draws %zu values per sample, the %s classifier takes %zux%zux%zu images",
                  D, info->metric, ev.C, ev.H, ev.W);
@@ -225,6 +344,8 @@ int evalrun_model(SampleModel *m, const EvalRunArgs *a, const EvalSweep *sw, con
         }
     }
     const SamplerConfig base = m->ss.cfg;
+    EvalScore *scores = xcalloc(npts, sizeof *scores);
+    double *nfes = xcalloc(npts, sizeof *nfes);
     unsigned char *rec = dist_rank() == 0 ? xmalloc(evaluation_record_bytes(&ev) * (n ? n : 1)) : NULL;
     for (size_t p = 0; p < npts && rc == ERR_OK; p++) {
         m->ss.cfg = base;
@@ -242,12 +363,30 @@ int evalrun_model(SampleModel *m, const EvalRunArgs *a, const EvalSweep *sw, con
         if (rc != ERR_OK) break;
         if (m->ss.cfg.guidance != 1.0) nfe *= 2;
         ModelWork w = {.m = m, .ev = &ev};
+        /* everything a record depends on (dist/evalpart.h) */
+        const SamplerConfig *c = &m->ss.cfg;
+        EvalKey k;
+        char key[65];
+        evalkey_init(&k, "model");
+        evalkey_str(&k, ev.fingerprint);
+        evalkey_str(&k, spec_hex);
+        evalkey_add(&k, m->params, sizeof(float) * m->n_params);
+        uint64_t cv[] = {(uint64_t)c->kind, (uint64_t)c->steps, (uint64_t)c->spacing,
+                         (uint64_t)c->var, (uint64_t)c->clip_x0, (uint64_t)c->resample, c->seed,
+                         (uint64_t)(int64_t)m->ss.label, (uint64_t)m->ss.num_classes, n,
+                         ev.chunk, evaluation_record_bytes(&ev)};
+        double dv[] = {c->eta, c->clip, c->guidance, m->ss.time_scale};
+        for (size_t i = 0; i < sizeof cv / sizeof cv[0]; i++) evalkey_u64(&k, cv[i]);
+        evalkey_add(&k, dv, sizeof dv);
+        evalkey_final(&k, key);
         double t0 = core_now();
-        rc = coord_run(n, ev.chunk, evaluation_record_bytes(&ev), model_work, &w, rec, NULL);
+        rc = evalpart_run(&part, "the samples' records", key, n, ev.chunk,
+                          evaluation_record_bytes(&ev), model_work, &w, rec);
         double wall = core_now() - t0;
         xfree(w.x);
         EvalScore s = {0};
         if (rc == ERR_OK) rc = evaluation_score(&ev, rec, n, labels, &s);
+        nfes[p] = (double)nfe;
         if (rc == ERR_OK && dist_rank() == 0) {
             const char *sn = sampler_kind_name(m->ss.cfg.kind);
             fprintf(out, "\n%s, %d steps, eta %g, guidance %g: %llu NFE, %.1f s\n", sn, m->ss.cfg.steps,
@@ -266,14 +405,19 @@ int evalrun_model(SampleModel *m, const EvalRunArgs *a, const EvalSweep *sw, con
                 fflush(csv);
             }
         }
-        eval_score_free(&s);
+        scores[p] = s;
     }
+    if (rc == ERR_OK && dist_rank() == 0) rc = plot_model(&ev, m, sw, scores, nfes, npts, out_dir, out);
+    for (size_t p = 0; p < npts; p++) eval_score_free(&scores[p]);
+    xfree(scores);
+    xfree(nfes);
     if (md && a->floor && rc == ERR_OK)
         fprintf(md, "| real data (train split) | | | | | | %.3f | %.3f | %.3f | %.2f | |\n", floor_s.fd,
                 floor_s.precision, floor_s.recall, floor_s.spec_db);
     if (md) fclose(md);
     if (csv) fclose(csv);
     m->ss.cfg = base;
+    evalpart_finish(&part, rc == ERR_OK);
     eval_score_free(&floor_s);
     xfree(rec);
     xfree(labels);

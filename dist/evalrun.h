@@ -32,7 +32,9 @@ int evalrun_load_images(const char *path, size_t C, size_t H, size_t W, float **
 /* Print one table of scores (floor may be NULL). */
 void evalrun_print(FILE *out, const Evaluation *ev, const EvalScore *s, const EvalScore *floor);
 
-int evalrun_npy(const EvalRunArgs *a, FILE *out);
+/* out_dir: where partial results persist so an interrupted run resumes (dist/evalpart.h), or
+ * NULL for none. */
+int evalrun_npy(const EvalRunArgs *a, const char *out_dir, FILE *out);
 
 /* A sweep: the product of up to EVAL_SWEEP_AXES axes, each a sampler setting (steps, eta,
  * guidance) with its values; points run in row-major order (the last axis fastest). */
@@ -53,7 +55,9 @@ int evalrun_sweep_parse(EvalSweep *sw, const char *spec);
 
 /* Draw a->n samples from the model at every sweep point (one point without axes) over the
  * ranks, score each beside the real-data floor, print the tables; with axes, also write
- * out_dir/sweep.md (Markdown) and out_dir/sweep.csv (score, NFE and wall time per point). */
+ * out_dir/sweep.md (Markdown) and out_dir/sweep.csv (score, NFE and wall time per point).
+ * Every chunk of records (the samples', the floor's, the reference's) persists in out_dir
+ * until the whole evaluation succeeded, so an interrupted run resumes (dist/evalpart.h). */
 int evalrun_model(SampleModel *m, const EvalRunArgs *a, const EvalSweep *sw, const char *out_dir,
                   FILE *out);
 

@@ -1,6 +1,7 @@
 /* dist/evaluate.c - records per image, scores in fixed order, the real-data floor. */
 #include "dist/evaluate.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -9,6 +10,7 @@
 #include "dist/coord.h"
 #include "dist/dist.h"
 #include "io/dataset.h"
+#include "io/plot.h"
 #include "model/metrics.h"
 #include "model/spectral.h"
 
@@ -34,6 +36,7 @@ void eval_score_free(EvalScore *s)
 {
     xfree(s->hist);
     xfree(s->spectrum);
+    xfree(s->ref_spectrum);
     memset(s, 0, sizeof *s);
 }
 
@@ -52,6 +55,12 @@ int evaluation_init(Evaluation *ev, const EvaluatorInfo *info, const char *data_
     ev->K = c->num_classes;
     ev->nbins = spectral_nbins(ev->H, ev->W);
     ev->chunk = 64;
+    EvalKey k;
+    evalkey_init(&k, "evaluator");
+    evalkey_str(&k, info->name);
+    evalkey_add(&k, c, sizeof *c);
+    evalkey_add(&k, clf_params(ev->clf), sizeof(float) * clf_num_params(ev->clf));
+    evalkey_final(&k, ev->fingerprint);
     ev->n_ref = n_ref;
     return ERR_OK;
 }
@@ -107,6 +116,7 @@ static int ds_work(void *vctx, uint64_t first, size_t count, void *out)
         w->x = xrealloc(w->x, sizeof(float) * count * D);
         w->cap = count;
     }
+    evalpart_fault_delay();
     clf_u8_to_float(w->x, w->ds->u8 + first * D, count * D);
     evaluation_records(w->ev, w->x, count, out);
     return ERR_OK;
@@ -125,8 +135,20 @@ int evaluation_dataset_records(Evaluation *ev, int split, size_t n, unsigned cha
                  n, split ? "test" : "train", ev->info->dataset, ds.n);
     if (rc == ERR_OK) {
         DsWork w = {.ev = ev, .ds = &ds};
-        rc = coord_run(n, ev->chunk, evaluation_record_bytes(ev), ds_work, &w,
-                       dist_rank() == 0 ? rec : NULL, NULL);
+        EvalKey k;
+        char key[65];
+        evalkey_init(&k, "dataset");
+        evalkey_str(&k, ev->fingerprint);
+        evalkey_str(&k, ev->info->dataset);
+        evalkey_u64(&k, (uint64_t)split);
+        evalkey_u64(&k, (uint64_t)ds.n);
+        evalkey_u64(&k, (uint64_t)n);
+        evalkey_u64(&k, (uint64_t)ev->chunk);
+        evalkey_u64(&k, (uint64_t)evaluation_record_bytes(ev));
+        evalkey_final(&k, key);
+        rc = evalpart_run(ev->part, split ? "the test-split records" : "the train-split records",
+                          key, n, ev->chunk, evaluation_record_bytes(ev), ds_work, &w,
+                          dist_rank() == 0 ? rec : NULL);
         xfree(w.x);
     }
     dataset_free(&ds);
@@ -151,6 +173,8 @@ static int ensure_ref(Evaluation *ev)
     ev->ref = ref;
     return ERR_OK;
 }
+
+int evaluation_prepare(Evaluation *ev) { return ensure_ref(ev); }
 
 /* Frechet statistics and spectrum sum of n records, blocks of FD_BLOCK merged in order. */
 static void fold(const Evaluation *ev, const unsigned char *rec, size_t n, FdStats *tot,
@@ -226,7 +250,34 @@ int evaluation_score(Evaluation *ev, const unsigned char *rec, size_t n, const i
     }
     fd_stats_free(&g);
     fd_stats_free(&r);
-    xfree(ref_spec);
+    out->ref_spectrum = ref_spec;
+    out->nbins = ev->nbins;
+    return rc;
+}
+
+int evaluation_plot_spectra(const Evaluation *ev, const EvalScore *s, size_t ns,
+                            const char *const *labels, const char *path)
+{
+    if (ns == 0 || !s[0].ref_spectrum) return ERR(ERR_ARG, "no spectra to plot");
+    const size_t nb = ev->nbins;
+    double *x = xmalloc(sizeof(double) * nb);
+    double *y = xmalloc(sizeof(double) * nb * (ns + 1));
+    PlotSeries *ser = xcalloc(ns + 1, sizeof *ser);
+    char ref[96];
+    snprintf(ref, sizeof ref, "real (%s test)", ev->info->dataset);
+    for (size_t k = 0; k < nb; k++) x[k] = (double)k;
+    for (size_t i = 0; i <= ns; i++) {
+        const double *sp = i == 0 ? s[0].ref_spectrum : s[i - 1].spectrum;
+        for (size_t k = 0; k < nb; k++) y[i * nb + k] = sp && sp[k] > 0 ? 10.0 * log10(sp[k]) : (double)NAN;
+        ser[i] = (PlotSeries){.x = x, .y = y + i * nb, .n = nb,
+                              .label = i == 0 ? ref : labels && labels[i - 1] ? labels[i - 1] : "generated"};
+    }
+    PlotAxes ax = {.title = "radially averaged power spectrum", .xlabel = "radial frequency (cycles per image)",
+                   .ylabel = "power (dB)"};
+    int rc = plot_write_png(path, &ax, ser, ns + 1);
+    xfree(x);
+    xfree(y);
+    xfree(ser);
     return rc;
 }
 

@@ -19,6 +19,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "dist/evalpart.h"
 #include "dist/evaluator.h"
 #include "model/fdist.h"
 
@@ -35,6 +36,8 @@ typedef struct {
     /* the reference set, computed on first use */
     size_t n_ref;
     unsigned char *ref;           /* (n_ref) records */
+    char fingerprint[65];         /* SHA-256 of the evaluator's weights and shapes */
+    EvalPart *part;               /* borrowed: where records persist for resuming, or NULL */
 } Evaluation;
 
 typedef struct {
@@ -46,6 +49,8 @@ typedef struct {
     double class_acc;             /* accuracy against intended labels, or -1 without labels */
     uint64_t *hist;               /* (K) predicted classes; owned */
     double *spectrum;             /* (nbins) mean power; owned */
+    double *ref_spectrum;         /* (nbins) the reference's mean power; owned */
+    size_t nbins;
 } EvalScore;
 
 void eval_score_free(EvalScore *s); /* zeroed accepted */
@@ -66,6 +71,15 @@ void evaluation_records(Evaluation *ev, const float *x, size_t count, unsigned c
  * rec may be NULL on ranks other than 0, whose *out is left zeroed. */
 int evaluation_score(Evaluation *ev, const unsigned char *rec, size_t n, const int *labels,
                      EvalScore *out);
+/* Plot radially averaged spectra, 10 log10(power) against the radial frequency, to a PNG:
+ * the reference's (from s[0]) and each score's (labels[i]; "generated" when NULL). */
+int evaluation_plot_spectra(const Evaluation *ev, const EvalScore *s, size_t ns,
+                            const char *const *labels, const char *path);
+
+/* Compute the reference's records now (collective; evaluation_score does it on first use).
+ * After it, evaluation_score on rank 0 calls nothing collective. */
+int evaluation_prepare(Evaluation *ev);
+
 /* The real-data floor for n samples (collective). */
 int evaluation_floor(Evaluation *ev, size_t n, EvalScore *out);
 

@@ -152,8 +152,9 @@ int evaluator_load(Clf **out, const EvaluatorInfo *info)
     TRY(evaluator_source_path(path, sizeof path, info->file));
     if (!info->sha256) {
         ERR(ERR_STATE, "no %s classifier is shipped with this dfm", info->metric);
-        err_hint("train one with 'dfm evaluator train %s --out FILE' and pass --evaluator-weights FILE",
-                 info->name);
+        err_hint("train one from the dataset (dfm fetch %s; dfm evaluator train %s --out FILE) "
+                 "and pass it as --weights FILE to dfm eval or dfm evaluator test",
+                 info->dataset, info->name);
         return ERR_STATE;
     }
     if (access(path, R_OK) != 0) {

@@ -66,7 +66,7 @@ typedef struct {
 } LikelihoodResult;
 
 /* What `dfm eval RUN --metrics ...` asks of a model: 1 when js->eval.metrics holds nll or elbo;
- * *others = 1 when it also holds a sample metric (swd, fid_fmnist, spectrum). */
+ * *others = 1 when it also holds a sample metric (swd, fd_fmnist, spectrum). */
 int likelihood_wanted(const JobSpec *js, int *others);
 /* The likelihoods js->eval.metrics names, for ea->n test examples (ea->data_dir), batch
  * eval.batch; prints the table on rank 0 (collective). */

@@ -1,7 +1,9 @@
 /* dist/preempt.c - signal flags for preemption (see dist/preempt.h). */
 #include "dist/preempt.h"
 
+#include <pthread.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -35,6 +37,26 @@ void preempt_install(void)
     g_installed = 1;
 }
 
+static sigset_t preempt_set(void)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    for (int i = 0; i < 3; i++) sigaddset(&set, g_sigs[i]);
+    return set;
+}
+
+void preempt_block(void)
+{
+    sigset_t set = preempt_set();
+    sigprocmask(SIG_BLOCK, &set, NULL);
+}
+
+void preempt_unblock(void)
+{
+    sigset_t set = preempt_set();
+    pthread_sigmask(SIG_UNBLOCK, &set, NULL);
+}
+
 void preempt_restore(void)
 {
     if (!g_installed) return;
@@ -52,6 +74,18 @@ void preempt_fault_step(long step1)
         when = e && *e ? atol(e) : -1;
     }
     if (when > 0 && step1 == when) raise(SIGUSR1);
+}
+
+void preempt_fault_startup(const char *point, int rank)
+{
+    const char *e = getenv("DFM_FAULT_SIGNAL_STARTUP");
+    if (!e || !*e) return;
+    size_t k = strcspn(e, "@");
+    if (strlen(point) != k || strncmp(e, point, k) != 0) return;
+    if (e[k] == '@' && (rank < 0 || atoi(e + k + 1) != rank)) return;
+    /* once per run: the process image after a re-exec must not send it again */
+    if (!strcmp(point, "exec")) unsetenv("DFM_FAULT_SIGNAL_STARTUP");
+    raise(SIGUSR1);
 }
 
 const char *preempt_signal_name(int sig)

@@ -91,17 +91,33 @@ static int net_fn(void *vctx, const float *x, const double *t, const int *labels
 static int draw_local(SampleSetup *ss, const uint64_t *idx, size_t count, float *out)
 {
     size_t bs = ss->batch > 0 ? ss->batch : 1;
+    const size_t D = ss->D;
     int *labels = xmalloc(sizeof(int) * bs);
+    float *x0 = ss->noise ? xmalloc(sizeof(float) * bs * D) : NULL;
+    float *mask = ss->mask ? xmalloc(sizeof(float) * bs * D) : NULL;
+    float *known = ss->mask ? xmalloc(sizeof(float) * bs * D) : NULL;
     NetFnCtx ctx = {.net = ss->net, .time_scale = ss->time_scale};
     int rc = ERR_OK, nclass = ss->num_classes;
     for (size_t s = 0; s < count && rc == ERR_OK; s += bs) {
         size_t nb = count - s < bs ? count - s : bs;
-        for (size_t j = 0; j < nb; j++)
+        for (size_t j = 0; j < nb; j++) {
+            uint64_t i = idx[s + j];
             labels[j] = ss->label >= 0 ? ss->label
-                                       : (nclass > 0 ? (int)(idx[s + j] % (uint64_t)nclass) : -1);
+                                       : (nclass > 0 ? (int)(i % (uint64_t)nclass) : -1);
+            if (x0) {
+                ASSERT(i < ss->n_noise);
+                memcpy(x0 + j * D, ss->noise + i * D, sizeof(float) * D);
+            }
+            if (mask) {
+                size_t r = ss->n_known > 1 ? (size_t)i : 0;
+                ASSERT(r < ss->n_known);
+                memcpy(mask + j * D, ss->mask + r * D, sizeof(float) * D);
+                memcpy(known + j * D, ss->known + r * D, sizeof(float) * D);
+            }
+        }
         SampleStats st;
-        rc = sched_sample(&ss->cfg, &ss->sched, net_fn, &ctx, idx + s, nb, ss->D,
-                          nclass > 0 ? labels : NULL, NULL, NULL, out + s * ss->D, &st);
+        rc = sched_sample_from(&ss->cfg, &ss->sched, net_fn, &ctx, idx + s, nb, D,
+                               nclass > 0 ? labels : NULL, mask, known, x0, out + s * D, &st);
         if (rc == ERR_OK) {
             ss->nfe_total += st.nfe_total;
             ss->nfe_max = st.nfe > ss->nfe_max ? st.nfe : ss->nfe_max;
@@ -110,6 +126,9 @@ static int draw_local(SampleSetup *ss, const uint64_t *idx, size_t count, float 
     }
     xfree(ctx.t);
     xfree(labels);
+    xfree(x0);
+    xfree(mask);
+    xfree(known);
     return rc;
 }
 

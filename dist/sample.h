@@ -42,6 +42,14 @@ typedef struct {
     int label;            /* >= 0: every sample gets this class; -1: sample i gets i % num_classes */
     size_t batch;         /* samples per network call on one rank */
     float *saved;         /* scratch: the network's own parameters while sampling (n floats) */
+    /* Optional inputs by sample index (borrowed; NULL = none). Sample i starts from row i of
+     * noise (n_noise rows of D) instead of its keyed noise; inpainting keeps the entries where
+     * mask is 1 at the values of known (row i of each when n_known > 1, row 0 for every sample
+     * when n_known == 1). Indices drawn must be < n_noise (and < n_known when it is > 1). */
+    const float *noise;
+    size_t n_noise;
+    const float *known, *mask;
+    size_t n_known;
     /* network evaluations spent by this rank's draws since set-up (adaptive solvers vary per
        sample): the sum over samples, the most one sample took, the samples drawn */
     uint64_t nfe_total, nfe_max, n_drawn;

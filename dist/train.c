@@ -15,11 +15,13 @@
 #include "core/mem.h"
 #include "dist/data.h"
 #include "dist/dist.h"
+#include "dist/evaltrain.h"
 #include "dist/jobagree.h"
 #include "dist/jobconf.h"
 #include "dist/preempt.h"
 #include "dist/runfiles.h"
 #include "dist/trainckpt.h"
+#include "dist/watchdog.h"
 #include "io/fsutil.h"
 
 /* The gradient norm is summed in double over fixed chunks of this many floats, then over the
@@ -340,18 +342,6 @@ int trainer_step(Trainer *tr)
     return ERR_OK;
 }
 
-/* Settings of the job spec this version of the loop does not act on yet: say so once, rather
- * than let a user believe they took effect. */
-static int check_unsupported(const Trainer *tr)
-{
-    const JobSpec *js = tr->js;
-    if (tr->rank != 0) return ERR_OK;
-    if (js->eval.every > 0 && jobspec_explicit(js, "eval.every"))
-        log_warn("eval.every = %d: periodic evaluation is not run by this version; toy2d runs "
-                 "report the sliced Wasserstein distance of the final samples", js->eval.every);
-    return ERR_OK;
-}
-
 /* ---- the run ------------------------------------------------------------------------------ */
 
 static void log_start(const Trainer *tr)
@@ -386,13 +376,13 @@ int train_run(const JobSpec *js, const TrainOptions *opt, TrainResult *res)
 {
     Trainer tr;
     TrainCkpt *ck = NULL;
+    EvalTrain *et = NULL; /* eval.every (dist/evaltrain.h) */
     memset(&tr, 0, sizeof tr);
     memset(res, 0, sizeof *res);
     res->swd = res->swd_floor = NAN;
 
     int rc = dist_rank() == 0 ? runfiles_check(js) : ERR_OK;
     if (rc == ERR_OK) rc = trainer_init(&tr, js);
-    if (rc == ERR_OK) rc = check_unsupported(&tr);
     if (rc == ERR_OK) rc = trainckpt_open(&ck, &tr, opt);
     if (rc == ERR_OK && tr.rank == 0) log_start(&tr);
     tr.boundary = boundary;
@@ -402,25 +392,45 @@ int train_run(const JobSpec *js, const TrainOptions *opt, TrainResult *res)
     tr.t0 = core_now();
     tr.step0 = tr.ctr.step;
     tr.wall0 = tr.ctr.wall_s;
-    while (rc == ERR_OK && tr.ctr.step < js->train.steps) {
+    if (rc == ERR_OK) watchdog_start(js->train.watchdog); /* dist/watchdog.h */
+    while (rc == ERR_OK && tr.ctr.step < js->train.steps && !trainckpt_stopped(ck)) {
         if (tr.rank == 0) preempt_fault_step(tr.ctr.step + 1);
         rc = trainer_step(&tr);
         if (rc == ERR_OK && trainckpt_stopped(ck)) break;
+        if (rc == ERR_OK) { /* an evaluation is legitimately slow: not watched */
+            watchdog_hold();
+            rc = evaltrain_boundary(&et, &tr);
+            watchdog_release();
+        }
         long s = tr.ctr.step;
         if (rc == ERR_OK && js->train.sample_every > 0 && s % js->train.sample_every == 0 &&
             s < js->train.steps)
+        {
+            watchdog_hold();
             rc = runfiles_samples(&tr, res, 0);
+            watchdog_release();
+        }
     }
+    watchdog_stop();
+    int erc = evaltrain_end(&et, &tr);
+    if (rc == ERR_OK) rc = erc;
     if (rc == ERR_OK && trainckpt_stopped(ck)) {
         int sig = trainckpt_stopped(ck);
         res->preempted = sig;
         res->steps_done = tr.ctr.updates;
-        if (tr.rank == 0)
-            runlog_note(&tr.rl, "stopped by %s after step %ld of %d: checkpoint saved to %s; run "
-                        "the same command to resume (exit status %d)",
-                        sig > 1 ? preempt_signal_name(sig) : "a signal on another rank",
-                        tr.ctr.step, js->train.steps, trainckpt_last_path(ck),
+        const char *by = sig > 1 ? preempt_signal_name(sig) : "a signal on another rank";
+        if (tr.rank == 0 && tr.ctr.step == tr.step0) /* during start-up: nothing new to save */
+            runlog_note(&tr.rl, "stopped by %s before step %ld of %d, during start-up: nothing "
+                        "to save (%s%s); run the same command to %s (exit status %d)", by,
+                        tr.ctr.step + 1, js->train.steps,
+                        trainckpt_last_path(ck)[0] ? "the run resumed from "
+                                                   : "no step was trained",
+                        trainckpt_last_path(ck), trainckpt_last_path(ck)[0] ? "resume" : "start",
                         DFM_EXIT_PREEMPTED);
+        else if (tr.rank == 0)
+            runlog_note(&tr.rl, "stopped by %s after step %ld of %d: checkpoint saved to %s; run "
+                        "the same command to resume (exit status %d)", by, tr.ctr.step,
+                        js->train.steps, trainckpt_last_path(ck), DFM_EXIT_PREEMPTED);
         trainckpt_close(ck);
         trainer_free(&tr);
         return ERR_OK;

@@ -12,6 +12,7 @@
 #include "core/mem.h"
 #include "dist/dist.h"
 #include "dist/preempt.h"
+#include "dist/watchdog.h"
 #include "io/fsutil.h"
 
 struct TrainCkpt {
@@ -176,6 +177,7 @@ int trainckpt_open(TrainCkpt **out, Trainer *tr, const TrainOptions *opt)
     char path[4200] = "";
     int found = 0;
     double t0 = core_now();
+    preempt_fault_startup("resume", tr->rank);
     if (opt && opt->resume) {
         snprintf(path, sizeof path, "%s", opt->resume);
         CkptManifest m;
@@ -215,10 +217,13 @@ int trainckpt_open(TrainCkpt **out, Trainer *tr, const TrainOptions *opt)
             log_info("metrics.jsonl: %ld line%s %s dropped", dropped, dropped > 1 ? "s" : "",
                      found ? "past the checkpoint's step (or cut short)" : "of an earlier run");
     }
-    int64_t bad = rc != ERR_OK;
-    TRY(dist_allreduce_max_i64(&bad, 1));
+    /* with it, agree on a signal received during start-up: the run then stops before its
+     * first step, with nothing to save (dist/preempt.h, Start-up) */
+    int64_t flags[2] = {rc != ERR_OK, preempt_pending() != 0};
+    TRY(dist_allreduce_max_i64(flags, 2));
     if (rc != ERR_OK) return rc;
-    if (bad) return ERR(ERR_IO, "rank 0 could not prepare metrics.jsonl");
+    if (flags[0]) return ERR(ERR_IO, "rank 0 could not prepare metrics.jsonl");
+    if (flags[1]) tc->stopped = preempt_pending() ? preempt_pending() : 1;
     return ERR_OK;
 }
 
@@ -233,10 +238,14 @@ static void note_save(TrainCkpt *tc, const CkptSaveStats *s, RunRecord *rec)
     rec->ckpt_bytes = (unsigned long long)s->bytes;
 }
 
+/* Wait for the async save in flight (the watchdog does not count the wait). */
 static int commit(TrainCkpt *tc, RunRecord *rec)
 {
     CkptSaveStats s;
-    TRY(ckpt_save_commit(tc->saver, &s));
+    watchdog_hold();
+    int rc = ckpt_save_commit(tc->saver, &s);
+    watchdog_release();
+    TRY(rc);
     note_save(tc, &s, rec);
     return ERR_OK;
 }
@@ -247,7 +256,10 @@ static int save_sync(TrainCkpt *tc, Trainer *tr, RunRecord *rec)
     if (tc->last_saved == tr->ctr.step) return ERR_OK;
     CkptState st = state_of(tc, tr);
     CkptSaveStats s;
-    TRY(ckpt_save(tc->saver, &st, &s));
+    watchdog_hold();
+    int rc = ckpt_save(tc->saver, &st, &s);
+    watchdog_release();
+    TRY(rc);
     note_save(tc, &s, rec);
     return ERR_OK;
 }
@@ -257,6 +269,7 @@ int trainckpt_boundary(TrainCkpt *tc, Trainer *tr, RunRecord *rec)
     const JobSpec *js = tr->js;
     long step = tr->ctr.step;
     int every = js->checkpoint.every;
+    watchdog_kick(); /* a step boundary: dist/watchdog.h */
     /* an async save whose current phase is done everywhere (summed in this step's reduction):
      * agree on the shards and let rank 0's writer commit, or learn that it committed */
     if (ckpt_save_busy(tc->saver) && tr->sync_out[TRAIN_SYNC_CKPT_READY] >= (double)tr->size) {

@@ -14,6 +14,9 @@
  *   - when any rank received SIGUSR1, SIGTERM or SIGINT (learned through the per-step
  *     reduction: trainer_step sums tr->stop_local), the state is saved and the run stops:
  *     trainckpt_stopped() is then non-zero and train_run returns with res->preempted set.
+ * A signal received during start-up (dist/preempt.h) is agreed on at the end of trainckpt_open:
+ * trainckpt_stopped() is then non-zero before the first step and the run stops without a step
+ * and without a save.
  * All of it is collective; every rank takes the same decisions from reduced values.
  */
 #ifndef DFM_DIST_TRAINCKPT_H

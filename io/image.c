@@ -52,6 +52,12 @@ static int write_png(const char *path, const uint8_t *pix, int width, int height
     return fs_atomic_commit(&af);
 }
 
+int image_write_rgb_png(const char *path, const uint8_t *rgb, int width, int height)
+{
+    if (width < 1 || height < 1) return ERR(ERR_ARG, "%s: empty image (%dx%d)", path, width, height);
+    return write_png(path, rgb, width, height, 3);
+}
+
 int image_write_grid_png(const char *path, const float *x, size_t N, size_t C, size_t H, size_t W,
                          size_t cols)
 {

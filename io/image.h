@@ -9,9 +9,13 @@
 #define DFM_IO_IMAGE_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 int image_write_grid_png(const char *path, const float *x, size_t N, size_t C, size_t H, size_t W,
                          size_t cols);
+
+/* An 8-bit RGB image (height, width, 3), row-major (the plots of io/plot.h). */
+int image_write_rgb_png(const char *path, const uint8_t *rgb, int width, int height);
 
 /* Scatter of N 2-D points (N,2) into a size x size image covering [-lim, lim]^2. */
 int image_write_scatter_png(const char *path, const float *pts, size_t N, int size, double lim);

@@ -212,9 +212,21 @@ static int enum_value(const Field *f, const YNode *y)
     return -1;
 }
 
+/* Choices that were renamed: the old spelling is refused with the new one named. */
+static const char *const g_renamed[][3] = {
+    {"fid_fmnist", "fd_fmnist", " (a Frechet distance of dfm's Fashion-MNIST classifier, not FID)"},
+};
+
 static int bad_enum(const Ctx *c, const Field *f, const YNode *y, const char *path)
 {
-    char extra[128] = "";
+    char extra[160] = "";
+    for (size_t i = 0; y->kind == YN_SCALAR && i < sizeof g_renamed / sizeof g_renamed[0]; i++)
+        for (int j = 0; j < f->nnames; j++)
+            if (!strcmp(y->str, g_renamed[i][0]) && !strcmp(f->names[j], g_renamed[i][1])) {
+                snprintf(extra, sizeof extra, "; it was renamed '%s'%s", g_renamed[i][1],
+                         g_renamed[i][2]);
+                return bad_value(c, f, y, path, extra);
+            }
     if (y->kind == YN_SCALAR) {
         size_t best = (size_t)-1;
         int bi = -1;

@@ -76,7 +76,7 @@ typedef enum {
 typedef enum { JOB_TS_UNIFORM, JOB_TS_QUADRATIC, JOB_TS_TRAILING } JobTimesteps;
 typedef enum { JOB_VAR_BETA_TILDE, JOB_VAR_BETA } JobVariance;
 typedef enum {
-    JOB_METRIC_SWD, JOB_METRIC_FID_FMNIST, JOB_METRIC_SPECTRUM,
+    JOB_METRIC_SWD, JOB_METRIC_FD_FMNIST, JOB_METRIC_SPECTRUM,
     JOB_METRIC_NLL, JOB_METRIC_ELBO, /* likelihoods of held-out data (dist/likelihood.h) */
     JOB_METRIC_COUNT
 } JobMetric;
@@ -185,6 +185,7 @@ typedef struct {
     JobReduce reduce;
     bool zero1;
     int log_every, sample_every, sample_count, check_every, max_nonfinite;
+    int watchdog; /* seconds; 0 = off */
 } JobTrain;
 
 typedef struct {
@@ -219,6 +220,7 @@ typedef struct {
 typedef struct {
     int every; /* 0 = off */
     int count, batch;
+    int ref;   /* reference images (first of the test split); 0 = all */
     JobMetric metrics[JOB_METRIC_COUNT];
     int n_metrics;
 } JobEval;
@@ -236,6 +238,7 @@ typedef struct {
     char **setup;   /* shell lines before the launch */
     int n_setup;
     JobLauncher launcher;
+    char *mpi;      /* srun --mpi= */
 } JobSlurm;
 
 /* Where a key's value came from (for error messages and derived defaults). */

@@ -48,7 +48,7 @@ static const char *const k_resume[] = {"auto", "never", "must"};
 static const char *const k_sampler[] = {DFM_SAMPLER_NAMES};
 static const char *const k_tspace[] = {DFM_SPACING_NAMES};
 static const char *const k_variance[] = {"beta_tilde", "beta"};
-static const char *const k_metric[] = {"swd", "fid_fmnist", "spectrum", "nll", "elbo"};
+static const char *const k_metric[] = {"swd", "fd_fmnist", "spectrum", "nll", "elbo"};
 static const char *const k_launch[] = {"srun", "mpirun"};
 
 _Static_assert(NN(k_dataset) == JOB_DATA_TOY2D + 1 && NN(k_toy) == JOB_TOY_SWISSROLL + 1 &&
@@ -158,6 +158,20 @@ static int check_mem(const char *s, char *why, size_t nwhy)
     while (i < n && isdigit((unsigned char)s[i])) i++;
     int ok = i > 0 && i <= 9 && (i == n || (i + 1 == n && strchr("KMGT", s[i])));
     if (!ok) snprintf(why, nwhy, "expected a Slurm memory size like 16G, 4000M or 0");
+    return !ok;
+}
+
+/* srun --mpi=TYPE: a plugin name as `srun --mpi=list` prints them (pmix, pmix_v4, pmi2,
+ * cray_shasta, none, ...). */
+static int check_mpi(const char *s, char *why, size_t nwhy)
+{
+    size_t n = strlen(s), i = 0;
+    while (i < n && (islower((unsigned char)s[i]) || isdigit((unsigned char)s[i]) || s[i] == '_'))
+        i++;
+    int ok = n > 0 && i == n && isalpha((unsigned char)s[0]);
+    if (!ok)
+        snprintf(why, nwhy, "expected an srun MPI plugin name (`srun --mpi=list`): pmix, "
+                            "pmix_v4, pmi2, none, ...");
     return !ok;
 }
 
@@ -377,6 +391,10 @@ const Field g_fields[] = {
       .doc = "steps between checks that all ranks hold identical parameters; 0 = never"),
     I("train.max_nonfinite", train.max_nonfinite, 1, 1000000, 0, .def = "5",
       .doc = "consecutive non-finite losses (steps skipped) before training stops with an error"),
+    I("train.watchdog", train.watchdog, 0, 1000000, 0, .def = "300",
+      .doc = "seconds without a step boundary (checkpoint saves, sample grids and evaluations "
+             "not counted) after which a rank ends the job with exit status 70, because "
+             "another rank died or hangs; 0 = off"),
 
     S("checkpoint.dir", checkpoint.dir, 2048, FL_PATH, NULL, .derive = "`<out_dir>/ckpt`",
       .doc = "checkpoint directory"),
@@ -456,11 +474,14 @@ const Field g_fields[] = {
     I("eval.every", eval.every, 0, 1000000000, 0, .def = "0",
       .doc = "steps between evaluations during training; 0 = never"),
     I("eval.count", eval.count, 1, 10000000, 0, .def = "1000",
-      .doc = "samples generated per evaluation", .only = "dfm eval"),
+      .doc = "samples generated per evaluation"),
     I("eval.batch", eval.batch, 1, 65536, 0, .def = "256",
-      .doc = "samples per network batch during evaluation", .only = "dfm eval"),
+      .doc = "samples per network batch during evaluation"),
+    I("eval.ref", eval.ref, 0, 10000000, 0, .def = "0",
+      .doc = "reference images of an evaluation during training: the first N of the test "
+             "split; 0 = all"),
     EL("eval.metrics", eval.metrics, eval.n_metrics, k_metric, .def = "[swd]",
-       .also = "`fid_fmnist` needs fashion-mnist, `spectrum` an image dataset, `elbo` objective "
+       .also = "`fd_fmnist` needs fashion-mnist, `spectrum` an image dataset, `elbo` objective "
                "ddpm",
        .doc = "sliced Wasserstein distance to held-out data; Fréchet distance in the feature "
               "space of a Fashion-MNIST classifier; radially averaged power spectrum compared "
@@ -508,6 +529,11 @@ const Field g_fields[] = {
        .doc = "shell lines run before the launch (`module load ...`)", .only = SUBMIT),
     E("slurm.launcher", slurm.launcher, k_launch, .def = "srun",
       .doc = "how the ranks are started", .only = SUBMIT),
+    S("slurm.mpi", slurm.mpi, 32, FL_NONEMPTY, check_mpi, .def = "pmix",
+      .allowed = "an `srun --mpi` plugin name: `pmix`, `pmix_v4`, `pmi2`, `none`, ...",
+      .doc = "`srun --mpi=` of the launch (with `launcher: srun`): the PMI the MPI library was "
+             "built with (`srun --mpi=list` names those of the cluster)",
+      .only = SUBMIT),
 };
 const size_t g_nfields = sizeof g_fields / sizeof g_fields[0];
 

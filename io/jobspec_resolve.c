@@ -291,8 +291,8 @@ int jobspec_check(const JobSpec *js)
     /* eval */
     for (int i = 0; i < js->eval.n_metrics; i++) {
         JobMetric mt = js->eval.metrics[i];
-        if (mt == JOB_METRIC_FID_FMNIST && d->dataset != JOB_DATA_FASHION_MNIST)
-            return xerr(js, "eval.metrics", "data.dataset", "fid_fmnist needs data.dataset fashion-mnist");
+        if (mt == JOB_METRIC_FD_FMNIST && d->dataset != JOB_DATA_FASHION_MNIST)
+            return xerr(js, "eval.metrics", "data.dataset", "fd_fmnist needs data.dataset fashion-mnist");
         if (mt == JOB_METRIC_SPECTRUM && toy)
             return xerr(js, "eval.metrics", "data.dataset", "spectrum needs an image dataset");
         if (mt == JOB_METRIC_ELBO && o->type != JOB_OBJ_DDPM)

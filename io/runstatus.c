@@ -289,7 +289,7 @@ static void read_metrics(RunInfo *ri)
     if (!text) return;
     char *last = NULL;
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
-        if (strstr(line, "\"step\":")) last = line;
+        if (strstr(line, "\"step\":") && strstr(line, "\"loss\":")) last = line; /* not an eval line */
     double v;
     if (last && json_num(last, "step", &v)) {
         ri->has_metrics = 1;

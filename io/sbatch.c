@@ -195,6 +195,34 @@ static int sbatch_word_ok(const char *s)
     return 1;
 }
 
+/* The longest checkpoint save metrics.jsonl of run_dir records ("checkpoint":{...,"save_s":X}),
+ * with its step; 0 when the file or such a record is missing. */
+static double longest_save(const char *run_dir, long *step)
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", run_dir);
+    FILE *f = fopen(path, "r");
+    double best = 0.0;
+    *step = 0;
+    if (!f) return 0.0;
+    char *line = NULL;
+    size_t cap = 0;
+    while (getline(&line, &cap, f) > 0) {
+        const char *c = strstr(line, "\"checkpoint\":{");
+        const char *s = c ? strstr(c, "\"save_s\":") : NULL;
+        const char *st = c ? strstr(c, "\"step\":") : NULL;
+        if (!s) continue;
+        char *end;
+        double v = strtod(s + 9, &end);
+        if (end == s + 9 || !(v > best)) continue;
+        best = v;
+        *step = st ? strtol(st + 7, NULL, 10) : 0;
+    }
+    free(line);
+    fclose(f);
+    return best;
+}
+
 int sbatch_check(const JobSpec *js, const char *what, int *n_warnings)
 {
     const JobSlurm *sl = &js->slurm;
@@ -261,6 +289,20 @@ int sbatch_check(const JobSpec *js, const char *what, int *n_warnings)
             what, sl->signal, lead, sl->time, limit);
         return ERR_SPEC;
     }
+    /* The save the warning signal asks for must fit before the time limit: compare with the
+     * longest save an earlier run into the same run.out_dir recorded (dfm train saves at the
+     * next step boundary, waiting for an async save in flight first). */
+    long at_step;
+    double save = longest_save(js->run.out_dir, &at_step);
+    if (save > (double)lead) {
+        long want = ((long)(2.0 * save) + 60 + 59) / 60 * 60;
+        log_warn("%s: a checkpoint save in an earlier run of %s took %.3g s (metrics.jsonl, the "
+                 "save of step %ld), more than the %d s slurm.signal %s leaves before the time "
+                 "limit: the job may be killed before its checkpoint is committed (raise the "
+                 "seconds, e.g. slurm.signal: USR1@%ld, or save faster: checkpoint.async)",
+                 what, js->run.out_dir, save, at_step, lead, sl->signal, want);
+        warned++;
+    }
     if (n_warnings) *n_warnings += warned;
     return ERR_OK;
 }
@@ -276,7 +318,7 @@ int sbatch_render(const JobSpec *js, const SbatchJob *job, const char *tmpl, con
     TRY(sbatch_parse_signal(sl->signal, &batch_only, name, &lead));
     int mpirun = sl->launcher == JOB_LAUNCH_MPIRUN;
 
-    char nodes[16], ntasks[16], cpus[16], signal[48], array[32], launch[96];
+    char nodes[16], ntasks[16], cpus[16], signal[48], array[32], launch[160];
     snprintf(nodes, sizeof nodes, "%d", sl->nodes);
     snprintf(ntasks, sizeof ntasks, "%d", sl->ntasks_per_node);
     snprintf(cpus, sizeof cpus, "%d", sl->cpus_per_task);
@@ -287,7 +329,10 @@ int sbatch_render(const JobSpec *js, const SbatchJob *job, const char *tmpl, con
     if (mpirun)
         snprintf(launch, sizeof launch, "mpirun --bind-to none");
     else
-        snprintf(launch, sizeof launch, "srun --mpi=pmix --cpus-per-task=%d", sl->cpus_per_task);
+        /* --kill-on-bad-exit: a rank that dies (kill -9, out of memory) ends the job step at
+         * once instead of leaving the others blocked in a collective (mpirun does that itself) */
+        snprintf(launch, sizeof launch, "srun --mpi=%s --kill-on-bad-exit=1 --cpus-per-task=%d",
+                 sl->mpi && sl->mpi[0] ? sl->mpi : "pmix", sl->cpus_per_task);
 
     char *dfm = sbatch_shell_quote(job->dfm);
     char **dirs = xcalloc((size_t)job->n_run_dirs, sizeof *dirs);

@@ -1,5 +1,7 @@
-/* model/gemm.c - single-threaded sgemm through oneDNN (default) or OpenBLAS (model/gemm.h). */
+/* model/gemm.c - single-threaded sgemm through dfm's own kernels, OpenBLAS or oneDNN (model/gemm.h). */
 #include "model/gemm.h"
+#include "model/sgemm.h"
+#include "core/log.h"
 #include "core/mem.h"
 
 #include <cblas.h>
@@ -11,25 +13,50 @@
 
 static int engine = -1;
 
+static SgemmKernel own_kernel(void)
+{
+    static int k = -1;
+    if (k < 0) k = (int)sgemm_kernel_best();
+    return (SgemmKernel)k;
+}
+
 void gemm_single_thread(void)
 {
     static int done;
     if (!done) {
         openblas_set_num_threads(1);
+        (void)gemm_engine();
+        (void)own_kernel();
         done = 1;
     }
 }
+
+/* OpenBLAS: the own kernels are about as fast here (tests/bench/bench_sgemm), not faster */
+static GemmEngine engine_default(void) { return GEMM_OPENBLAS; }
 
 GemmEngine gemm_engine(void)
 {
     if (engine < 0) {
         const char *e = getenv("DFM_GEMM");
-        engine = e && !strcmp(e, "onednn") ? GEMM_ONEDNN : GEMM_OPENBLAS;
+        if (e && !strcmp(e, "onednn"))
+            engine = GEMM_ONEDNN;
+        else if (e && !strcmp(e, "openblas"))
+            engine = GEMM_OPENBLAS;
+        else if (e && !strcmp(e, "own"))
+            engine = GEMM_OWN;
+        else {
+            engine = (int)engine_default();
+            if (e && *e)
+                log_warn("DFM_GEMM=%s is not an engine (own, openblas, onednn): using openblas",
+                         e);
+        }
     }
     return (GemmEngine)engine;
 }
 
 void gemm_set_engine(GemmEngine e) { engine = (int)e; }
+
+int gemm_exact(void) { return gemm_engine() == GEMM_OWN; }
 
 static const char *isa_name(dnnl_cpu_isa_t isa)
 {
@@ -50,10 +77,14 @@ static const char *isa_name(dnnl_cpu_isa_t isa)
 
 const char *gemm_engine_name(GemmEngine e)
 {
-    static char buf[2][160];
+    static char buf[3][160];
     if (e == GEMM_OPENBLAS) {
         snprintf(buf[1], sizeof buf[1], "OpenBLAS (%s)", openblas_get_config());
         return buf[1];
+    }
+    if (e == GEMM_OWN) {
+        snprintf(buf[2], sizeof buf[2], "dfm %s", sgemm_kernel_name(sgemm_kernel_best()));
+        return buf[2];
     }
     const dnnl_version_t *v = dnnl_version();
     snprintf(buf[0], sizeof buf[0], "oneDNN %d.%d.%d (%s)", v->major, v->minor, v->patch,
@@ -65,7 +96,12 @@ void gemm(int transa, int transb, size_t M, size_t N, size_t K, float alpha, con
           size_t lda, const float *B, size_t ldb, float beta, float *C, size_t ldc)
 {
     if (M == 0 || N == 0) return;
-    if (gemm_engine() == GEMM_OPENBLAS) {
+    GemmEngine e = gemm_engine();
+    if (e == GEMM_OWN) {
+        sgemm_own(own_kernel(), transa, transb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+        return;
+    }
+    if (e == GEMM_OPENBLAS) {
         cblas_sgemm(CblasRowMajor, transa ? CblasTrans : CblasNoTrans,
                     transb ? CblasTrans : CblasNoTrans, (int)M, (int)N, (int)K, alpha, A,
                     (int)lda, B, (int)ldb, beta, C, (int)ldc);
@@ -89,6 +125,20 @@ void gemm(int transa, int transb, size_t M, size_t N, size_t K, float alpha, con
 void gemm_bench_mt(GemmEngine e, int threads, size_t M, size_t N, size_t K, const float *A,
                    const float *B, float *C)
 {
+    if (e == GEMM_OWN && threads == 1) {
+        sgemm_own(own_kernel(), 0, 0, M, N, K, 1.0f, A, K, B, N, 0.0f, C, N);
+        return;
+    }
+    if (e == GEMM_OWN) { /* column blocks of 256 (a multiple of every NR) over the threads */
+        const size_t nb = (N + 255) / 256;
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (size_t j = 0; j < nb; j++) {
+            size_t n = N - j * 256 < 256 ? N - j * 256 : 256;
+            sgemm_own(own_kernel(), 0, 0, M, n, K, 1.0f, A, K, B + j * 256, N, 0.0f,
+                      C + j * 256, N);
+        }
+        return;
+    }
     if (e == GEMM_OPENBLAS) {
         openblas_set_num_threads(threads);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)M, (int)N, (int)K, 1.0f, A,

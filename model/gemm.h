@@ -6,22 +6,25 @@
  * not depend on the thread count. That is what makes every result bitwise identical for any
  * number of threads.
  *
- * Engines: OpenBLAS's cblas_sgemm (the default) and oneDNN's dnnl_sgemm (it dispatches at run
- * time to the best kernel of the CPU, AVX-512 where there is one, whatever OPENBLAS_CORETYPE
- * says). Either gives results that depend only on the call's arguments (one thread, fixed
- * blocking), never on the batch a sample is in. DFM_GEMM=onednn in the environment, or
- * gemm_set_engine, selects oneDNN. It is not the default: about one signalled two-rank training
- * run in twenty ended in a glibc heap-corruption abort inside dnnl_sgemm's free (never with
- * OpenBLAS in 60 runs of the same scenario), and on this project's 2-core test machine it was
- * not measurably faster. The engine must not change between a
- * forward and its backward, nor between runs whose bits are compared.
+ * Engines: OpenBLAS's cblas_sgemm (the default), dfm's own kernels (model/sgemm.h: AVX-512 or
+ * AVX2+FMA microkernels chosen at run time from cpuid; about as fast as OpenBLAS on this
+ * project's test machine, not faster, so not yet the default) and oneDNN's dnnl_sgemm. DFM_GEMM=own|openblas|onednn in the environment, or
+ * gemm_set_engine, selects one. Each gives results that depend only on the call's arguments
+ * (one thread, fixed blocking). The own engine promises more (gemm_exact): every element is one
+ * fma chain over k in order, so its bits depend only on its row of op(A), its column of op(B),
+ * K, alpha, beta and its old value -- not on M, N, its position or the CPU -- and callers may
+ * batch independent products (samples) into one call without changing a bit. oneDNN stays
+ * opt-in: about one signalled two-rank training run in twenty ended in a glibc heap-corruption
+ * abort inside dnnl_sgemm's free (never with OpenBLAS in 60 runs of the same scenario). The
+ * engine must not change between a forward and its backward, nor between runs whose bits are
+ * compared.
  */
 #ifndef DFM_MODEL_GEMM_H
 #define DFM_MODEL_GEMM_H
 
 #include <stddef.h>
 
-typedef enum { GEMM_ONEDNN = 0, GEMM_OPENBLAS = 1 } GemmEngine;
+typedef enum { GEMM_ONEDNN = 0, GEMM_OPENBLAS = 1, GEMM_OWN = 2 } GemmEngine;
 
 /* Pin the libraries to the calling thread (idempotent, cheap). Every model entry point calls
  * it. */
@@ -38,7 +41,11 @@ void gemm_bench_mt(GemmEngine e, int threads, size_t M, size_t N, size_t K, cons
 /* The engine gemm() uses (first call: DFM_GEMM or the default), and a switch for benchmarks. */
 GemmEngine gemm_engine(void);
 void gemm_set_engine(GemmEngine e);
-/* "oneDNN 2.6.3 (avx512_core_bf16)" or "OpenBLAS (Haswell ...)", for reports */
+/* 1 when the engine is the own one (see above): a product's bits do not depend on the other
+ * rows or columns computed in the same call. */
+int gemm_exact(void);
+/* "dfm avx512 (...)", "oneDNN 2.6.3 (avx512_core_bf16)" or "OpenBLAS (Haswell ...)", for
+ * reports */
 const char *gemm_engine_name(GemmEngine e);
 
 #endif

@@ -603,13 +603,20 @@ int sched_flow_run_d(const SamplerConfig *cfg, double sigma_min, const double *t
 
 /* ---- public entry points ------------------------------------------------------------------ */
 
-int sched_sample_d(const SamplerConfig *cfg, const Schedule *s, SchedNetFnD net, void *ctx,
-                   const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
-                   const float *mask, const float *known, double *out, SampleStats *stats)
+/* x_init (B, D): the starting states, or NULL for the keyed initial noise. */
+static int sample_from_d(const SamplerConfig *cfg, const Schedule *s, SchedNetFnD net, void *ctx,
+                         const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
+                         const float *mask, const float *known, const float *x_init, double *out,
+                         SampleStats *stats)
 {
     TRY(check_config(cfg, s));
     TRY(check_io(B, D, labels, cfg->guidance, mask, known));
     if (s->family == SCHED_SDE || cfg->kind == SAMPLER_RK45) {
+        if (x_init) {
+            ERR(ERR_ARG, "sampler '%s': a given initial state is taken by the ddpm, ddim, "
+                "dpmpp2m and fixed-step flow samplers", sampler_kind_name(cfg->kind));
+            return ERR_ARG;
+        }
         if (mask) {
             ERR(ERR_ARG, "sampler '%s': inpainting is done by the ddpm, ddim and fixed-step flow "
                 "samplers", sampler_kind_name(cfg->kind));
@@ -628,7 +635,12 @@ int sched_sample_d(const SamplerConfig *cfg, const Schedule *s, SchedNetFnD net,
         }
         return rc;
     }
-    sched_initial_noise(cfg->seed, sample_idx, B, D, out);
+    if (x_init) {
+        for (size_t i = 0; i < B * D; i++) out[i] = (double)x_init[i];
+        TRY(check_finite(out, B * D, "the initial state"));
+    } else {
+        sched_initial_noise(cfg->seed, sample_idx, B, D, out);
+    }
     if (s->family == SCHED_FLOW) {
         size_t N = (size_t)cfg->steps;
         double *tau = xmalloc((N + 1) * sizeof(double));
@@ -655,6 +667,14 @@ int sched_sample_d(const SamplerConfig *cfg, const Schedule *s, SchedNetFnD net,
     sched_levels_free(&lv);
     if (stats) stats->nfe_total = stats->nfe * (uint64_t)B;
     return rc;
+}
+
+int sched_sample_d(const SamplerConfig *cfg, const Schedule *s, SchedNetFnD net, void *ctx,
+                   const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
+                   const float *mask, const float *known, double *out, SampleStats *stats)
+{
+    return sample_from_d(cfg, s, net, ctx, sample_idx, B, D, labels, mask, known, NULL, out,
+                         stats);
 }
 
 /* Adapter: a float network seen as a double one. */
@@ -685,10 +705,19 @@ int sched_sample(const SamplerConfig *cfg, const Schedule *s, SchedNetFn net, vo
                  const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
                  const float *mask, const float *known, float *out, SampleStats *stats)
 {
+    return sched_sample_from(cfg, s, net, ctx, sample_idx, B, D, labels, mask, known, NULL, out,
+                             stats);
+}
+
+int sched_sample_from(const SamplerConfig *cfg, const Schedule *s, SchedNetFn net, void *ctx,
+                      const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
+                      const float *mask, const float *known, const float *x_init, float *out,
+                      SampleStats *stats)
+{
     FloatNet f = {net, ctx, NULL, NULL, 0};
     double *xd = xmalloc(B * D * sizeof(double));
-    int rc = sched_sample_d(cfg, s, float_net_call, &f, sample_idx, B, D, labels, mask, known, xd,
-                            stats);
+    int rc = sample_from_d(cfg, s, float_net_call, &f, sample_idx, B, D, labels, mask, known,
+                           x_init, xd, stats);
     if (rc == ERR_OK)
         for (size_t i = 0; i < B * D; i++) out[i] = (float)xd[i];
     xfree(xd);

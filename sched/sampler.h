@@ -136,6 +136,14 @@ int sampler_nfe(const SamplerConfig *c, const Schedule *s, uint64_t *nfe);
 int sched_sample(const SamplerConfig *cfg, const Schedule *s, SchedNetFn net, void *ctx,
                  const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
                  const float *mask, const float *known, float *out, SampleStats *stats);
+/* The same from given starting states x_init (B, D) instead of the keyed initial noise: x_T
+ * for a diffusion sampler, the tau = 0 state for a flow (sample_idx still keys every later
+ * noise). With DDIM at eta = 0 or a flow ODE solver the sample is a deterministic function of
+ * x_init, which is what latent interpolation (Song et al. 2021, sec. 5.3) relies on. */
+int sched_sample_from(const SamplerConfig *cfg, const Schedule *s, SchedNetFn net, void *ctx,
+                      const uint64_t *sample_idx, size_t B, size_t D, const int *labels,
+                      const float *mask, const float *known, const float *x_init, float *out,
+                      SampleStats *stats);
 /* The same with a double network and double output (all arithmetic is double either way). */
 int sched_sample_d(const SamplerConfig *cfg, const Schedule *s, SchedNetFnD net, void *ctx,
                    const uint64_t *sample_idx, size_t B, size_t D, const int *labels,

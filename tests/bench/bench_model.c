@@ -1,6 +1,11 @@
-/* tests/bench/bench_model.c - training-step and forward throughput of the fmnist-small U-Net.
+/* tests/bench/bench_model.c - training-step and forward throughput of a U-Net (fmnist-small by
+ * default).
  *
- * Usage: bench_model [batch=64] [threads=1,2] [reps=3]
+ * Usage: bench_model [batch=64] [threads=1,2] [reps=3] [model=fmnist-small[,ch=C][,img=S]]
+ * model: fmnist-small (jobs/bench-fmnist-small.yaml) or cifar10-ddpm (jobs/cifar10-ddpm.yaml),
+ * optionally with another base width C or image size S; with another image size the attention
+ * sits at the lowest level (S / 4 for fmnist-small), as 7x7 does at 28. tests/bench/bench_torch.py
+ * takes the same spelling.
  * Prints images/s for forward only and for a training step (forward + backward + Adam), the
  * MEDIAN of `reps` after one warm-up, for each thread count, and the best repetition too.
  * Timer: with 1 thread the process CPU time (robust against other work on a busy machine: time
@@ -51,16 +56,48 @@ static double minimum(const double *v, int k)
     return m;
 }
 
+/* "fmnist-small" or "cifar10-ddpm", then ",ch=C" and ",img=S" in any order; 0 on success */
+static int parse_model(const char *spec, UNetConfig *c)
+{
+    static const UNetConfig fmnist = {1, 28, 64, {1, 2, 2}, 3, 2, {7}, 1, 1, 0.1f, 32, 64, 256, 0};
+    static const UNetConfig cifar = {3, 32, 128, {1, 2, 2, 2}, 4, 2, {16}, 1, 1, 0.1f, 32, 128, 512, 0};
+    size_t n = strcspn(spec, ",");
+    if (n == 12 && !strncmp(spec, "fmnist-small", n))
+        *c = fmnist;
+    else if (n == 12 && !strncmp(spec, "cifar10-ddpm", n))
+        *c = cifar;
+    else
+        return 1;
+    for (const char *p = spec + n; *p == ',';) {
+        int v = 0, used = 0;
+        if (sscanf(p, ",ch=%d%n", &v, &used) == 1 && used > 0 && v > 0 && v % c->groups == 0) {
+            c->temb_hidden = c->temb_hidden / c->ch * v;
+            c->ch = v;
+        } else if (sscanf(p, ",img=%d%n", &v, &used) == 1 && used > 0 &&
+                   v % (1 << (c->n_mult - 1)) == 0) {
+            c->attn_res[0] = c->attn_res[0] * v / c->img_size;
+            c->img_size = v;
+        } else {
+            return 1;
+        }
+        p += used;
+        if (*p && *p != ',') return 1;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     size_t B = argc > 1 ? (size_t)atoi(argv[1]) : 64;
     const char *threads = argc > 2 ? argv[2] : "1,2";
     int reps = argc > 3 ? atoi(argv[3]) : 3;
-    if (B == 0 || reps < 1 || reps > MAX_REPS) {
-        fprintf(stderr, "usage: bench_model [batch=64] [threads=1,2] [reps=3 (1..%d)]\n", MAX_REPS);
+    const char *spec = argc > 4 ? argv[4] : "fmnist-small";
+    UNetConfig c;
+    if (B == 0 || reps < 1 || reps > MAX_REPS || parse_model(spec, &c)) {
+        fprintf(stderr, "usage: bench_model [batch=64] [threads=1,2] [reps=3 (1..%d)] "
+                        "[model=fmnist-small|cifar10-ddpm[,ch=C][,img=S]]\n", MAX_REPS);
         return 2;
     }
-    UNetConfig c = {1, 28, 64, {1, 2, 2}, 3, 2, {7}, 1, 1, 0.1f, 32, 64, 256, 0};
     Net *n = net_create_unet(&c);
     if (!n) return 1;
     net_init_params(n, 1);
@@ -76,7 +113,7 @@ int main(int argc, char **argv)
     oc.ema_decay = 0.9999f;
     Optim o;
     optim_init(&o, &oc, np, net_params(n));
-    printf("fmnist-small U-Net: %zu parameters, %.3f GFLOP forward per image, batch %zu\n", np,
+    printf("%s U-Net: %zu parameters, %.3f GFLOP forward per image, batch %zu\n", spec, np,
            unet_flops_per_sample(&c) / 1e9, B);
     printf("gemm: %s\n", gemm_engine_name(gemm_engine()));
     for (const char *p = threads; *p;) {

@@ -1,7 +1,10 @@
 #!/usr/bin/python3
-"""tests/bench/bench_torch.py - the same fmnist-small U-Net in PyTorch (oneDNN on CPU).
+"""tests/bench/bench_torch.py - the same U-Net in PyTorch (oneDNN on CPU).
 
 Usage: /usr/bin/python3 tests/bench/bench_torch.py [batch=64] [threads=1,2] [reps=3]
+                                                   [model=fmnist-small[,ch=C][,img=S]]
+model as in tests/bench/bench_model.c: fmnist-small or cifar10-ddpm, optionally with another
+base width C or image size S (attention then at the same level as in the base model).
 Prints images/s for forward only (no_grad, eval) and a training step (forward + backward +
 Adam with clipping), the MEDIAN of `reps` after one warm-up (and the best), matching
 tests/bench/bench_model.c: with 1 thread timed by the process CPU time, with more threads by
@@ -15,21 +18,40 @@ import time
 import torch
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "torch"))
-from unet_torch import FMNIST_SMALL, UNet  # noqa: E402
+from unet_torch import CIFAR10_DDPM, FMNIST_SMALL, UNet  # noqa: E402
+
+
+def parse_model(spec):
+    name, *opts = spec.split(",")
+    cfg = dict({"fmnist-small": FMNIST_SMALL, "cifar10-ddpm": CIFAR10_DDPM}[name])
+    for o in opts:
+        k, v = o.split("=")
+        v = int(v)
+        if k == "ch":
+            cfg["temb_hidden"] = cfg["temb_hidden"] // cfg["ch"] * v
+            cfg["ch"] = v
+        elif k == "img":
+            cfg["attn_res"] = tuple(r * v // cfg["img_size"] for r in cfg["attn_res"])
+            cfg["img_size"] = v
+        else:
+            raise ValueError(f"unknown model option {o}")
+    return cfg
 
 
 def main():
     B = int(sys.argv[1]) if len(sys.argv) > 1 else 64
     threads = [int(v) for v in (sys.argv[2] if len(sys.argv) > 2 else "1,2").split(",")]
     reps = int(sys.argv[3]) if len(sys.argv) > 3 else 3
+    spec = sys.argv[4] if len(sys.argv) > 4 else "fmnist-small"
+    cfg = parse_model(spec)
     torch.manual_seed(0)
-    model = UNet(FMNIST_SMALL)
+    model = UNet(cfg)
     n = sum(p.numel() for p in model.parameters())
-    x = torch.randn(B, 1, 28, 28)
+    x = torch.randn(B, cfg["in_ch"], cfg["img_size"], cfg["img_size"])
     t = (torch.arange(B) * 15 % 1000).float()
     target = torch.randn_like(x)
     opt = torch.optim.Adam(model.parameters(), lr=1e-4)
-    print(f"torch {torch.__version__} fmnist-small U-Net: {n} parameters, batch {B}")
+    print(f"torch {torch.__version__} {spec} U-Net: {n} parameters, batch {B}")
     for th in threads:
         torch.set_num_threads(th)
         wf, ws, cf, cs = [], [], [], []

@@ -3,14 +3,23 @@
 #
 #   DFM=bin/dfm DFM_BIN=bin sh tests/bench/run.sh        (make bench sets both)
 #   BENCH_QUICK=1 ...                                     smoke version, about 5 minutes
-#   BENCH_SECTIONS="model dp parity"                      which sections to run (default all)
+#   BENCH_SECTIONS="model large scaling dp parity sample"  which sections to run (default all)
 #
 # Sections (every ratio is formed from numbers measured in this same run):
 #   1. model: fmnist-small U-Net, batch 64: train step (forward + backward + Adam) and forward
 #      images/s at 1 and 2 threads, dfm (bin/bench/bench_model) and PyTorch
 #      (tests/bench/bench_torch.py), each engine and thread count in its own process so that
-#      the peak RSS (/usr/bin/time %M) is its own; dfm's GFLOP/s next to the sgemm ceilings of
-#      OpenBLAS and oneDNN and the engine dfm's layers use (bin/bench/bench_sgemm).
+#      the peak RSS (/usr/bin/time %M) is its own; dfm's GFLOP/s next to the GEMM ceilings of
+#      every engine (dfm's own kernels, OpenBLAS, oneDNN) on the fmnist-small convolution shapes,
+#      and which engine and kernel dfm's layers use (bin/bench/bench_sgemm).
+#   large: the CIFAR-10 DDPM U-Net (jobs/cifar10-ddpm.yaml, 35.7M parameters) at batch
+#      BENCH_LARGE_BATCH (16; quick 2), training step and forward images/s and peak RSS, dfm
+#      and PyTorch, 1 and 2 threads.
+#   scaling: dfm beside PyTorch (1 thread, CPU time) against batch (16, 32, 64, 128 at width
+#      64, 28x28), base width (32, 64, 128 at batch 32) and image size (28, 32, 64 at batch
+#      32) of the fmnist-small U-Net: images/s and peak RSS, table and build/bench/scaling.png
+#      (when python3-matplotlib is installed); and `dfm train` as 1 rank x 2 threads and 2 ranks
+#      x 1 thread at base widths 32 and 64.
 #   2. data parallel: `dfm train jobs/bench-fmnist-small.yaml` as 1 rank x 2 threads and
 #      2 ranks x 1 thread (deterministic and overlap reduction), in rounds that take turns,
 #      images/s from the median of the per-step wall_s deltas of metrics.jsonl pooled over the
@@ -19,6 +28,11 @@
 #   3. loss parity: the quickstart job trained by dfm and by tests/torch/train_quickstart.py
 #      from the same resolved spec, with seeds 1, 2 and 3 (BENCH_PARITY_SEEDS); mean over the
 #      seeds of the loss over the last 100 of 300 steps, within 5%.
+#   4. sampling: `dfm sample` (1 rank x 2 threads, and 2 ranks x 1 thread) next to
+#      tests/bench/sample_torch.py (PyTorch, 2 threads): the fmnist-small U-Net with the same
+#      weights (one training step of jobs/bench-fmnist-small.yaml), DDIM eta 0 from the same
+#      x_T (--noise), images/s and peak RSS of each process, and the largest difference of the
+#      two engines' samples; the goal is dfm >= 2x PyTorch.
 # Raw outputs go to build/bench/raw/, the tables to standard output and build/bench/report.md
 # (tests/bench/report.py formats them). Exit status: 0, or 1 when a command failed or the
 # loss parity check failed.
@@ -40,19 +54,28 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 if [ "$QUICK" = 1 ]; then
-    MODEL_B=16 MODEL_REPS=2 SGEMM_REPS=2 SGEMM_SIZES=1024,2048
+    MODEL_B=16 MODEL_REPS=2 SGEMM_REPS=3
+    LARGE_B=${BENCH_LARGE_BATCH:-2} LARGE_REPS=1
+    SCALE_B="16 32" SCALE_CH="32 64" SCALE_IMG="28 32" SCALE_FIX_B=16 SCALE_REPS=1
+    SDP_STEPS=3
     DP_B=16 DP_STEPS=3 DP_ROUNDS=1 REDUCE_STEPS=5
     P_STEPS=40 P_LAST=20 P_WARMUP=20 P_SEEDS=1
+    S_N=16 S_STEPS=4 S_B=16
 else
-    MODEL_B=64 MODEL_REPS=3 SGEMM_REPS=3 SGEMM_SIZES=1024,1536,2048
+    MODEL_B=64 MODEL_REPS=3 SGEMM_REPS=7
+    LARGE_B=${BENCH_LARGE_BATCH:-16} LARGE_REPS=2
+    SCALE_B="16 32 64 128" SCALE_CH="32 64 128" SCALE_IMG="28 32 64" SCALE_FIX_B=32 SCALE_REPS=2
+    SDP_STEPS=4
     DP_B=64 DP_STEPS=4 DP_ROUNDS=2 REDUCE_STEPS=10
     P_STEPS=300 P_LAST=100 P_WARMUP=100 P_SEEDS=${BENCH_PARITY_SEEDS:-"1 2 3"}
+    S_N=128 S_STEPS=20 S_B=64
 fi
+SDP_B=$DP_B
 P_THREADS=${BENCH_PARITY_THREADS:-2}
-SECTIONS=${BENCH_SECTIONS:-model dp parity}
+SECTIONS=${BENCH_SECTIONS:-model large scaling dp parity sample}
 want() { case " $SECTIONS " in *" $1 "*) return 0 ;; esac; return 1; }
 for s in $SECTIONS; do
-    case $s in model|dp|parity) ;; *) echo "bench: unknown section '$s' in BENCH_SECTIONS (model dp parity)" >&2; exit 2 ;; esac
+    case $s in model|large|scaling|dp|parity|sample) ;; *) echo "bench: unknown section '$s' in BENCH_SECTIONS (model large scaling dp parity sample)" >&2; exit 2 ;; esac
 done
 
 for f in "$DFM" "$DFM_BIN/bench/bench_model" "$DFM_BIN/bench/bench_sgemm" \
@@ -62,7 +85,7 @@ done
 "$PY" -c 'import torch, numpy' 2>/dev/null ||
     { echo "bench: $PY cannot import torch and numpy (apt-get install python3-torch)" >&2; exit 1; }
 
-rm -rf "$RAW" "$OUT/dp" "$OUT/parity-dfm"
+rm -rf "$RAW" "$OUT/dp" "$OUT/parity-dfm" "$OUT/sample"
 mkdir -p "$RAW" "$OUT/dp" || exit 1
 FAILED=0
 T_START=$(date +%s)
@@ -106,20 +129,50 @@ for th in 1 2; do
     OMP_NUM_THREADS=$th run model-dfm-$th "$DFM_BIN/bench/bench_model" "$MODEL_B" "$th" "$MODEL_REPS"
     OMP_NUM_THREADS=$th run model-torch-$th "$PY" tests/bench/bench_torch.py "$MODEL_B" "$th" "$MODEL_REPS"
 done
-run sgemm "$DFM_BIN/bench/bench_sgemm" 1,2 "$SGEMM_SIZES" "$SGEMM_REPS"
+run sgemm "$DFM_BIN/bench/bench_sgemm" 1,2 fmnist "$SGEMM_REPS"
+fi
+
+if want large; then
+echo "== large model: CIFAR-10 DDPM U-Net, batch $LARGE_B (median of $LARGE_REPS after a warm-up)"
+for th in 1 2; do
+    OMP_NUM_THREADS=$th run large-dfm-$th "$DFM_BIN/bench/bench_model" "$LARGE_B" "$th" "$LARGE_REPS" cifar10-ddpm
+    OMP_NUM_THREADS=$th run large-torch-$th "$PY" tests/bench/bench_torch.py "$LARGE_B" "$th" "$LARGE_REPS" cifar10-ddpm
+done
+fi
+
+if want scaling; then
+echo "== scaling: batch ($SCALE_B), width ($SCALE_CH), image size ($SCALE_IMG); 1 thread, median of $SCALE_REPS"
+# scale NAME BATCH MODEL: dfm and PyTorch, each in its own process (its own peak RSS)
+scale() {
+    OMP_NUM_THREADS=1 run "scale-dfm-$1" "$DFM_BIN/bench/bench_model" "$2" 1 "$SCALE_REPS" "$3"
+    OMP_NUM_THREADS=1 run "scale-torch-$1" "$PY" tests/bench/bench_torch.py "$2" 1 "$SCALE_REPS" "$3"
+}
+for b in $SCALE_B; do scale "b$b" "$b" fmnist-small; done
+for ch in $SCALE_CH; do scale "ch$ch" "$SCALE_FIX_B" "fmnist-small,ch=$ch"; done
+for img in $SCALE_IMG; do scale "img$img" "$SCALE_FIX_B" "fmnist-small,img=$img"; done
+fi
+
+# dp NAME NP THREADS REDUCE [STEPS BATCH [--set k=v ...]]: `dfm train` of the bench job
+dp() {
+    name=$1 np=$2 th=$3 red=$4 steps=${5:-$DP_STEPS} batch=${6:-$DP_B}
+    shift 4; [ $# -ge 2 ] && shift 2
+    # shellcheck disable=SC2086  # MPIFLAGS is a word list on purpose
+    OMP_NUM_THREADS=$th run "dp-$name" "$MPIRUN" -np "$np" $MPIFLAGS "$DFM" train \
+        jobs/bench-fmnist-small.yaml --set train.steps="$steps" --set train.batch="$batch" \
+        --set train.threads="$th" --set train.reduce="$red" --set train.log_every=1 \
+        --set run.out_dir="$OUT/dp/$name" --set checkpoint.resume=never \
+        --set data.dir="$OUT/data" --set sample.count=1 --set sample.steps=1 "$@"
+}
+if want scaling; then
+echo "== scaling: data-parallel layouts at two model sizes (global batch $SDP_B, $SDP_STEPS steps)"
+for ch in 32 64; do
+    dp "scale-ch$ch-np1x2" 1 2 deterministic "$SDP_STEPS" "$SDP_B" --set model.unet.channels=$ch
+    dp "scale-ch$ch-np2x1" 2 1 deterministic "$SDP_STEPS" "$SDP_B" --set model.unet.channels=$ch
+done
 fi
 
 if want dp; then
 echo "== 2. data-parallel training (fmnist-small, global batch $DP_B, $DP_ROUNDS rounds of $DP_STEPS steps)"
-dp() { # name np threads reduce
-    name=$1 np=$2 th=$3 red=$4
-    # shellcheck disable=SC2086  # MPIFLAGS is a word list on purpose
-    OMP_NUM_THREADS=$th run "dp-$name" "$MPIRUN" -np "$np" $MPIFLAGS "$DFM" train \
-        jobs/bench-fmnist-small.yaml --set train.steps="$DP_STEPS" --set train.batch="$DP_B" \
-        --set train.threads="$th" --set train.reduce="$red" --set train.log_every=1 \
-        --set run.out_dir="$OUT/dp/$name" --set checkpoint.resume=never \
-        --set data.dir="$OUT/data" --set sample.count=1 --set sample.steps=1
-}
 # rounds: the three layouts take turns, so a change in the machine's load hits them alike
 r=1
 while [ $r -le $DP_ROUNDS ]; do
@@ -156,10 +209,32 @@ for seed in $P_SEEDS; do
 done
 fi
 
+if want sample; then
+echo "== 4. sampling: dfm sample vs PyTorch (fmnist-small, DDIM eta 0, $S_N samples, $S_STEPS steps, batch $S_B)"
+SD=$OUT/sample
+mkdir -p "$SD"
+# the weights' values do not change the speed; one step makes a run directory with an EMA
+OMP_NUM_THREADS=2 run sample-weights "$DFM" train jobs/bench-fmnist-small.yaml --set train.steps=1 \
+    --set run.out_dir="$SD/run" --set checkpoint.every=0 --set checkpoint.resume=never \
+    --set sample.count=1 --set sample.steps=1 --set data.dir="$OUT/data" --set train.threads=2
+"$PY" -c 'import sys, numpy as np; np.save(sys.argv[1], np.random.default_rng(0).standard_normal((int(sys.argv[2]), 1, 28, 28)).astype(np.float32))' \
+    "$SD/noise.npy" "$S_N" || FAILED=1
+SARGS="--noise $SD/noise.npy --sampler ddim --eta 0 --steps $S_STEPS --timesteps uniform --set sample.clip_x0=true --set sample.batch=$S_B --chunk $S_B"
+# shellcheck disable=SC2086  # SARGS and MPIFLAGS are word lists on purpose
+OMP_NUM_THREADS=2 run sample-dfm-1x2 "$DFM" sample "$SD/run" $SARGS --set train.threads=2 --out "$SD/dfm.npy"
+# shellcheck disable=SC2086
+OMP_NUM_THREADS=1 run sample-dfm-2x1 "$MPIRUN" -np 2 $MPIFLAGS "$DFM" sample "$SD/run" $SARGS \
+    --set train.threads=1 --out "$SD/dfm2.npy"
+OMP_NUM_THREADS=2 run sample-torch "$PY" tests/bench/sample_torch.py "$SD/run/weights.bin" \
+    "$SD/noise.npy" "$S_STEPS" "$S_B" 2 "$SD/torch.npy"
+"$PY" -c 'import sys, numpy as np; a, b = np.load(sys.argv[1]), np.load(sys.argv[2]); print("max |dfm - torch| %.3g" % float(np.abs(a.reshape(b.shape) - b).max()))' \
+    "$SD/dfm.npy" "$SD/torch.npy" > "$RAW/sample-diff.txt" 2>&1 || FAILED=1
+fi
+
 note "load at end: $(load)"
 note "total: $(( $(date +%s) - T_START )) s"
 "$PY" tests/bench/report.py "$OUT" --last "$P_LAST" --dp-batch "$DP_B" --model-batch "$MODEL_B" \
-    --quick "$QUICK" --sections "$SECTIONS"
+    --quick "$QUICK" --sections "$SECTIONS" --large-batch "$LARGE_B" --scale-batch "$SCALE_FIX_B"
 rc=$?
 [ $rc -eq 0 ] || FAILED=1
 [ $FAILED -eq 0 ] || { echo "bench: FAILED (see above)" >&2; exit 1; }

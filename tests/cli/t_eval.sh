@@ -57,6 +57,10 @@ else nok "blur raises FD and spectral distance" "$fd $fd1 $fd2 / $s1 $s2"; fi
 if grep -q "real floor" "$TMP/b1.txt" && [ -n "$(awk -F'|' '/FD-FMNIST/ {gsub(/ /,"",$4); print $4}' "$TMP/b1.txt")" ]; then
     ok "scores printed beside the real-data floor"; else nok "floor column" "$(cat "$TMP/b1.txt")"; fi
 
+if [ "$(head -c 4 "$TMP/blur1.spectrum.png" 2>/dev/null | od -An -c | tr -d ' ')" = "211PNG" ] \
+    && grep -q "spectra: $TMP/blur1.spectrum.png" "$TMP/b1.txt"; then ok "spectra plotted to SAMPLES.spectrum.png"
+else nok "spectra plot" "$(ls "$TMP")"; fi
+
 # the same table on 1, 2 and 4 ranks, chunk sizes 7 and 64
 for np in 1 2 4; do
     # shellcheck disable=SC2086
@@ -77,5 +81,24 @@ if [ $rc -eq 2 ] && grep -q "shape (300,)" "$TMP/err"; then ok "labels of the wr
 # shellcheck disable=SC2086
 "$DFM" eval "$TMP/labels.npy" $E > /dev/null 2> "$TMP/err"; rc=$?
 if [ $rc -eq 2 ] && grep -q "evaluator wants" "$TMP/err"; then ok "not images: the shapes named"; else nok "not images" "exit $rc: $(cat "$TMP/err")"; fi
+
+# FD-MNIST: no classifier is shipped (no MNIST bytes to train it from here): a clear error naming
+# the way out; given the data (here MNIST-format files served from a local mirror, hashes
+# recorded with --allow-unpinned) dfm evaluator train mnist and dfm eval --evaluator mnist work
+"$DFM" eval "$TMP/real.npy" --evaluator mnist --data "$DATA" > /dev/null 2> "$TMP/err"; rc=$?
+if [ $rc -eq 1 ] && grep -q "no FD-MNIST classifier is shipped" "$TMP/err" && grep -q "evaluator train mnist" "$TMP/err" \
+    && grep -q -- "--weights FILE" "$TMP/err"; then ok "FD-MNIST without weights: a clear error"
+else nok "FD-MNIST without weights" "exit $rc: $(cat "$TMP/err")"; fi
+mkdir -p "$TMP/mirror"
+for f in train-images-idx3-ubyte train-labels-idx1-ubyte t10k-images-idx3-ubyte t10k-labels-idx1-ubyte; do
+    gzip -c "$DATA/fashion-mnist/$f" > "$TMP/mirror/$f.gz"
+done
+"$DFM" fetch mnist --dir "$TMP/mn" --mirror "file://$TMP/mirror/" --allow-unpinned > "$TMP/mn.log" 2>&1 \
+    && "$DFM" evaluator train mnist --data "$TMP/mn" --epochs 1 --limit 256 --log-every 0 \
+        --out "$TMP/mnist.dfmw" >> "$TMP/mn.log" 2>&1 \
+    && "$DFM" eval "$TMP/real.npy" --evaluator mnist --weights "$TMP/mnist.dfmw" --data "$TMP/mn" --ref 100 \
+        --no-floor > "$TMP/mn.txt" 2>&1
+if grep -q "FD-MNIST" "$TMP/mn.txt" && [ -n "$(val FD-MNIST "$TMP/mn.txt")" ]; then ok "FD-MNIST given the data: train the evaluator, score"
+else nok "FD-MNIST given the data" "$(tail -5 "$TMP/mn.log" "$TMP/mn.txt")"; fi
 
 [ "$n_fail" -eq 0 ]

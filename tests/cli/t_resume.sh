@@ -1,7 +1,8 @@
 #!/bin/sh
 # Checkpoints in dfm train: preempted-and-resumed runs bitwise equal to an uninterrupted one
 # (SIGUSR1 at random moments, ten times), resume across 1/2/4 ranks with ZeRO-1 on and off,
-# async saves, kill -9 inside the commit, a rank killed mid-step (no hang), SIGTERM and SIGINT,
+# async saves, kill -9 inside the commit, a rank killed mid-step (no hang), a rank stopped mid-step
+# (the watchdog), signals during start-up, SIGTERM and SIGINT,
 # spec changes, resume never/must/--resume, metrics.jsonl continuation, and the export of a
 # real U-Net checkpoint into the PyTorch reference model. Needs DFM and DFM_BIN; uses mpirun.
 set -u
@@ -136,6 +137,43 @@ secs=$(($(date +%s) - start))
 if [ -n "$victim" ] && [ "$rc" -ne 0 ] && [ "$secs" -le 30 ]; then
     ok "a rank killed with SIGKILL mid-run: the job ended in ${secs}s (exit $rc)"
 else nok "rank killed mid-run: victim '$victim', exit $rc after ${secs}s"; fi
+
+# ---- a signal during start-up: kept, not fatal; the run stops before step 1 saving nothing -------
+# Before the OpenMP wait-policy re-exec (forced: more threads than cores), which resets handlers:
+# the blocked signal stays pending across it (DFM_FAULT_SIGNAL_STARTUP sends a real SIGUSR1).
+env -u OMP_WAIT_POLICY DFM_FAULT_SIGNAL_STARTUP=exec timeout 300 "$DFM" train "$TINY" \
+    --set data.dir="$DATA" --set run.out_dir="$TMP/early" --set train.threads=$(($(nproc) + 2)) \
+    > "$TMP/early.log" 2>&1; rc=$?
+if [ "$rc" -eq 75 ] && grep -q "OMP_WAIT_POLICY=passive" "$TMP/early.log" &&
+    grep -q "stopped by SIGUSR1 before step 1 of [0-9]*, during start-up: nothing to save" "$TMP/early.log" &&
+    [ ! -s "$TMP/early/metrics.jsonl" ] && [ ! -d "$TMP/early/ckpt" ]; then
+    ok "SIGUSR1 before the wait-policy re-exec: exit 75 before step 1, nothing saved, one line"
+else nok "SIGUSR1 before the re-exec: exit $rc"; tail -3 "$TMP/early.log"; fi
+# On one rank of two, after the data loaded: every rank stops before step 1.
+DFM_FAULT_SIGNAL_STARTUP=resume@1 timeout 300 $MPIRUN -np 2 "$DFM" train "$TINY" --set data.dir="$DATA" \
+    --set run.out_dir="$TMP/early2" > "$TMP/early2.log" 2>&1; rc=$?
+if [ "$rc" -eq 75 ] && grep -q "stopped by a signal on another rank before step 1" "$TMP/early2.log" &&
+    [ ! -s "$TMP/early2/metrics.jsonl" ]; then
+    ok "SIGUSR1 on rank 1 during start-up: both ranks stop before step 1 with exit 75"
+else nok "SIGUSR1 on rank 1 during start-up: exit $rc"; tail -3 "$TMP/early2.log"; fi
+
+# ---- a rank that hangs (SIGSTOP): the other one's watchdog ends the job -----------------------
+# (mpirun ends a job whose rank died, not one whose rank stopped: only the watchdog can)
+timeout 120 $MPIRUN -np 2 "$DFM" train "$TINY" --set data.dir="$DATA" --set run.out_dir="$TMP/hang" \
+    --set train.steps=100000 --set checkpoint.every=0 --set train.watchdog=3 > "$TMP/hang.log" 2>&1 &
+tpid=$!
+for _ in $(seq 1 200); do [ -s "$TMP/hang/metrics.jsonl" ] && break; sleep 0.1; done
+mp=$(pgrep -P "$tpid")
+victim=$(pgrep -P "$mp" -f "dfm train" | tail -1)
+start=$(date +%s)
+[ -n "$victim" ] && kill -STOP "$victim"
+wait "$tpid"; rc=$?
+secs=$(($(date +%s) - start))
+[ -n "$victim" ] && kill -9 "$victim" 2> /dev/null
+if [ -n "$victim" ] && [ "$rc" -ne 0 ] && [ "$rc" -ne 124 ] && [ "$secs" -le 20 ] &&
+    grep -q "\[rank [01]\] error: no step boundary for [3-9] s (train.watchdog = 3): another rank has died or hangs" "$TMP/hang.log"; then
+    ok "a rank stopped with SIGSTOP mid-run: the other rank's watchdog ended the job in ${secs}s (exit $rc)"
+else nok "stopped rank: victim '$victim', exit $rc after ${secs}s"; tail -5 "$TMP/hang.log"; fi
 
 # ---- SIGTERM and SIGINT to the ranks ----------------------------------------------------------------
 for sig in TERM INT; do

@@ -46,7 +46,7 @@ cat "$TMP/golden"
 if dry "$TINY" --set run.out_dir="$TMP/dry" && [ ! -e "$TMP/dry" ] && bash -n "$TMP/dry.sh" &&
     has '#SBATCH --ntasks-per-node=2' && has '#SBATCH --signal=USR1@60' && has '#SBATCH --requeue' &&
     has '#SBATCH --open-mode=append' && has "#SBATCH --chdir=$ROOT" && has "DFM=$DFM" &&
-    has 'srun --mpi=pmix --cpus-per-task=1 "$DFM" train "$RUN_DIR/job.yaml"' &&
+    has 'srun --mpi=pmix --kill-on-bad-exit=1 --cpus-per-task=1 "$DFM" train "$RUN_DIR/job.yaml"' &&
     has 'export OMP_NUM_THREADS=1' && ! has '#SBATCH --partition' && ! has '#SBATCH --array'; then
     ok "dry run: valid bash, the slurm section's options, srun --mpi=pmix, no file written"
 else notok "dry run script" "$(cat "$TMP/dry.err")"; fi
@@ -65,6 +65,11 @@ if dry "$TINY" --set slurm.launcher=mpirun && has '#SBATCH --signal=B:USR1@60' &
     has 'mpirun --bind-to none "$DFM" train' && has "trap 'pass USR1' USR1"; then
     ok "mpirun launcher: the warning signal goes to the batch shell (B:), which passes it on"
 else notok "mpirun launcher" "$(cat "$TMP/dry.err")"; fi
+if dry "$TINY" && has 'srun --mpi=pmix --kill-on-bad-exit=1 --cpus-per-task=1 "$DFM" train' &&
+    dry "$TINY" --set slurm.mpi=pmi2 && has 'srun --mpi=pmi2 --kill-on-bad-exit=1 '; then
+    ok "srun launcher: --mpi from slurm.mpi (default pmix), --kill-on-bad-exit=1 (a dead rank ends the step)"
+else notok "srun launcher options" "$(grep srun "$TMP/dry.sh")"; fi
+expect_fail "slurm.mpi that is not a plugin name" 2 "srun MPI plugin name" submit "$TINY" --dry-run --set 'slurm.mpi=pmix -n 4'
 
 if dry "$TINY" --set slurm.partition=debug --set slurm.account=proj1 --set slurm.qos=high \
     --set slurm.mem=4G --set 'slurm.extra=[--exclusive, --constraint=avx2]' \
@@ -94,6 +99,22 @@ else notok "3-rank warning" "$(cat "$TMP/err")"; fi
 if "$DFM" submit "$TINY" --dry-run --set train.threads=0 --set slurm.cpus_per_task=2 >/dev/null 2>"$TMP/err" &&
     [ ! -s "$TMP/err" ]; then ok "train.threads 0 follows cpus_per_task without a warning"
 else notok "threads 0" "$(cat "$TMP/err")"; fi
+
+# ---- the save time of an earlier run against the warning signal's lead ---------------------------
+# A real run into the run directory records its saves in metrics.jsonl; a lead of 0 s is shorter
+# than any of them, 300 s longer than this tiny job's.
+d="$TMP/saved"
+if "$DFM" train "$TINY" --set run.out_dir="$d" --set train.steps=4 --set checkpoint.every=2 >"$TMP/saved.log" 2>&1 &&
+    grep -q '"checkpoint":{"step":4,.*"save_s":' "$d/metrics.jsonl"; then
+    if "$DFM" submit "$TINY" --dry-run --set run.out_dir="$d" --set slurm.signal=USR1@0 >/dev/null 2>"$TMP/err" &&
+        grep -q "a checkpoint save in an earlier run of $d took [0-9.e-]* s (metrics.jsonl, the save of step [24]), more than the 0 s slurm.signal USR1@0 leaves" "$TMP/err" &&
+        grep -q "slurm.signal: USR1@[0-9]*" "$TMP/err"; then
+        ok "save time of an earlier run above the signal lead: warned ($(cut -c1-90 "$TMP/err"))"
+    else notok "save-time warning missing" "$(cat "$TMP/err")"; fi
+    if "$DFM" submit "$TINY" --dry-run --set run.out_dir="$d" --set slurm.signal=USR1@300 >/dev/null 2>"$TMP/err" &&
+        [ ! -s "$TMP/err" ]; then ok "save time within the signal lead: no warning"
+    else notok "save-time warning with a long lead" "$(cat "$TMP/err")"; fi
+else notok "a run to measure a save" "$(tail -3 "$TMP/saved.log")"; fi
 
 # ---- sbatch missing or failing ------------------------------------------------------------------
 mkdir -p "$TMP/empty"

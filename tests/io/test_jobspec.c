@@ -728,3 +728,23 @@ Test(jobspec, checkpoint_keys)
     cr_assert_eq(jobspec_set(&js, "checkpoint.async=maybe"), ERR_SPEC);
     jobspec_free(&js);
 }
+
+Test(jobspec, watchdog_and_slurm_mpi)
+{
+    JobSpec js;
+    cr_assert_eq(load_str(&js, "train:\n  watchdog: 60\nslurm:\n  mpi: pmix_v4\n"), ERR_OK, "%s",
+                 err_message());
+    cr_assert_eq(js.train.watchdog, 60);
+    cr_assert_str_eq(js.slurm.mpi, "pmix_v4");
+    cr_assert_eq(jobspec_set(&js, "train.watchdog=0"), ERR_OK, "0 turns it off");
+    cr_assert_eq(jobspec_set(&js, "train.watchdog=-1"), ERR_SPEC);
+    cr_assert_eq(jobspec_set(&js, "slurm.mpi=pmi2"), ERR_OK);
+    cr_assert_eq(jobspec_set(&js, "slurm.mpi=pmix --exclusive"), ERR_SPEC);
+    cr_assert(strstr(err_message(), "srun MPI plugin name") != NULL, "%s", err_message());
+    cr_assert_eq(jobspec_set(&js, "slurm.mpi="), ERR_SPEC);
+    jobspec_free(&js);
+    cr_assert_eq(jobspec_defaults(&js), ERR_OK);
+    cr_assert_eq(js.train.watchdog, 300);
+    cr_assert_str_eq(js.slurm.mpi, "pmix");
+    jobspec_free(&js);
+}

@@ -58,7 +58,12 @@ Test(sbatch, builtin_template_has_every_placeholder_known)
     cr_assert(strstr(s, "#SBATCH --signal=USR1@300\n") != NULL);
     cr_assert(strstr(s, "#SBATCH --partition") == NULL);
     cr_assert(strstr(s, "@") == NULL || strstr(s, "@300") != NULL);
-    cr_assert(strstr(s, "srun --mpi=pmix --cpus-per-task=1 \"$DFM\" train") != NULL);
+    cr_assert(strstr(s, "srun --mpi=pmix --kill-on-bad-exit=1 --cpus-per-task=1 \"$DFM\" train") !=
+              NULL);
+    xfree(s);
+    cr_assert_eq(jobspec_set(&js, "slurm.mpi=pmi2"), ERR_OK);
+    cr_assert_eq(sbatch_render(&js, &job, NULL, NULL, &s), ERR_OK, "%s", err_message());
+    cr_assert(strstr(s, "srun --mpi=pmi2 --kill-on-bad-exit=1 ") != NULL, "slurm.mpi is used");
     xfree(s);
     jobspec_free(&js);
 }

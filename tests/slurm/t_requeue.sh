@@ -1,6 +1,7 @@
 #!/bin/sh
 # The batch script requeues a job only when dfm train exits 75 ("stopped on the warning signal,
-# checkpoint saved"): a cancelled job stays cancelled, a failing job stays failed, and a job that
+# checkpoint saved"): a cancelled job stays cancelled, a failing job stays failed, a job whose rank
+# is killed with SIGKILL ends at once (srun --kill-on-bad-exit=1) and stays failed, and a job that
 # gets the warning signal (delivered here with scancel --signal) checkpoints, requeues itself,
 # resumes and ends with weights bitwise equal to an uninterrupted run, under srun (signal to the
 # ranks) and under mpirun (signal to the batch shell, passed on).
@@ -36,6 +37,27 @@ if [ "$st" = FAILED ] && [ "$rs" = 0 ] && history_has "$d" "end job=$id restart=
     ! history_has "$d" "action=requeue" && [ "$(grep -c ' start ' "$d/slurm-history.log")" -eq 1 ]; then
     ok "failing job $id (exit code $ec) stays FAILED after one start, 0 restarts"
 else notok "fail: state $st, restarts $rs, exit code $ec" "$(cat "$d/slurm-history.log"; tail -3 "$d/slurm-$id.out")"; fi
+
+# ---- a rank killed with kill -9 under srun: the job ends at once, not requeued -------------------
+# srun --kill-on-bad-exit=1 ends the step when a task dies (here Open MPI, told by PMIx, also
+# aborts on its own; the option covers MPI libraries and PMI plugins that do not); the watchdog
+# is off, so it is not what ends the job.
+d="$TMP/dead"
+# shellcheck disable=SC2086
+id=$(submit "$d" $LONG --set train.watchdog=0) || notok "dead rank: submit"
+if wait_state "$id" 60 RUNNING && wait_step "$d" 5 60; then
+    victim=$(pgrep -f "^[^ ]*dfm train $d/job.yaml\$" | head -1) # a task, not srun
+    start=$(date +%s)
+    [ -n "$victim" ] && kill -9 "$victim"
+    wait_state "$id" 60 FAILED COMPLETED CANCELLED
+    secs=$(($(date +%s) - start))
+    sleep 2 # a requeue would have happened by now
+    st=$(field "$id" JobState) rs=$(field "$id" Restarts)
+    if [ -n "$victim" ] && [ "$st" = FAILED ] && [ "$rs" = 0 ] && [ "$secs" -le 30 ] &&
+        ! history_has "$d" "action=requeue"; then
+        ok "a rank of job $id killed with SIGKILL under srun: the job ended in ${secs}s, FAILED, not requeued"
+    else notok "dead rank under srun: victim '$victim', state $st after ${secs}s, restarts $rs" "$(tail -5 "$d/slurm-$id.out")"; fi
+else notok "dead rank: job $id never ran" "$(cat "$d"/slurm-*.out 2>&1 | tail -5)"; fi
 
 # ---- warning signal -> checkpoint -> requeue -> resume -------------------------------------------
 # Does this dfm train stop with 75 on SIGUSR1 (checkpoint and resume)? Probe it locally.
