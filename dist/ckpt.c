@@ -3,6 +3,7 @@
 #include "dist/ckpt.h"
 
 #include <errno.h>
+#include <mpi.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <signal.h>
@@ -78,7 +79,7 @@ typedef struct {
     char msg[480];
 } Outcome;
 
-enum { PH_IDLE = 0, PH_WRITE = 1, PH_COMMIT = 2 };
+enum { PH_IDLE = 0, PH_WRITE = 1, PH_AGREE = 2, PH_COMMIT = 3 };
 
 struct CkptSaver {
     CkptPolicy pol;
@@ -96,6 +97,8 @@ struct CkptSaver {
     char tmpdir[4200], shard_path[4300];
     ShardResult res;   /* this rank's shard */
     ShardResult *all;  /* every rank's, after the agreement (rank 0's commit reads them) */
+    MPI_Request req;   /* the agreement's MPI_Iallgather (req_live) */
+    int req_live;
     Outcome out;       /* rank 0: the commit's outcome */
 };
 
@@ -120,6 +123,12 @@ void ckpt_saver_destroy(CkptSaver *s)
 {
     if (!s) return;
     join_thread(s);
+    if (s->req_live) {
+        /* An agreement still in flight (a failed run): waiting could hang on a dead rank, and
+         * MPI may still write into its buffers, so they are left allocated. */
+        int flag = 0;
+        if (MPI_Test(&s->req, &flag, MPI_STATUS_IGNORE) != MPI_SUCCESS || !flag) return;
+    }
     xfree(s->all);
     xfree_aligned(s->staging);
     xfree(s);
@@ -243,7 +252,13 @@ int ckpt_save_start(CkptSaver *s, const CkptState *st)
 
 int ckpt_save_busy(const CkptSaver *s) { return s->phase != PH_IDLE; }
 
-int ckpt_save_ready(CkptSaver *s) { return s->phase != PH_IDLE && atomic_load(&s->done); }
+double ckpt_save_ready(CkptSaver *s)
+{
+    if (s->phase == PH_IDLE || !atomic_load(&s->done)) return 0.0;
+    /* rank 0 after its commit: 1.5 says that it failed (the sum then exceeds the rank count) */
+    if (s->phase == PH_COMMIT && dist_rank() == 0 && s->out.rc != ERR_OK) return 1.5;
+    return 1.0;
+}
 
 /* Rank 0: commit the agreed save (file operations only: runs on the writer thread). */
 static int commit_rank0(CkptSaver *s, const ShardResult *all, int world, uint64_t *bytes_out)
@@ -352,19 +367,47 @@ static int fail_with(int rc, const char *msg)
     return rc;
 }
 
-/* Every rank's shard is written (or failed): agree on the results, then rank 0 commits, on the
- * writer thread (async) or here (sync). Collective. */
-static int agree_shards(CkptSaver *s)
+/* Every rank's shard is written (or failed): post the exchange of the results (step 2). The
+ * async save only posts it here (MPI_Iallgather, nothing to wait for at this boundary) and
+ * completes it at the next one, by which time every rank has posted it. Collective. */
+static int post_agreement(CkptSaver *s)
 {
     double t0 = core_now();
     join_thread(s);
-    int rank = dist_rank(), world = dist_size();
+    int world = dist_size();
     xfree(s->all);
     s->all = xcalloc((size_t)world, sizeof *s->all);
-    int rc = dist_allgather(&s->res, s->all, sizeof *s->all);
-    if (rc != ERR_OK) {
-        s->phase = PH_IDLE;
-        return rc;
+    s->phase = PH_AGREE;
+    if (world == 1) {
+        s->all[0] = s->res;
+    } else {
+        int mrc = MPI_Iallgather(&s->res, (int)sizeof s->res, MPI_BYTE, s->all,
+                                 (int)sizeof s->res, MPI_BYTE, MPI_COMM_WORLD, &s->req);
+        if (mrc != MPI_SUCCESS) {
+            s->phase = PH_IDLE;
+            return ERR(ERR_MPI, "checkpoint of step %" PRIu64 ": MPI_Iallgather failed (%d)",
+                       s->step, mrc);
+        }
+        s->req_live = 1;
+    }
+    s->stall += core_now() - t0;
+    return ERR_OK;
+}
+
+/* Complete the exchange; on success rank 0 commits, on the writer thread (async) or here
+ * (sync). Collective. */
+static int finish_agreement(CkptSaver *s)
+{
+    double t0 = core_now();
+    int rank = dist_rank(), world = dist_size();
+    if (s->req_live) {
+        int mrc = MPI_Wait(&s->req, MPI_STATUS_IGNORE);
+        s->req_live = 0;
+        if (mrc != MPI_SUCCESS) {
+            s->phase = PH_IDLE;
+            return ERR(ERR_MPI, "checkpoint of step %" PRIu64 ": MPI_Wait failed (%d)", s->step,
+                       mrc);
+        }
     }
     ckpt_kill_point("agreed", s->step);
     int bad = -1;
@@ -395,7 +438,23 @@ static int agree_shards(CkptSaver *s)
     return ERR_OK;
 }
 
-/* Rank 0's commit is finished: every rank learns its outcome. Collective. */
+static void fill_stats(const CkptSaver *s, uint64_t bytes, double total_s, CkptSaveStats *out)
+{
+    CkptSaveStats stats;
+    memset(&stats, 0, sizeof stats);
+    stats.step = s->step;
+    stats.bytes = bytes;
+    char name[CKPT_NAME_MAX];
+    ckpt_step_name(name, sizeof name, s->step);
+    snprintf(stats.path, sizeof stats.path, "%s/%s", s->dir, name);
+    stats.stall_s = s->async ? s->stall : total_s;
+    stats.total_s = total_s;
+    stats.async = s->async;
+    if (out) *out = stats;
+}
+
+/* Rank 0's commit is finished: every rank learns its outcome through a broadcast (the
+ * synchronous path, and the async one when the commit failed). Collective. */
 static int learn_outcome(CkptSaver *s, CkptSaveStats *out)
 {
     double t0 = core_now();
@@ -406,39 +465,44 @@ static int learn_outcome(CkptSaver *s, CkptSaveStats *out)
     if (rc != ERR_OK) return rc;
     if (o.rc != ERR_OK) return fail_with((int)o.rc, o.msg);
     s->stall += core_now() - t0;
-    CkptSaveStats stats;
-    memset(&stats, 0, sizeof stats);
-    stats.step = s->step;
-    stats.bytes = o.bytes;
-    char name[CKPT_NAME_MAX];
-    ckpt_step_name(name, sizeof name, s->step);
-    snprintf(stats.path, sizeof stats.path, "%s/%s", s->dir, name);
-    stats.stall_s = s->stall;
     /* rank 0's clock: the save is on disk from the end of its commit on */
-    stats.total_s = s->async ? o.total_s : core_now() - s->t_start;
-    if (!s->async) stats.stall_s = stats.total_s;
-    stats.async = s->async;
-    if (out) *out = stats;
+    fill_stats(s, o.bytes, s->async ? o.total_s : core_now() - s->t_start, out);
     return ERR_OK;
 }
 
-int ckpt_save_advance(CkptSaver *s, CkptSaveStats *out, int *committed)
+int ckpt_save_advance(CkptSaver *s, double ready_sum, CkptSaveStats *out, int *committed)
 {
     *committed = 0;
-    if (s->phase == PH_WRITE) return agree_shards(s);
-    if (s->phase == PH_COMMIT) {
-        TRY(learn_outcome(s, out));
+    double world = (double)dist_size();
+    switch (s->phase) {
+    case PH_WRITE:
+        return ready_sum >= world ? post_agreement(s) : ERR_OK;
+    case PH_AGREE:
+        return finish_agreement(s);
+    case PH_COMMIT:
+        if (ready_sum < world) return ERR_OK;
+        if (ready_sum > world + 0.25) { /* rank 0's commit failed: its message to every rank */
+            TRY(learn_outcome(s, out));
+            return ERR(ERR_STATE, "checkpoint of step %" PRIu64 ": the commit failed", s->step);
+        }
+        /* committed: the reduced sum said so, no message needed */
+        join_thread(s);
+        s->phase = PH_IDLE;
+        fill_stats(s, s->out.bytes,
+                   dist_rank() == 0 ? s->out.total_s : core_now() - s->t_start, out);
         *committed = 1;
         return ERR_OK;
+    default:
+        return ERR(ERR_STATE, "no checkpoint save in flight");
     }
-    return ERR(ERR_STATE, "no checkpoint save in flight");
 }
 
 int ckpt_save_commit(CkptSaver *s, CkptSaveStats *out)
 {
     if (s->phase == PH_IDLE) return ERR(ERR_STATE, "no checkpoint save in flight");
-    if (s->phase == PH_WRITE) TRY(agree_shards(s));
-    return learn_outcome(s, out);
+    if (s->phase == PH_WRITE) TRY(post_agreement(s)); /* waits for the writer thread */
+    if (s->phase == PH_AGREE) TRY(finish_agreement(s));
+    return learn_outcome(s, out); /* waits for rank 0's commit */
 }
 
 int ckpt_save(CkptSaver *s, const CkptState *st, CkptSaveStats *out)

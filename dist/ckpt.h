@@ -13,18 +13,21 @@
  * returns the same error on every rank, naming the rank and the path, and removes its .tmp.
  *
  * Async (ckpt_save_start, ckpt_save_advance, ckpt_save_commit): the caller's thread only copies
- * and agrees; every file operation runs on a writer thread (no MPI there: MPI is FUNNELED).
+ * and posts or completes small exchanges; every file operation runs on a writer thread (no MPI
+ * there: MPI is FUNNELED), and nothing at a step boundary waits for another rank.
  *   a. ckpt_save_start copies this rank's slice into a second buffer and starts the writer
  *      thread, which writes, hashes and fsyncs the shard (step 1). Local, no communication.
- *   b. Once every rank's writer is done (ckpt_save_ready, summed by the caller in a reduction
- *      it does anyway), ckpt_save_advance on all ranks at the same boundary performs step 2
- *      (one small allgather) and hands rank 0's steps 3-4 to a writer thread.
- *   c. Once rank 0's commit is done (ckpt_save_ready again: 1 on the other ranks), the next
- *      ckpt_save_advance performs step 5 (one small broadcast) and reports the save committed.
- * ckpt_save_commit does whatever is left of b and c, waiting for the threads (the training
- * loop calls it before a synchronous save or a new async one: one save in flight at a time).
- * The files are written in the same order as by the synchronous save, so a crash at any point
- * of the async path leaves the previous checkpoint as it was, too.
+ *   b. The caller sums ckpt_save_ready over the ranks in a reduction it does anyway, and calls
+ *      ckpt_save_advance with the sum at every step boundary while a save is busy: once every
+ *      shard is written, it posts step 2 (MPI_Iallgather of the results); at the next boundary
+ *      it completes it (every rank posted it a step ago) and hands rank 0's steps 3-4 to a
+ *      writer thread; once the sum says rank 0's commit is done, the save is committed on every
+ *      rank, with no message (a failed commit makes rank 0's value 1.5, and then one broadcast
+ *      carries its error to every rank).
+ * ckpt_save_commit does whatever is left, waiting for the threads (the training loop calls it
+ * before a synchronous save or a new async one: one save in flight at a time). The files are
+ * written in the same order as by the synchronous save, so a crash at any point of the async
+ * path leaves the previous checkpoint as it was, too.
  *
  * Fault injection for tests: DFM_CKPT_KILL_AT=POINT[@RANK][:STEP] sends SIGKILL to the process
  * at POINT (begin, shard-half, shard-written, agreed, manifest, renamed, latest, retention) on
@@ -91,12 +94,13 @@ void ckpt_saver_reserve(CkptSaver *s, size_t floats);
 int ckpt_save_start(CkptSaver *s, const CkptState *st);
 /* A save was started and not committed yet. */
 int ckpt_save_busy(const CkptSaver *s);
-/* This rank's part of the current phase of the save in flight is done (the shard written; in
- * the commit phase: rank 0's commit finished, always 1 on the other ranks); 0 when idle. */
-int ckpt_save_ready(CkptSaver *s);
-/* Collective, when ckpt_save_ready was 1 on every rank: move the save in flight to its next
- * phase without waiting; *committed = 1 (and *out filled) once it is committed. */
-int ckpt_save_advance(CkptSaver *s, CkptSaveStats *out, int *committed);
+/* This rank's part of the current phase of the save in flight: 0 not done (or idle), 1 done,
+ * 1.5 on rank 0 when its commit failed. Sum it over the ranks for ckpt_save_advance. */
+double ckpt_save_ready(CkptSaver *s);
+/* Collective, at a step boundary while a save is busy, with the sum of ckpt_save_ready taken in
+ * the same step on every rank: move the save on without waiting for other ranks; *committed = 1
+ * (and *out filled: bytes and total_s are rank 0's figures) once it is committed. */
+int ckpt_save_advance(CkptSaver *s, double ready_sum, CkptSaveStats *out, int *committed);
 /* Collective: finish the save in flight, waiting for the writer threads. */
 int ckpt_save_commit(CkptSaver *s, CkptSaveStats *out);
 

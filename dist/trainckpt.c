@@ -270,12 +270,13 @@ int trainckpt_boundary(TrainCkpt *tc, Trainer *tr, RunRecord *rec)
     long step = tr->ctr.step;
     int every = js->checkpoint.every;
     watchdog_kick(); /* a step boundary: dist/watchdog.h */
-    /* an async save whose current phase is done everywhere (summed in this step's reduction):
-     * agree on the shards and let rank 0's writer commit, or learn that it committed */
-    if (ckpt_save_busy(tc->saver) && tr->sync_out[TRAIN_SYNC_CKPT_READY] >= (double)tr->size) {
+    /* an async save moves on when the sums of this step's reduction say its current phase is
+     * done everywhere: exchange the shard results, let rank 0's writer commit, learn that it
+     * committed (dist/ckpt.h) */
+    if (ckpt_save_busy(tc->saver)) {
         CkptSaveStats s;
         int committed = 0;
-        TRY(ckpt_save_advance(tc->saver, &s, &committed));
+        TRY(ckpt_save_advance(tc->saver, tr->sync_out[TRAIN_SYNC_CKPT_READY], &s, &committed));
         if (committed) note_save(tc, &s, rec);
     }
     if (tr->sync_out[TRAIN_SYNC_STOP] > 0) {
@@ -293,7 +294,7 @@ int trainckpt_boundary(TrainCkpt *tc, Trainer *tr, RunRecord *rec)
     return ERR_OK;
 }
 
-double trainckpt_ready(TrainCkpt *tc) { return tc && ckpt_save_ready(tc->saver) ? 1.0 : 0.0; }
+double trainckpt_ready(TrainCkpt *tc) { return tc ? ckpt_save_ready(tc->saver) : 0.0; }
 
 int trainckpt_stopped(const TrainCkpt *tc) { return tc ? tc->stopped : 0; }
 const char *trainckpt_last_path(const TrainCkpt *tc) { return tc ? tc->last_path : ""; }

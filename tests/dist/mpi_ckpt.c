@@ -188,17 +188,14 @@ static void suite(const char *dir)
         } else {
             /* the boundary path: advance whenever every rank's part of a phase is done */
             int committed = 0, advances = 0;
-            while (!committed) {
+            while (!committed && advances < 100000) {
                 double ready = ckpt_save_ready(sv);
                 check(dist_allreduce_sum_f64(&ready, 1) == ERR_OK, "allreduce");
-                if (ready == (double)P) {
-                    check(ckpt_save_advance(sv, &st, &committed) == ERR_OK, "async advance");
-                    advances++;
-                } else {
-                    usleep(1000);
-                }
+                check(ckpt_save_advance(sv, ready, &st, &committed) == ERR_OK, "async advance");
+                advances++;
+                usleep(1000);
             }
-            check(advances == 2, "an async save commits in two advances (agree, then learn)");
+            check(committed && advances >= 3, "an async save commits in three phases or more");
             check(st.async && st.step == step && st.total_s >= st.stall_s, "async save stats");
         }
         check(!ckpt_save_busy(sv), "not busy after commit");
@@ -309,10 +306,8 @@ static int mode_save(const char *dir, uint64_t step, int async)
         while (rc == ERR_OK && !committed) {
             double ready = ckpt_save_ready(sv);
             rc = dist_allreduce_sum_f64(&ready, 1);
-            if (rc == ERR_OK && ready == (double)dist_size())
-                rc = ckpt_save_advance(sv, &st, &committed);
-            else
-                usleep(1000);
+            if (rc == ERR_OK) rc = ckpt_save_advance(sv, ready, &st, &committed);
+            usleep(1000);
         }
     }
     if (rc != ERR_OK) fprintf(stderr, "mpi_ckpt: save failed: %s\n", err_message());
