@@ -41,6 +41,8 @@ static void sample_usage(FILE *f)
             "  --class C        class of every sample (default: sample i gets class i mod K)\n"
             "  --guidance W     classifier-free guidance scale (1 = none)\n"
             "  --seed S         sampler seed (default sample.seed)\n"
+            "  --resample U     with --inpaint: RePaint resampling, each level stepped U times\n"
+            "                   (ddpm, ddim and the fixed-step flow samplers; 1 = off)\n"
             "  --ema, --no-ema  sample with the EMA weights (default when the run kept one) or not\n"
             "  --chunk K        samples per chunk handed to a rank (default 16)\n"
             "  --noise FILE.npy start sample i from row i of FILE (float32, the layout of --out)\n"
@@ -71,7 +73,8 @@ int cmd_sample(int argc, char **argv)
     static const char *const map[][2] = {
         {"--sampler", "sample.sampler"}, {"--steps", "sample.steps"}, {"--eta", "sample.eta"},
         {"--timesteps", "sample.timesteps"}, {"--class", "sample.label"},
-        {"--guidance", "sample.guidance"}, {"--seed", "sample.seed"}};
+        {"--guidance", "sample.guidance"}, {"--seed", "sample.seed"},
+        {"--resample", "sample.resample"}};
     for (int i = 1; i < argc && rc < 0; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;

@@ -102,6 +102,7 @@ void jobconf_sampler(const JobSpec *js, SamplerConfig *c)
     c->snr = js->sample.snr;
     c->predictor_em = js->sample.predictor == JOB_PREDICTOR_EM;
     c->langevin_eps = js->sample.langevin_eps;
+    c->resample = js->sample.resample;
     c->seed = js->sample.seed;
 }
 

@@ -210,6 +210,7 @@ typedef struct {
     double snr;         /* pc: corrector signal-to-noise ratio */
     JobPredictor predictor; /* pc */
     double langevin_eps;    /* langevin step scale */
+    int resample;       /* RePaint resampling of inpainting (dfm sample --inpaint); 1 = off */
     int label;          /* class to sample, -1 = cycle through the classes */
     int count, batch;
     uint64_t seed;      /* derived: run.seed */

@@ -457,6 +457,11 @@ const Field g_fields[] = {
       .doc = "`pc`: the predictor, the reverse diffusion (ancestral) step or Euler-Maruyama"),
     D("sample.langevin_eps", sample.langevin_eps, 0, 100, FL_LO_OPEN, .def = "2e-05",
       .doc = "`langevin`: step a_i = eps sigma_i^2 / sigma_L^2 at noise level i of L"),
+    I("sample.resample", sample.resample, 1, 1000, 0, .def = "1",
+      .also = "> 1 needs `ddpm` or `ddim` (objective ddpm) or a fixed-step sampler of objective flow",
+      .doc = "inpainting (`dfm sample --inpaint`): RePaint resampling, each noise level's step "
+             "taken this many times with the sample re-noised back in between (1 = off; costs "
+             "that many times the network evaluations)"),
     I("sample.label", sample.label, -1, 999, 0, .def = "-1",
       .also = "< `num_classes`; >= 0 needs `data.conditional`",
       .doc = "class to sample; -1 cycles through the classes (sample i has class i mod "

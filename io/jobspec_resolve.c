@@ -264,6 +264,13 @@ int jobspec_check(const JobSpec *js)
                     "sampler %s is for objective ddpm; use em, pc, langevin, or euler, midpoint, "
                     "heun, rk4, rk45 for the probability-flow ODE",
                     jobspec_sampler_name(s->sampler));
+    if (s->resample > 1 &&
+        !(o->type == JOB_OBJ_DDPM && (s->sampler == JOB_SAMPLER_DDPM || s->sampler == JOB_SAMPLER_DDIM)) &&
+        !(o->type == JOB_OBJ_FLOW && s->sampler >= JOB_SAMPLER_EULER && s->sampler <= JOB_SAMPLER_RK4))
+        return xerr(js, "sample.resample", "sample.sampler",
+                    "resampling is for the ddpm and ddim samplers and the fixed-step flow "
+                    "samplers (euler, midpoint, heun, rk4), not %s",
+                    jobspec_sampler_name(s->sampler));
     if (s->sampler == JOB_SAMPLER_LANGEVIN && s->steps < 2)
         return xerr(js, "sample.steps", "sample.sampler",
                     "langevin needs at least 2 noise levels, got %d", s->steps);

@@ -177,6 +177,18 @@ done
 if out=$($PY "$U" kept "$TMP/ip1.npy" "$TMP/img.npy" "$TMP/m.npy" 2>&1) && cmp -s "$TMP/ip1.npy" "$TMP/ip2.npy"; then
     ok "--inpaint --mask: kept values exact, byte-identical on 1 and 2 ranks"
 else nok "--inpaint --mask" "$out"; fi
+# --resample (RePaint): the kept values stay exact, the generated part changes
+# shellcheck disable=SC2086
+"$DFM" sample "$RUN" $S --inpaint "$TMP/img.npy" --mask "$TMP/m.npy" --resample 3 \
+    --out "$TMP/ipr.npy" > "$TMP/ipr.log" 2>&1 || nok "--resample 3" "$(tail -3 "$TMP/ipr.log")"
+if out=$($PY "$U" kept "$TMP/ipr.npy" "$TMP/img.npy" "$TMP/m.npy" 2>&1) && ! cmp -s "$TMP/ipr.npy" "$TMP/ip1.npy"; then
+    ok "--inpaint --resample 3: kept values exact, the generated part resampled"
+else nok "--inpaint --resample 3" "$out"; fi
+"$DFM" sample "$RUN" --sampler dpmpp2m --steps 3 --inpaint "$TMP/img.npy" --mask "$TMP/m.npy" --resample 2 \
+    > /dev/null 2> "$TMP/err"; rc=$?
+if [ $rc -ne 0 ] && grep -q "sample.resample: resampling is for the ddpm and ddim samplers" "$TMP/err"; then
+    ok "--resample with dpmpp2m: a clear error"
+else nok "--resample with dpmpp2m" "exit $rc: $(cat "$TMP/err")"; fi
 "$DFM" sample "$RUN" --inpaint "$TMP/img.npy" --mask "$TMP/img.npy" > /dev/null 2> "$TMP/err"; rc=$?
 if [ $rc -ne 0 ] && grep -q "a mask holds 1 (keep) or 0" "$TMP/err"; then ok "a mask that is not 0/1"
 else nok "a mask that is not 0/1" "exit $rc: $(cat "$TMP/err")"; fi
