@@ -25,7 +25,7 @@
 #      images/s from the median of the per-step wall_s deltas of metrics.jsonl pooled over the
 #      rounds (each run's first step discarded as warm-up); bin/bench/bench_reduce on 2 ranks for
 #      the communication time per step and the fraction hidden by overlap.
-#   3. loss parity: the quickstart job trained by dfm and by tests/torch/train_quickstart.py
+#   3. loss parity: the quick start's DDPM twin (jobs/quickstart-ddpm.yaml) trained by dfm and by tests/torch/train_quickstart.py
 #      from the same resolved spec, with seeds 1, 2 and 3 (BENCH_PARITY_SEEDS); mean over the
 #      seeds of the loss over the last 100 of 300 steps, within 5%.
 #   4. sampling: `dfm sample` (1 rank x 2 threads, and 2 ranks x 1 thread) next to
@@ -193,14 +193,14 @@ PSET="--set train.steps=$P_STEPS --set train.warmup=$P_WARMUP --set train.thread
       --set sample.count=4 --set sample.steps=2 --set checkpoint.every=0
       --set checkpoint.resume=never --set run.out_dir=$OUT/parity-dfm --set data.dir=$OUT/data"
 # shellcheck disable=SC2086  # PSET is a word list on purpose
-"$DFM" validate jobs/quickstart.yaml $PSET > "$RAW/quickstart-resolved.yaml" || FAILED=1
+"$DFM" validate jobs/quickstart-ddpm.yaml $PSET > "$RAW/quickstart-resolved.yaml" || FAILED=1
 # One seed gives a standard error of about 3% on the difference of the two means, so the
 # engines are compared on the per-step losses averaged over several seeds (P_SEEDS).
 rm -f "$RAW"/parity-dfm-*.jsonl "$RAW"/parity-torch-*.jsonl
 for seed in $P_SEEDS; do
     rm -rf "$OUT/parity-dfm"
     # shellcheck disable=SC2086
-    OMP_NUM_THREADS=$P_THREADS run "parity-dfm-$seed" "$DFM" train jobs/quickstart.yaml $PSET \
+    OMP_NUM_THREADS=$P_THREADS run "parity-dfm-$seed" "$DFM" train jobs/quickstart-ddpm.yaml $PSET \
         --set run.seed="$seed"
     cp "$OUT/parity-dfm/metrics.jsonl" "$RAW/parity-dfm-$seed.jsonl" 2>/dev/null
     OMP_NUM_THREADS=$P_THREADS run "parity-torch-$seed" "$PY" tests/torch/train_quickstart.py \

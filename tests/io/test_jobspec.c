@@ -188,8 +188,9 @@ Test(jobspec, shipped_jobs_load_and_round_trip)
 
 Test(jobspec, shipped_job_names)
 {
-    static const char *const want[] = {"quickstart", "fmnist-ddpm", "fmnist-flow", "fmnist-cfg",
-                                       "toy2d-ddpm", "toy2d-flow", "cifar10-ddpm", "bench-fmnist-small"};
+    static const char *const want[] = {"quickstart", "quickstart-ddpm", "fmnist-ddpm",
+                                       "fmnist-flow", "fmnist-cfg", "toy2d-ddpm", "toy2d-flow",
+                                       "cifar10-ddpm", "bench-fmnist-small"};
     for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
         char rel[128];
         snprintf(rel, sizeof rel, "jobs/%s.yaml", want[i]);

@@ -2,7 +2,7 @@
 """tests/torch/train_quickstart.py - the quickstart DDPM trained in PyTorch, for loss parity.
 
 Usage:
-  bin/dfm validate jobs/quickstart.yaml [--set ...] > spec.yaml
+  bin/dfm validate jobs/quickstart-ddpm.yaml [--set ...] > spec.yaml
   /usr/bin/python3 tests/torch/train_quickstart.py spec.yaml [--steps N] [--last K]
                    [--threads T] [--jsonl FILE] [--data DIR]
 
