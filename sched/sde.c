@@ -383,6 +383,19 @@ static double rms_scaled(const double *e, const double *y0, const double *y1, si
     return sqrt(acc / (double)D);
 }
 
+/* The largest and the mean number of network evaluations over the B samples of a batch. */
+static void nfe_stats(SdeStats *st, const uint64_t *nfe, size_t B)
+{
+    uint64_t mx = 0;
+    double mean = 0.0;
+    for (size_t j = 0; j < B; j++) {
+        mx = nfe[j] > mx ? nfe[j] : mx;
+        mean += (double)nfe[j] / (double)B;
+    }
+    st->nfe = mx;
+    st->nfe_mean = mean;
+}
+
 int ode_rk45_d(const OdeAdaptive *ad, OdeFieldFn F, void *ctx, size_t B, size_t D, double tau0,
                double tau1, double *y, SdeStats *st)
 {
@@ -507,14 +520,7 @@ int ode_rk45_d(const OdeAdaptive *ad, OdeFieldFn F, void *ctx, size_t B, size_t 
         }
         nact = keep;
     }
-    uint64_t mx = 0;
-    double mean = 0.0;
-    for (size_t j = 0; j < B; j++) {
-        mx = evals[j] > mx ? evals[j] : mx;
-        mean += (double)evals[j] / (double)B;
-    }
-    st->nfe = mx;
-    st->nfe_mean = mean;
+    nfe_stats(st, evals, B);
     for (int s = 0; s < 7; s++) xfree(w.k[s]);
     xfree(w.y5);
     xfree(w.ys);
@@ -794,14 +800,7 @@ int sde_pfode_sample_d(const SamplerConfig *cfg, const OdeAdaptive *ad, const Sd
         }
     }
     /* NFE: network evaluations per sample */
-    uint64_t mx = 0;
-    double mean = 0.0;
-    for (size_t j = 0; j < B; j++) {
-        mx = p.nfe[j] > mx ? p.nfe[j] : mx;
-        mean += (double)p.nfe[j] / (double)B;
-    }
-    st->nfe = mx;
-    st->nfe_mean = mean;
+    nfe_stats(st, p.nfe, B);
     xfree(rows);
     xfree(p.nfe);
     xfree(p.njvp);
@@ -864,15 +863,9 @@ static int loglik_run(const LoglikConfig *c, PfField *p, const uint64_t *idx, si
     p->njvp = xcalloc(B, sizeof(uint64_t));
     OdeAdaptive ad = c->ode;
     int rc = ode_rk45_d(&ad, pf_field, p, B, Dy, tau0, tau1, yout, st);
-    uint64_t mx = 0, mj = 0;
-    double mean = 0.0;
-    for (size_t j = 0; j < B; j++) {
-        mx = p->nfe[j] > mx ? p->nfe[j] : mx;
-        mj = p->njvp[j] > mj ? p->njvp[j] : mj;
-        mean += (double)p->nfe[j] / (double)B;
-    }
-    st->nfe = mx;
-    st->nfe_mean = mean;
+    nfe_stats(st, p->nfe, B);
+    uint64_t mj = 0;
+    for (size_t j = 0; j < B; j++) mj = p->njvp[j] > mj ? p->njvp[j] : mj;
     st->jvp = mj;
     xfree(probe);
     xfree(p->nfe);
@@ -1066,14 +1059,7 @@ int flow_rk45_sample_d(const SamplerConfig *cfg, double sigma_min, SchedNetFnD n
     OdeAdaptive ad = {.rk45 = 1, .rtol = cfg->rtol, .atol = cfg->atol, .max_steps = 100000};
     int rc = ode_rk45_d(&ad, pf_field, &p, B, D, 0.0, 1.0, x, st);
     if (rc == ERR_OK) rc = check_finite(x, B * D, "flow rk45");
-    uint64_t mx = 0;
-    double mean = 0.0;
-    for (size_t j = 0; j < B; j++) {
-        mx = p.nfe[j] > mx ? p.nfe[j] : mx;
-        mean += (double)p.nfe[j] / (double)B;
-    }
-    st->nfe = mx;
-    st->nfe_mean = mean;
+    nfe_stats(st, p.nfe, B);
     xfree(p.nfe);
     xfree(p.njvp);
     pf_free(&p);
