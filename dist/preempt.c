@@ -4,7 +4,6 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -65,16 +64,6 @@ void preempt_restore(void)
 }
 
 int preempt_pending(void) { return (int)g_sig; }
-
-void preempt_fault_step(long step1)
-{
-    static long when = -2;
-    if (when == -2) {
-        const char *e = getenv("DFM_FAULT_SIGNAL_STEP");
-        when = e && *e ? atol(e) : -1;
-    }
-    if (when > 0 && step1 == when) raise(SIGUSR1);
-}
 
 void preempt_fault_startup(const char *point, int rank)
 {

@@ -33,10 +33,6 @@ void preempt_unblock(void);
 void preempt_restore(void);
 /* The first signal received since preempt_install (0 = none). */
 int preempt_pending(void);
-/* Fault injection for the preemption tests: with DFM_FAULT_SIGNAL_STEP=S in the environment,
- * the process sends itself SIGUSR1 when called with step1 == S (a real signal at a known step;
- * the training loop calls it on rank 0 before each step, 1-based). */
-void preempt_fault_step(long step1);
 /* Fault injection for the start-up tests: with DFM_FAULT_SIGNAL_STARTUP=POINT[@RANK], the
  * process sends itself SIGUSR1 at POINT: `exec` (before the wait-policy re-exec, signals blocked;
  * the variable is then removed, so only the first process image sends it), `mpi-init` (before

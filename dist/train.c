@@ -16,6 +16,7 @@
 #include "dist/data.h"
 #include "dist/dist.h"
 #include "dist/evaltrain.h"
+#include "dist/fault.h"
 #include "dist/jobagree.h"
 #include "dist/jobconf.h"
 #include "dist/preempt.h"
@@ -154,23 +155,6 @@ void trainer_free(Trainer *tr)
 
 /* ---- one optimizer step ------------------------------------------------------------------ */
 
-/* Fault injection for the non-finite-loss tests: DFM_FAULT_NAN_STEPS=A or A-B (1-based steps)
- * puts a NaN into the first example of micro-batch 0 at those steps, as corrupt data would. */
-static int fault_nan_at(long step1)
-{
-    static long a = -2, b = -2;
-    if (a == -2) {
-        const char *e = getenv("DFM_FAULT_NAN_STEPS");
-        a = b = -1;
-        if (e && *e) {
-            char *end;
-            a = strtol(e, &end, 10);
-            b = *end == '-' ? strtol(end + 1, NULL, 10) : a;
-        }
-    }
-    return a >= 0 && step1 >= a && step1 <= b;
-}
-
 /* Statistics reduced across ranks: loss sum, then per-quartile loss sums and counts, then the
  * caller's sync values (tr->sync_in: preemption and checkpoint flags). */
 enum { ST_LOSS = 0, ST_QSUM = 1, ST_QCNT = 5, ST_SYNC = 9, ST_N = 9 + TRAIN_SYNC_N };
@@ -187,7 +171,7 @@ static int compute_gradient(Trainer *tr, uint64_t k, double stats[ST_N], float *
     int conditional = js->model.num_classes > 0;
     for (size_t s = first; s < end; s++) {
         loader_fill(&tr->ds, &tr->lc, k, s * tr->m, tr->m, tr->x0, tr->labels_in, tr->idx);
-        if (s == 0 && fault_nan_at((long)k + 1)) tr->x0[0] = NAN;
+        if (s == 0 && fault_nan_step((long)k + 1)) tr->x0[0] = NAN;
         int sde = tr->sch.family == SCHED_SDE; /* weighted denoising score matching */
         if (sde)
             TRY(sched_sde_train_targets(&tr->tc, &tr->sch.sde, tr->sch.sde_out,
@@ -272,21 +256,6 @@ static void update_ema(Trainer *tr, uint64_t step)
         ema_update_range(tr->opt.ema, p, d, tr->n * i / nthreads, tr->n * (i + 1) / nthreads);
 }
 
-/* Fault injection for the divergence test: DFM_FAULT_DIVERGE_STEP=S makes the last rank nudge
- * one parameter by one ulp after step S. */
-static void maybe_inject_divergence(Trainer *tr, long step)
-{
-    static long when = -2;
-    if (when == -2) {
-        const char *e = getenv("DFM_FAULT_DIVERGE_STEP");
-        when = e && *e ? atol(e) : -1;
-    }
-    if (when >= 0 && step == when && tr->rank == tr->size - 1 && tr->size > 1) {
-        float *p = net_params(tr->net);
-        p[tr->n / 2] = nextafterf(p[tr->n / 2], INFINITY);
-    }
-}
-
 int trainer_step(Trainer *tr)
 {
     const JobSpec *js = tr->js;
@@ -324,7 +293,10 @@ int trainer_step(Trainer *tr)
     }
     c->step = step + 1;
     c->last_loss = st[ST_LOSS];
-    maybe_inject_divergence(tr, c->step);
+    if (tr->size > 1 && tr->rank == tr->size - 1 && fault_diverge_step(c->step)) {
+        float *p = net_params(tr->net);
+        p[tr->n / 2] = nextafterf(p[tr->n / 2], INFINITY);
+    }
     if (js->train.check_every > 0 && c->step % js->train.check_every == 0)
         TRY(dist_params_agree(net_params(tr->net), tr->n, c->step, NULL));
     double run_s = core_now() - tr->t0;
@@ -394,7 +366,7 @@ int train_run(const JobSpec *js, const TrainOptions *opt, TrainResult *res)
     tr.wall0 = tr.ctr.wall_s;
     if (rc == ERR_OK) watchdog_start(js->train.watchdog); /* dist/watchdog.h */
     while (rc == ERR_OK && tr.ctr.step < js->train.steps && !trainckpt_stopped(ck)) {
-        if (tr.rank == 0) preempt_fault_step(tr.ctr.step + 1);
+        if (tr.rank == 0) fault_signal_step(tr.ctr.step + 1);
         rc = trainer_step(&tr);
         if (rc == ERR_OK && trainckpt_stopped(ck)) break;
         if (rc == ERR_OK) { /* an evaluation is legitimately slow: not watched */

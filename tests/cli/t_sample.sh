@@ -78,11 +78,13 @@ else nok "sweep scores identical on 1 and 2 ranks" "$(diff "$TMP/ev1.csv" "$TMP/
 # same numbers; a changed request does not reuse them
 EV="--data $DATA --n 24 --ref 200 --chunk 5 --steps 2 --sweep eta=0,1 --out-dir $TMP/evr"
 # shellcheck disable=SC2086
-$MPIRUN -np 2 -x DFM_FAULT_EVAL_CHUNK_MS=150 "$DFM" eval "$RUN" $EV > "$TMP/evr0.log" 2>&1 &
+$MPIRUN -np 2 -x DFM_FAULT_EVAL_CHUNK_MS=400 "$DFM" eval "$RUN" $EV > "$TMP/evr0.log" 2>&1 &
 pid=$!
 i=0
-while [ $i -lt 300 ] && [ "$(ls "$TMP"/evr/partial-*.bin 2>/dev/null | wc -l)" -lt 3 ]; do sleep 0.1; i=$((i + 1)); done
-sleep 0.3
+# partial files: the train-split records (the floor), the test split's, then one per sweep
+# point. Stop it as soon as the first point's file is there: at 400 ms per chunk, that point
+# and the second (3 rounds of chunks each on 2 ranks) leave seconds of margin
+while [ $i -lt 1200 ] && [ "$(ls "$TMP"/evr/partial-*.bin 2>/dev/null | wc -l)" -lt 3 ]; do sleep 0.05; i=$((i + 1)); done
 kill -TERM $pid 2>/dev/null
 wait $pid; rc=$?
 if [ $rc -ne 0 ] && ls "$TMP"/evr/partial-*.bin > /dev/null 2>&1; then ok "eval interrupted by SIGTERM leaves partial records"
