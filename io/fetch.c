@@ -934,6 +934,10 @@ int fetch_file(const char *dir, const FetchFile *f, const FetchOptions *o)
                 int keep = 0;
                 AttemptVerdict v = transfer(url, part, resume_ok, f, o, cap,
                                             deadline - core_now(), &keep);
+                /* A transfer cut by the deadline (transfer() allows it 50 ms of slack) ends the
+                 * fetch here: no other mirror is tried with the crumbs of time left, and the
+                 * hint names the deadline. */
+                if (v != ATTEMPT_OK && core_now() >= deadline - 0.05) late = 1;
                 if (v == ATTEMPT_OK) {
                     last_rc = install(dir, f, part, url, o);
                     unlink(part);
@@ -947,7 +951,7 @@ int fetch_file(const char *dir, const FetchFile *f, const FetchOptions *o)
                     unlink(srcf);
                 }
                 resume_ok = keep;
-                if (v == ATTEMPT_NEXT_MIRROR) break;
+                if (v == ATTEMPT_NEXT_MIRROR || late) break;
             }
         }
         if (!ok) {
