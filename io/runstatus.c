@@ -14,6 +14,7 @@
 #include "core/mem.h"
 #include "io/fsutil.h"
 #include "io/jobspec.h"
+#include "io/json.h"
 #include "io/proc.h"
 #include "io/submit.h"
 
@@ -90,7 +91,7 @@ static int kv_get(const char *line, const char *key, char *buf, size_t n)
 }
 
 /* A number after "key": in a JSON line (no nesting needed for metrics.jsonl's scalars). */
-static int json_num(const char *line, const char *key, double *v)
+static int line_num(const char *line, const char *key, double *v)
 {
     char pat[64];
     snprintf(pat, sizeof pat, "\"%s\":", key);
@@ -291,11 +292,11 @@ static void read_metrics(RunInfo *ri)
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
         if (strstr(line, "\"step\":") && strstr(line, "\"loss\":")) last = line; /* not an eval line */
     double v;
-    if (last && json_num(last, "step", &v)) {
+    if (last && line_num(last, "step", &v)) {
         ri->has_metrics = 1;
         ri->step = (long)v;
-        ri->loss = json_num(last, "loss", &v) ? v : (double)NAN;
-        ri->img_per_s = json_num(last, "img_per_s", &v) ? v : (double)NAN;
+        ri->loss = line_num(last, "loss", &v) ? v : (double)NAN;
+        ri->img_per_s = line_num(last, "img_per_s", &v) ? v : (double)NAN;
         ri->eta_s = NAN;
         if (ri->steps > 0 && ri->batch > 0 && ri->img_per_s > 0)
             ri->eta_s = (double)(ri->steps - ri->step) * (double)ri->batch / ri->img_per_s;
@@ -342,100 +343,68 @@ static void gather(RunInfo *ri, const char *dir, const char *hist_dir, long arra
 
 /* ---- output --------------------------------------------------------------------------------------- */
 
-static void json_str(FILE *f, const char *s)
+/* A string value, null when absent or empty. */
+static void kv_opt_str(JsonWriter *w, const char *key, const char *s)
 {
-    fputc('"', f);
-    for (const unsigned char *p = (const unsigned char *)s; *p; p++) {
-        if (*p == '"' || *p == '\\')
-            fprintf(f, "\\%c", *p);
-        else if (*p == '\n')
-            fputs("\\n", f);
-        else if (*p == '\t')
-            fputs("\\t", f);
-        else if (*p < 0x20)
-            fprintf(f, "\\u%04x", *p);
-        else
-            fputc(*p, f);
-    }
-    fputc('"', f);
+    json_kv_str(w, key, s && s[0] ? s : NULL);
 }
 
-static void json_dbl(FILE *f, double v)
+static void print_json(const RunInfo *ri, JsonWriter *w)
 {
-    if (isfinite(v))
-        fprintf(f, "%.9g", v);
-    else
-        fputs("null", f);
-}
-
-static void json_opt_str(FILE *f, const char *s)
-{
-    if (s && s[0])
-        json_str(f, s);
-    else
-        fputs("null", f);
-}
-
-static void print_json(const RunInfo *ri, FILE *f)
-{
-    fprintf(f, "{\"run_dir\":");
-    json_str(f, ri->dir);
-    fprintf(f, ",\"job_id\":");
-    json_opt_str(f, ri->job_ref);
-    fprintf(f, ",\"slurm\":{\"state\":");
-    json_opt_str(f, ri->state);
-    fprintf(f, ",\"reason\":");
-    json_opt_str(f, ri->reason);
-    fprintf(f, ",\"run_time\":");
-    json_opt_str(f, ri->run_time);
-    fprintf(f, ",\"time_limit\":");
-    json_opt_str(f, ri->time_limit);
-    fprintf(f, ",\"exit_code\":");
-    json_opt_str(f, ri->exit_code);
-    fprintf(f, ",\"restarts\":");
-    if (ri->restarts >= 0) fprintf(f, "%d", ri->restarts);
-    else if (ri->n_starts > 0) fprintf(f, "%d", ri->last_restart);
-    else fputs("null", f);
-    fprintf(f, ",\"source\":\"%s\",\"note\":", ri->source);
-    json_opt_str(f, ri->note);
-    fprintf(f, "},\"starts\":%d,\"last_start\":", ri->n_starts);
-    json_opt_str(f, ri->last_start);
-    fprintf(f, ",\"last_end\":");
-    json_opt_str(f, ri->last_end);
-    fprintf(f, ",\"checkpoint\":");
+    json_object_begin(w);
+    json_kv_str(w, "run_dir", ri->dir);
+    kv_opt_str(w, "job_id", ri->job_ref);
+    json_key(w, "slurm");
+    json_object_begin(w);
+    kv_opt_str(w, "state", ri->state);
+    kv_opt_str(w, "reason", ri->reason);
+    kv_opt_str(w, "run_time", ri->run_time);
+    kv_opt_str(w, "time_limit", ri->time_limit);
+    kv_opt_str(w, "exit_code", ri->exit_code);
+    json_key(w, "restarts");
+    if (ri->restarts >= 0) json_int(w, ri->restarts);
+    else if (ri->n_starts > 0) json_int(w, ri->last_restart);
+    else json_null(w);
+    json_kv_str(w, "source", ri->source);
+    kv_opt_str(w, "note", ri->note);
+    json_object_end(w);
+    json_kv_int(w, "starts", ri->n_starts);
+    kv_opt_str(w, "last_start", ri->last_start);
+    kv_opt_str(w, "last_end", ri->last_end);
+    json_key(w, "checkpoint");
     if (ri->ckpt_step >= 0) {
-        fprintf(f, "{\"path\":");
-        json_str(f, ri->ckpt_path);
-        fprintf(f, ",\"step\":%ld,\"count\":%d}", ri->ckpt_step, ri->n_ckpt);
+        json_object_begin(w);
+        json_kv_str(w, "path", ri->ckpt_path);
+        json_kv_int(w, "step", ri->ckpt_step);
+        json_kv_int(w, "count", ri->n_ckpt);
+        json_object_end(w);
     } else {
-        fputs("null", f);
+        json_null(w);
     }
-    fprintf(f, ",\"metrics\":");
+    json_key(w, "metrics");
     if (ri->has_metrics) {
-        fprintf(f, "{\"step\":%ld,\"steps\":", ri->step);
-        if (ri->steps >= 0) fprintf(f, "%ld", ri->steps);
-        else fputs("null", f);
-        fprintf(f, ",\"loss\":");
-        json_dbl(f, ri->loss);
-        fprintf(f, ",\"img_per_s\":");
-        json_dbl(f, ri->img_per_s);
-        fprintf(f, ",\"eta_s\":");
-        json_dbl(f, ri->eta_s);
-        fputc('}', f);
+        json_object_begin(w);
+        json_kv_int(w, "step", ri->step);
+        json_key(w, "steps");
+        if (ri->steps >= 0) json_int(w, ri->steps);
+        else json_null(w);
+        json_kv_num(w, "loss", ri->loss);
+        json_kv_num(w, "img_per_s", ri->img_per_s);
+        json_kv_num(w, "eta_s", ri->eta_s);
+        json_object_end(w);
     } else {
-        fputs("null", f);
+        json_null(w);
     }
-    fprintf(f, ",\"log\":");
+    json_key(w, "log");
     if (ri->log_path[0]) {
-        fprintf(f, "{\"path\":");
-        json_str(f, ri->log_path);
-        fprintf(f, ",\"tail\":");
-        json_opt_str(f, ri->log_tail);
-        fputc('}', f);
+        json_object_begin(w);
+        json_kv_str(w, "path", ri->log_path);
+        kv_opt_str(w, "tail", ri->log_tail);
+        json_object_end(w);
     } else {
-        fputs("null", f);
+        json_null(w);
     }
-    fputc('}', f);
+    json_object_end(w);
 }
 
 static void fmt_duration(char *buf, size_t n, double s)
@@ -586,13 +555,21 @@ static int print_sweep(const char *dir, const char *points, int json, int log_li
     memset(&base, 0, sizeof base);
     base.job_id = -1;
     read_history(&base, dir);
+    JsonWriter w;
+    json_init(&w, out);
     if (json) {
-        fprintf(out, "{\"sweep\":");
-        json_str(out, dir);
-        fprintf(out, ",\"array_job_id\":");
-        if (base.job_id >= 0) fprintf(out, "\"%ld\"", base.job_id);
-        else fputs("null", out);
-        fprintf(out, ",\"tasks\":[");
+        json_object_begin(&w);
+        json_kv_str(&w, "sweep", dir);
+        json_key(&w, "array_job_id");
+        if (base.job_id >= 0) {
+            char id[32];
+            snprintf(id, sizeof id, "%ld", base.job_id);
+            json_str(&w, id);
+        } else {
+            json_null(&w);
+        }
+        json_key(&w, "tasks");
+        json_array_begin(&w);
     } else {
         fprintf(out, "sweep:      %s, %d tasks", dir, t.n_rows);
         if (base.job_id >= 0) fprintf(out, ", array job %ld", base.job_id);
@@ -606,16 +583,15 @@ static int print_sweep(const char *dir, const char *points, int json, int log_li
         int task = atoi(t.rows[r][0]);
         gather(&ri, t.rows[r][1], t.rows[r][1], base.job_id, task, json ? log_lines : 0);
         if (json) {
-            fprintf(out, "%s{\"task\":%d,\"point\":{", r ? "," : "", task);
-            for (int c = 2; c < t.n_cols; c++) {
-                fprintf(out, "%s", c > 2 ? "," : "");
-                json_str(out, t.cols[c]);
-                fputc(':', out);
-                json_str(out, t.rows[r][c]);
-            }
-            fprintf(out, "},\"status\":");
-            print_json(&ri, out);
-            fputc('}', out);
+            json_object_begin(&w);
+            json_kv_int(&w, "task", task);
+            json_key(&w, "point");
+            json_object_begin(&w);
+            for (int c = 2; c < t.n_cols; c++) json_kv_str(&w, t.cols[c], t.rows[r][c]);
+            json_object_end(&w);
+            json_key(&w, "status");
+            print_json(&ri, &w);
+            json_object_end(&w);
         } else {
             char rs[64], step[48], loss[32], ck[32];
             restarts_text(&ri, rs, sizeof rs);
@@ -633,9 +609,14 @@ static int print_sweep(const char *dir, const char *points, int json, int log_li
         }
         xfree(ri.log_tail);
     }
-    if (json) fprintf(out, "]}\n");
+    int rc = ERR_OK;
+    if (json) {
+        json_array_end(&w);
+        json_object_end(&w);
+        rc = json_end_line(&w, "the status");
+    }
     table_free(&t);
-    return ERR_OK;
+    return rc;
 }
 
 int runstatus_print(const char *dir, int json, int log_lines, FILE *out)
@@ -662,8 +643,10 @@ int runstatus_print(const char *dir, int json, int log_lines, FILE *out)
         RunInfo ri;
         gather(&ri, dir, dir, -1, -1, log_lines);
         if (json) {
-            print_json(&ri, out);
-            fputc('\n', out);
+            JsonWriter w;
+            json_init(&w, out);
+            print_json(&ri, &w);
+            TRY(json_end_line(&w, "the status"));
         } else {
             print_text(&ri, out);
         }
