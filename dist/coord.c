@@ -27,6 +27,7 @@ void coord_stats_free(CoordStats *st)
 
 typedef struct {
     uint64_t n, nchunks, next; /* next chunk to hand out */
+    uint64_t left;             /* chunks not yet handed out (nor had) */
     size_t chunk, item_bytes;
     int size;
     int *outstanding;          /* chunks held by each worker */
@@ -78,13 +79,24 @@ static int send_assign(Coord *c, int w, uint64_t first, uint64_t count)
     return ERR_OK;
 }
 
-/* Give worker w more work up to the depth, or stop it when it has none left. */
+/* Hand out the next chunk that is not had: its range. */
+static void take_chunk(Coord *c, uint64_t *first, size_t *count)
+{
+    ASSERT(chunks_left(c) && c->left > 0);
+    chunk_range(c, c->next++, first, count);
+    c->left--;
+}
+
+/* Give worker w more work up to the depth, or stop it when it has none left. A second chunk
+ * is sent ahead only while every rank (rank 0 too) could still get one: with as many chunks as
+ * ranks, each rank computes one instead of the first worker taking two and rank 0 none. */
 static int feed(Coord *c, int w)
 {
     while (c->outstanding[w] < COORD_DEPTH && chunks_left(c) && c->failed_rank < 0) {
+        if (c->outstanding[w] > 0 && c->left < (uint64_t)c->size) break;
         uint64_t first;
         size_t count;
-        chunk_range(c, c->next++, &first, &count);
+        take_chunk(c, &first, &count);
         TRY(send_assign(c, w, first, count));
     }
     if (c->outstanding[w] == 0 && !c->stopped[w]) TRY(send_assign(c, w, 0, 0));
@@ -124,6 +136,7 @@ static int run_root(uint64_t n, size_t chunk, size_t item_bytes, CoordWorkFn fn,
     Coord c = {.n = n, .chunk = chunk, .item_bytes = item_bytes, .size = dist_size(),
                .failed_rank = -1, .st = st, .res = res};
     c.nchunks = (n + chunk - 1) / chunk;
+    for (uint64_t k = 0; k < c.nchunks; k++) c.left += !(res && res->have && res->have[k]);
     c.outstanding = xcalloc((size_t)c.size, sizeof(int));
     c.stopped = xcalloc((size_t)c.size, sizeof(int));
     c.cap = (size_t)c.nchunks + (size_t)c.size;
@@ -153,7 +166,7 @@ static int run_root(uint64_t n, size_t chunk, size_t item_bytes, CoordWorkFn fn,
         if (c.failed_rank < 0 && chunks_left(&c)) { /* compute one chunk here */
             uint64_t first;
             size_t count;
-            chunk_range(&c, c.next++, &first, &count);
+            take_chunk(&c, &first, &count);
             unsigned char *dst = result ? result + first * item_bytes : own;
             int frc = fn(ctx, first, count, dst);
             if (frc == ERR_OK) frc = chunk_done(&c, first, count, dst);

@@ -5,7 +5,9 @@
  * job and collects the results on rank 0. Rank 0 cuts [0, n) into chunks of `chunk` items and
  * hands them out as ranks become free: each worker holds up to COORD_DEPTH chunks at a time
  * (so it never waits for the coordinator between two chunks), sends a chunk's results back with
- * a nonblocking send as soon as it is done, and gets the next chunk in reply. Rank 0 computes
+ * a nonblocking send as soon as it is done, and gets the next chunk in reply; a chunk is sent
+ * ahead only while at least one chunk per rank is left, so that few chunks are spread over
+ * all ranks rather than queued on the first workers. Rank 0 computes
  * chunks too and serves the workers' messages between two of its own chunks; when no chunk is
  * left it only serves. A slow rank therefore takes fewer chunks and nobody waits for it longer
  * than one chunk.

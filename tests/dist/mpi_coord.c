@@ -146,6 +146,31 @@ static void run_resume(uint64_t n, size_t chunk)
     xfree(d.seen);
 }
 
+/* As many chunks as ranks: every rank computes exactly one, rank 0 too (the chunks sent ahead
+ * to hide the round trip must not leave rank 0 idle while one worker holds two). */
+static void spread(void)
+{
+    Work even = {.slow_rank = -1, .fail_rank = -1};
+    const size_t chunk = 5;
+    uint64_t n = (uint64_t)dist_size() * chunk;
+    uint64_t *res = xcalloc(n * 2 + 2, sizeof(uint64_t));
+    CoordStats st;
+    int rc = coord_run(n, chunk, 16, work, &even, dist_rank() == 0 ? res : NULL, &st);
+    check(rc == ERR_OK, "spread run");
+    if (dist_rank() == 0) {
+        int one_each = 1;
+        for (int r = 0; r < dist_size(); r++) one_each &= st.chunks[r] == 1;
+        char msg[128];
+        snprintf(msg, sizeof msg, "%d chunks on %d ranks: rank 0 computed %llu, rank %d %llu",
+                 dist_size(), dist_size(), (unsigned long long)st.chunks[0], dist_size() - 1,
+                 (unsigned long long)st.chunks[dist_size() - 1]);
+        check(one_each, msg);
+    }
+    err_clear();
+    coord_stats_free(&st);
+    xfree(res);
+}
+
 int main(int argc, char **argv)
 {
     if (dist_init(&argc, &argv) != ERR_OK) {
@@ -156,6 +181,7 @@ int main(int argc, char **argv)
     const size_t chunks[] = {1, 7, 64, 1000};
     for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) run(203, chunks[c], &even, 1, "even");
     run(0, 5, &even, 1, "no items");
+    spread();
     Work uneven = {.slow_ns = 10000000, .fast_ns = 200000, .slow_rank = 1, .fail_rank = -1};
     run(240, 4, &uneven, 1, "one slow rank");
     Work failing = {.slow_rank = -1, .fail_rank = dist_size() - 1};
