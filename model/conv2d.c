@@ -179,97 +179,106 @@ static void wino_weights(float *U, const float *w, size_t O, size_t I, int flip)
 }
 
 /* V[e][c][tile] = B^T d B for the 4x4 input patch of each 2x2 output tile (zero outside).
- * One row of tiles at a time from a zero-padded copy of its 4 input rows, so the inner loop
- * over tiles has no bounds checks and stores 16 contiguous streams. */
-static void wino_input(float *V, const float *x, size_t C, int H, int W, size_t T)
+ * One row of tiles at a time: its 4 input rows, zero-padded, are split into even and odd
+ * columns (tile tx starts at padded column 2 tx, i.e. at even[tx]), the vertical transform
+ * t = B^T d runs along whole rows and the horizontal one per tile over contiguous arrays, so
+ * both loops vectorise; the operations per value are those of the textbook order (columns, then
+ * rows). */
+__attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void wino_input(float *V, const float *x, size_t C, int H, int W, size_t T)
 {
-    const int TW = (W + 1) / 2, TH = (H + 1) / 2, WP = 2 * TW + 2;
+    const int TW = (W + 1) / 2, TH = (H + 1) / 2, NE = TW + 1; /* even/odd columns per row */
     const size_t ST = C * T; /* distance between consecutive e */
-    float rows[4][WINO_MAX_W + 4];
+    float ev[4][WINO_MAX_W / 2 + 2], od[4][WINO_MAX_W / 2 + 2];
+    float te[4][WINO_MAX_W / 2 + 2], to[4][WINO_MAX_W / 2 + 2];
     ASSERT(W <= WINO_MAX_W);
     for (size_t c = 0; c < C; c++) {
         const float *xc = x + c * (size_t)H * W;
         for (int ty = 0; ty < TH; ty++) {
-            for (int r = 0; r < 4; r++) {
+            for (int r = 0; r < 4; r++) { /* padded column q holds x[q - 1] */
                 int yy = 2 * ty - 1 + r;
-                float *row = rows[r];
-                row[0] = 0.0f;
-                if (yy >= 0 && yy < H) {
-                    memcpy(row + 1, xc + (size_t)yy * W, sizeof(float) * (size_t)W);
-                    for (int q = W + 1; q < WP; q++) row[q] = 0.0f;
-                } else {
-                    for (int q = 1; q < WP; q++) row[q] = 0.0f;
+                float *e = ev[r], *o = od[r];
+                if (yy < 0 || yy >= H) {
+                    for (int j = 0; j < NE; j++) e[j] = o[j] = 0.0f;
+                    continue;
                 }
+                const float *row = xc + (size_t)yy * W;
+                const int ne = W / 2; /* e[1 .. ne] and o[0 .. TW-1] lie inside the row */
+                e[0] = 0.0f;
+                for (int j = 1; j <= ne; j++) e[j] = row[2 * j - 1];
+                for (int j = ne + 1; j < NE; j++) e[j] = 0.0f;
+                for (int j = 0; j < TW; j++) o[j] = row[2 * j];
+                o[TW] = 0.0f;
+            }
+            for (int j = 0; j < NE; j++) { /* t = B^T d along the rows */
+                te[0][j] = ev[0][j] - ev[2][j];
+                te[1][j] = ev[1][j] + ev[2][j];
+                te[2][j] = ev[2][j] - ev[1][j];
+                te[3][j] = ev[1][j] - ev[3][j];
+                to[0][j] = od[0][j] - od[2][j];
+                to[1][j] = od[1][j] + od[2][j];
+                to[2][j] = od[2][j] - od[1][j];
+                to[3][j] = od[1][j] - od[3][j];
             }
             float *v = V + c * T + (size_t)ty * TW;
-            const float *r0 = rows[0], *r1 = rows[1], *r2 = rows[2], *r3 = rows[3];
-            for (int tx = 0; tx < TW; tx++) {
-                const int o = 2 * tx;
-                /* t = B^T d, column by column */
-                float t0[4], t1[4], t2[4], t3[4];
-                for (int q = 0; q < 4; q++) {
-                    float d0 = r0[o + q], d1 = r1[o + q], d2 = r2[o + q], d3 = r3[o + q];
-                    t0[q] = d0 - d2;
-                    t1[q] = d1 + d2;
-                    t2[q] = d2 - d1;
-                    t3[q] = d1 - d3;
+            for (int k = 0; k < 4; k++) { /* V = t B: columns 2tx .. 2tx+3 = e[tx], o[tx], e[tx+1], o[tx+1] */
+                const float *e = te[k], *o = to[k];
+                float *v0 = v + (size_t)(4 * k) * ST, *v1 = v0 + ST, *v2 = v1 + ST, *v3 = v2 + ST;
+                for (int tx = 0; tx < TW; tx++) {
+                    v0[tx] = e[tx] - e[tx + 1];
+                    v1[tx] = o[tx] + e[tx + 1];
+                    v2[tx] = e[tx + 1] - o[tx];
+                    v3[tx] = o[tx] - o[tx + 1];
                 }
-                /* V = t B, row by row */
-                v[0 * ST + tx] = t0[0] - t0[2];
-                v[1 * ST + tx] = t0[1] + t0[2];
-                v[2 * ST + tx] = t0[2] - t0[1];
-                v[3 * ST + tx] = t0[1] - t0[3];
-                v[4 * ST + tx] = t1[0] - t1[2];
-                v[5 * ST + tx] = t1[1] + t1[2];
-                v[6 * ST + tx] = t1[2] - t1[1];
-                v[7 * ST + tx] = t1[1] - t1[3];
-                v[8 * ST + tx] = t2[0] - t2[2];
-                v[9 * ST + tx] = t2[1] + t2[2];
-                v[10 * ST + tx] = t2[2] - t2[1];
-                v[11 * ST + tx] = t2[1] - t2[3];
-                v[12 * ST + tx] = t3[0] - t3[2];
-                v[13 * ST + tx] = t3[1] + t3[2];
-                v[14 * ST + tx] = t3[2] - t3[1];
-                v[15 * ST + tx] = t3[1] - t3[3];
             }
         }
     }
 }
 
-/* out (O, H, W) (+)= A^T M A (+ bias) for each tile; M: (16, O, T) */
-static void wino_output(float *out, const float *M, const float *bias, size_t O, int H, int W,
+/* out (O, H, W) (+)= A^T M A (+ bias) for each tile; M: (16, O, T). One row of tiles at a
+ * time, over contiguous tile arrays (vectorised), then the 2x2 results interleaved into the
+ * two output rows. */
+__attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void wino_output(float *out, const float *M, const float *bias, size_t O, int H, int W,
                         size_t T, int accumulate)
 {
     const int TW = (W + 1) / 2, TH = (H + 1) / 2;
+    const size_t SE = O * T; /* distance between consecutive e */
+    float y[4][WINO_MAX_W / 2 + 1];
     for (size_t o = 0; o < O; o++) {
         float *oc = out + o * (size_t)H * W;
-        float bv = bias ? bias[o] : 0.0f;
+        const float bv = bias ? bias[o] : 0.0f;
         for (int ty = 0; ty < TH; ty++) {
+            const float *m = M + o * T + (size_t)ty * TW;
             for (int tx = 0; tx < TW; tx++) {
-                size_t tile = (size_t)ty * TW + tx;
-                float m[16], t[8];
-                for (int e = 0; e < 16; e++) m[e] = M[((size_t)e * O + o) * T + tile];
+                float t[8];
                 for (int q = 0; q < 4; q++) { /* t = A^T m: (2, 4) */
-                    t[q] = m[q] + m[4 + q] + m[8 + q];
-                    t[4 + q] = m[4 + q] - m[8 + q] - m[12 + q];
+                    float m0 = m[(size_t)q * SE + tx], m1 = m[(size_t)(4 + q) * SE + tx],
+                          m2 = m[(size_t)(8 + q) * SE + tx], m3 = m[(size_t)(12 + q) * SE + tx];
+                    t[q] = m0 + m1 + m2;
+                    t[4 + q] = m1 - m2 - m3;
                 }
-                float y[4];
                 for (int r = 0; r < 2; r++) { /* y = t A: (2, 2) */
-                    y[2 * r] = t[4 * r] + t[4 * r + 1] + t[4 * r + 2];
-                    y[2 * r + 1] = t[4 * r + 1] - t[4 * r + 2] - t[4 * r + 3];
+                    y[2 * r][tx] = t[4 * r] + t[4 * r + 1] + t[4 * r + 2] + bv;
+                    y[2 * r + 1][tx] = t[4 * r + 1] - t[4 * r + 2] - t[4 * r + 3] + bv;
                 }
-                for (int r = 0; r < 2; r++) {
-                    int yy = 2 * ty + r;
-                    if (yy >= H) break;
-                    for (int q = 0; q < 2; q++) {
-                        int xx = 2 * tx + q;
-                        if (xx >= W) break;
-                        float v = y[2 * r + q] + bv;
-                        if (accumulate)
-                            oc[yy * W + xx] += v;
-                        else
-                            oc[yy * W + xx] = v;
+            }
+            for (int r = 0; r < 2; r++) {
+                int yy = 2 * ty + r;
+                if (yy >= H) break;
+                float *dst = oc + (size_t)yy * W;
+                const float *y0 = y[2 * r], *y1 = y[2 * r + 1];
+                const int full = W / 2; /* tiles whose both columns are inside */
+                if (accumulate) {
+                    for (int tx = 0; tx < full; tx++) {
+                        dst[2 * tx] += y0[tx];
+                        dst[2 * tx + 1] += y1[tx];
                     }
+                    if (W & 1) dst[W - 1] += y0[full];
+                } else {
+                    for (int tx = 0; tx < full; tx++) {
+                        dst[2 * tx] = y0[tx];
+                        dst[2 * tx + 1] = y1[tx];
+                    }
+                    if (W & 1) dst[W - 1] = y0[full];
                 }
             }
         }

@@ -34,7 +34,7 @@ static double sum8(const float *x, size_t n, double m, int sq)
 
 /* out and/or act of one (sample, group) from its statistics: the one place the normalisation
  * is computed, so a recomputation gives the forward's bits */
-static void gn_apply_group(float *out, float *act, const float *x, const float *gamma,
+__attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void gn_apply_group(float *out, float *act, const float *x, const float *gamma,
                            const float *beta, float mf, float rs, size_t b, size_t g, size_t C,
                            size_t CG, size_t HW)
 {
