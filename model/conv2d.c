@@ -6,6 +6,13 @@
 #include <omp.h>
 #include <string.h>
 
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define WINO_X86 1
+#else
+#define WINO_X86 0
+#endif
+
 /* rows of the weight gradient handled by one task (fixed, independent of the thread count) */
 #define DW_ROW_CHUNK 32
 
@@ -184,7 +191,7 @@ static void wino_weights(float *U, const float *w, size_t O, size_t I, int flip)
  * t = B^T d runs along whole rows and the horizontal one per tile over contiguous arrays, so
  * both loops vectorise; the operations per value are those of the textbook order (columns, then
  * rows). */
-__attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void wino_input(float *V, const float *x, size_t C, int H, int W, size_t T)
+__attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void wino_input_c(float *V, const float *x, size_t C, int H, int W, size_t T)
 {
     const int TW = (W + 1) / 2, TH = (H + 1) / 2, NE = TW + 1; /* even/odd columns per row */
     const size_t ST = C * T; /* distance between consecutive e */
@@ -237,7 +244,7 @@ __attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static vo
 /* out (O, H, W) (+)= A^T M A (+ bias) for each tile; M: (16, O, T). One row of tiles at a
  * time, over contiguous tile arrays (vectorised), then the 2x2 results interleaved into the
  * two output rows. */
-__attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void wino_output(float *out, const float *M, const float *bias, size_t O, int H, int W,
+__attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void wino_output_c(float *out, const float *M, const float *bias, size_t O, int H, int W,
                         size_t T, int accumulate)
 {
     const int TW = (W + 1) / 2, TH = (H + 1) / 2;
@@ -283,6 +290,171 @@ __attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static vo
             }
         }
     }
+}
+
+#if WINO_X86
+/* The same two transforms in AVX-512, 16 tiles per instruction with masked ends, so the short
+ * rows of 28x28 and 14x14 maps (14 and 7 tiles) take one vector each instead of a scalar tail.
+ * Exactly the operations of wino_input_c / wino_output_c per value: the same bits. */
+#define WINO_V 16
+#define WINO_ROW (WINO_MAX_W / 2 + 2 * WINO_V)
+
+__attribute__((target("avx512f"))) static inline __mmask16 wino_mask(int n)
+{
+    return n >= WINO_V ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
+}
+
+__attribute__((target("avx512f"))) static void wino_input_avx512(float *V, const float *x, size_t C,
+                                                                 int H, int W, size_t T)
+{
+    const int TW = (W + 1) / 2, TH = (H + 1) / 2, NE = TW + 1;
+    const size_t ST = C * T;
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    /* lanes past a row's end are computed and never stored; zeroed once so they are defined */
+    float ev[4][WINO_ROW] = {{0}}, od[4][WINO_ROW] = {{0}}, te[4][WINO_ROW] = {{0}},
+          to[4][WINO_ROW] = {{0}};
+    ASSERT(W <= WINO_MAX_W);
+    for (size_t c = 0; c < C; c++) {
+        const float *xc = x + c * (size_t)H * W;
+        for (int ty = 0; ty < TH; ty++) {
+            for (int r = 0; r < 4; r++) { /* o[j] = row[2j], e[j + 1] = row[2j + 1], zero outside */
+                int yy = 2 * ty - 1 + r;
+                if (yy < 0 || yy >= H) {
+                    for (int j = 0; j < NE; j += WINO_V) {
+                        _mm512_storeu_ps(ev[r] + j, _mm512_setzero_ps());
+                        _mm512_storeu_ps(od[r] + j, _mm512_setzero_ps());
+                    }
+                    continue;
+                }
+                const float *row = xc + (size_t)yy * W;
+                ev[r][0] = 0.0f;
+                for (int j = 0; j < NE; j += WINO_V) {
+                    __m512 lo = _mm512_maskz_loadu_ps(wino_mask(W - 2 * j), row + 2 * j);
+                    __m512 hi = _mm512_maskz_loadu_ps(wino_mask(W - 2 * j - WINO_V), row + 2 * j + WINO_V);
+                    _mm512_storeu_ps(od[r] + j, _mm512_permutex2var_ps(lo, ie, hi));
+                    _mm512_storeu_ps(ev[r] + j + 1, _mm512_permutex2var_ps(lo, io, hi));
+                }
+            }
+            for (int j = 0; j < NE; j += WINO_V) { /* t = B^T d along the rows */
+                __m512 e0 = _mm512_loadu_ps(ev[0] + j), e1 = _mm512_loadu_ps(ev[1] + j),
+                       e2 = _mm512_loadu_ps(ev[2] + j), e3 = _mm512_loadu_ps(ev[3] + j);
+                __m512 o0 = _mm512_loadu_ps(od[0] + j), o1 = _mm512_loadu_ps(od[1] + j),
+                       o2 = _mm512_loadu_ps(od[2] + j), o3 = _mm512_loadu_ps(od[3] + j);
+                _mm512_storeu_ps(te[0] + j, _mm512_sub_ps(e0, e2));
+                _mm512_storeu_ps(te[1] + j, _mm512_add_ps(e1, e2));
+                _mm512_storeu_ps(te[2] + j, _mm512_sub_ps(e2, e1));
+                _mm512_storeu_ps(te[3] + j, _mm512_sub_ps(e1, e3));
+                _mm512_storeu_ps(to[0] + j, _mm512_sub_ps(o0, o2));
+                _mm512_storeu_ps(to[1] + j, _mm512_add_ps(o1, o2));
+                _mm512_storeu_ps(to[2] + j, _mm512_sub_ps(o2, o1));
+                _mm512_storeu_ps(to[3] + j, _mm512_sub_ps(o1, o3));
+            }
+            float *v = V + c * T + (size_t)ty * TW;
+            for (int k = 0; k < 4; k++) { /* V = t B */
+                float *v0 = v + (size_t)(4 * k) * ST, *v1 = v0 + ST, *v2 = v1 + ST, *v3 = v2 + ST;
+                for (int tx = 0; tx < TW; tx += WINO_V) {
+                    __mmask16 m = wino_mask(TW - tx);
+                    __m512 e0 = _mm512_loadu_ps(te[k] + tx), e1 = _mm512_loadu_ps(te[k] + tx + 1);
+                    __m512 o0 = _mm512_loadu_ps(to[k] + tx), o1 = _mm512_loadu_ps(to[k] + tx + 1);
+                    _mm512_mask_storeu_ps(v0 + tx, m, _mm512_sub_ps(e0, e1));
+                    _mm512_mask_storeu_ps(v1 + tx, m, _mm512_add_ps(o0, e1));
+                    _mm512_mask_storeu_ps(v2 + tx, m, _mm512_sub_ps(e1, o0));
+                    _mm512_mask_storeu_ps(v3 + tx, m, _mm512_sub_ps(o0, o1));
+                }
+            }
+        }
+    }
+}
+
+__attribute__((target("avx512f"))) static void wino_output_avx512(float *out, const float *M,
+                                                                  const float *bias, size_t O,
+                                                                  int H, int W, size_t T,
+                                                                  int accumulate)
+{
+    const int TW = (W + 1) / 2, TH = (H + 1) / 2;
+    const size_t SE = O * T;
+    const __m512i il = _mm512_setr_epi32(0, 16, 1, 17, 2, 18, 3, 19, 4, 20, 5, 21, 6, 22, 7, 23);
+    const __m512i ih = _mm512_setr_epi32(8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31);
+    for (size_t o = 0; o < O; o++) {
+        float *oc = out + o * (size_t)H * W;
+        const __m512 bv = _mm512_set1_ps(bias ? bias[o] : 0.0f);
+        for (int ty = 0; ty < TH; ty++) {
+            const float *m = M + o * T + (size_t)ty * TW;
+            for (int tx = 0; tx < TW; tx += WINO_V) {
+                __mmask16 mk = wino_mask(TW - tx);
+                __m512 t[8];
+                for (int q = 0; q < 4; q++) { /* t = A^T m */
+                    __m512 m0 = _mm512_maskz_loadu_ps(mk, m + (size_t)q * SE + tx);
+                    __m512 m1 = _mm512_maskz_loadu_ps(mk, m + (size_t)(4 + q) * SE + tx);
+                    __m512 m2 = _mm512_maskz_loadu_ps(mk, m + (size_t)(8 + q) * SE + tx);
+                    __m512 m3 = _mm512_maskz_loadu_ps(mk, m + (size_t)(12 + q) * SE + tx);
+                    t[q] = _mm512_add_ps(_mm512_add_ps(m0, m1), m2);
+                    t[4 + q] = _mm512_sub_ps(_mm512_sub_ps(m1, m2), m3);
+                }
+                for (int r = 0; r < 2; r++) { /* y = t A (+ bias), two output columns per tile */
+                    int yy = 2 * ty + r;
+                    if (yy >= H) break;
+                    __m512 y0 = _mm512_add_ps(
+                        _mm512_add_ps(_mm512_add_ps(t[4 * r], t[4 * r + 1]), t[4 * r + 2]), bv);
+                    __m512 y1 = _mm512_add_ps(
+                        _mm512_sub_ps(_mm512_sub_ps(t[4 * r + 1], t[4 * r + 2]), t[4 * r + 3]), bv);
+                    __m512 lo = _mm512_permutex2var_ps(y0, il, y1), hi = _mm512_permutex2var_ps(y0, ih, y1);
+                    float *dst = oc + (size_t)yy * W + 2 * tx;
+                    __mmask16 ml = wino_mask(W - 2 * tx), mh = wino_mask(W - 2 * tx - WINO_V);
+                    if (accumulate) {
+                        lo = _mm512_add_ps(_mm512_maskz_loadu_ps(ml, dst), lo);
+                        hi = _mm512_add_ps(_mm512_maskz_loadu_ps(mh, dst + WINO_V), hi);
+                    }
+                    _mm512_mask_storeu_ps(dst, ml, lo);
+                    _mm512_mask_storeu_ps(dst + WINO_V, mh, hi);
+                }
+            }
+        }
+    }
+}
+
+#endif
+
+static int g_allow_avx512 = 1;
+
+void conv2d_allow_avx512(int on) { g_allow_avx512 = on != 0; }
+
+static int wino_has_avx512(void)
+{
+#if WINO_X86
+    static int has = -1; /* the same answer on every thread: a benign race */
+    if (has < 0) {
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("avx512f") != 0;
+    }
+    return has && g_allow_avx512;
+#else
+    return 0;
+#endif
+}
+
+static void wino_input(float *V, const float *x, size_t C, int H, int W, size_t T)
+{
+#if WINO_X86
+    if (wino_has_avx512()) {
+        wino_input_avx512(V, x, C, H, W, T);
+        return;
+    }
+#endif
+    wino_input_c(V, x, C, H, W, T);
+}
+
+static void wino_output(float *out, const float *M, const float *bias, size_t O, int H, int W,
+                        size_t T, int accumulate)
+{
+#if WINO_X86
+    if (wino_has_avx512()) {
+        wino_output_avx512(out, M, bias, O, H, W, T, accumulate);
+        return;
+    }
+#endif
+    wino_output_c(out, M, bias, O, H, W, T, accumulate);
 }
 
 /* out (B, O, H, W) (+)= conv3x3(inp (B, I, H, W)) with transformed weights U (16, O, I) */

@@ -36,6 +36,10 @@ Conv2dShape conv2d_shape_same(int IC, int OC, int K, int stride, int H, int W);
 
 /* Workspace (floats) for a forward or backward call with batch B and nthreads threads. */
 size_t conv2d_ws_floats(const Conv2dShape *s, size_t B, int nthreads);
+
+/* The Winograd transforms use AVX-512 where the CPU has it (same bits as the portable code);
+ * 0 forces the portable code, 1 (the default) allows AVX-512 again. For tests. */
+void conv2d_allow_avx512(int on);
 /* Multiply-adds per sample. */
 double conv2d_macs(const Conv2dShape *s);
 

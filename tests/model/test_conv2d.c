@@ -89,9 +89,9 @@ Test(conv2d, winograd_odd_rect) { check_conv(conv2d_shape(2, 3, 3, 1, 1, 11, 13)
 /* Winograd weight gradient over more than one group of samples */
 Test(conv2d, winograd_many_samples) { check_conv(conv2d_shape(3, 5, 3, 1, 1, 10, 10), 34); }
 
-/* forward and all gradients bitwise identical for 1 and 2 threads, over several sample groups,
- * on the Winograd, im2col and pointwise paths */
-static void conv_threads(Conv2dShape s, size_t B)
+/* forward and all gradients bitwise identical for 1 and 2 threads (isa = 0), or with and
+ * without the AVX-512 Winograd transforms (isa = 1, 1 thread), over several sample groups */
+static void conv_compare(Conv2dShape s, size_t B, int isa)
 {
     size_t nx = B * (size_t)s.IC * s.H * s.W, nw = (size_t)s.OC * s.IC * s.K * s.K;
     size_t no = B * (size_t)s.OC * s.OH * s.OW;
@@ -103,12 +103,14 @@ static void conv_threads(Conv2dShape s, size_t B)
     fill_uniform(r, no, 1.0f, 8);
     float *ws = xalloc_aligned((conv2d_ws_floats(&s, B, 2) + 1) * 4);
     for (int t = 0; t < 2; t++) {
-        omp_set_num_threads(t + 1);
+        omp_set_num_threads(isa ? 1 : t + 1);
+        conv2d_allow_avx512(isa ? t : 1);
         out[t] = malloc(no * 4);
         dx[t] = calloc(nx, 4), dw[t] = calloc(nw, 4), db[t] = calloc((size_t)s.OC, 4);
         conv2d_forward(out[t], x, w, b, &s, B, ws);
         conv2d_backward(dx[t], dw[t], db[t], r, x, w, &s, B, ws);
     }
+    conv2d_allow_avx512(1);
     cr_assert(memcmp(out[0], out[1], no * 4) == 0, "forward");
     cr_assert(memcmp(dx[0], dx[1], nx * 4) == 0, "input gradient");
     cr_assert(memcmp(dw[0], dw[1], nw * 4) == 0, "weight gradient");
@@ -118,6 +120,8 @@ static void conv_threads(Conv2dShape s, size_t B)
     xfree_aligned(ws);
 }
 
+static void conv_threads(Conv2dShape s, size_t B) { conv_compare(s, B, 0); }
+
 Test(conv2d, bitwise_identical_for_1_and_2_threads)
 {
     conv_threads(conv2d_shape(4, 6, 3, 1, 1, 12, 12), 37);   /* Winograd */
@@ -125,3 +129,17 @@ Test(conv2d, bitwise_identical_for_1_and_2_threads)
     conv_threads(conv2d_shape_same(4, 6, 3, 2, 12, 12), 37); /* stride 2 */
     conv_threads(conv2d_shape(6, 40, 1, 1, 0, 5, 5), 37);    /* pointwise */
 }
+
+/* The AVX-512 Winograd transforms (where the CPU has them) give the portable code's bits: rows
+ * of one vector with a masked end (14, 7 tiles), of several vectors (37 columns), odd sizes. A
+ * mixed cluster therefore trains the same weights on every node. */
+Test(conv2d, winograd_avx512_transforms_equal_the_portable_ones)
+{
+    conv_compare(conv2d_shape(3, 5, 3, 1, 1, 28, 28), 3, 1);
+    conv_compare(conv2d_shape(4, 6, 3, 1, 1, 14, 14), 3, 1);
+    conv_compare(conv2d_shape(2, 3, 3, 1, 1, 11, 13), 2, 1);
+    conv_compare(conv2d_shape(2, 3, 3, 1, 1, 9, 37), 2, 1);
+    conv_compare(conv2d_shape(2, 3, 3, 1, 1, 4, 70), 2, 1);
+}
+/* the same shapes against the direct convolution */
+Test(conv2d, winograd_wide_rows) { check_conv(conv2d_shape(2, 3, 3, 1, 1, 9, 37), 2); }
