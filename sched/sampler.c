@@ -176,6 +176,7 @@ typedef struct {
     const int *labels;
     double w;
     int guided;
+    int uncond;     /* guided with w = 0: only the unconditional branch is evaluated */
     double *t;      /* (2B) */
     double *x2;     /* (2B, D) when guided */
     double *out2;   /* (2B, D) when guided */
@@ -194,9 +195,13 @@ static void eval_init(Eval *e, SchedNetFnD net, void *ctx, size_t B, size_t D, c
     e->labels = labels;
     e->w = w;
     e->guided = labels != NULL && w != 1.0;
+    e->uncond = e->guided && w == 0.0;
     e->st = st;
     e->t = xmalloc(2 * B * sizeof(double));
-    if (e->guided) {
+    if (e->uncond) { /* w = 0 is the unconditional model alone: one evaluation */
+        e->lab2 = xmalloc(B * sizeof(int));
+        for (size_t j = 0; j < B; j++) e->lab2[j] = -1;
+    } else if (e->guided) {
         e->x2 = xmalloc(2 * B * D * sizeof(double));
         e->out2 = xmalloc(2 * B * D * sizeof(double));
         e->lab2 = xmalloc(2 * B * sizeof(int));
@@ -219,9 +224,9 @@ static void eval_free(Eval *e)
 static int eval_model(Eval *e, const double *x, double tn, double *out)
 {
     size_t B = e->B, D = e->D, n = B * D;
-    if (!e->guided) {
+    if (!e->guided || e->uncond) {
         for (size_t j = 0; j < B; j++) e->t[j] = tn;
-        TRY(e->net(e->ctx, x, e->t, e->labels, B, D, out));
+        TRY(e->net(e->ctx, x, e->t, e->uncond ? e->lab2 : e->labels, B, D, out));
         e->st->nfe += 1;
         e->st->net_calls += 1;
         return ERR_OK;

@@ -39,7 +39,8 @@
  * Diffusion and the flow-matching literature; the paper's weight w' (eps = (1+w')c - w'u, w' = 0
  * neutral) is w' = w - 1. It is applied to the raw network output; every parameterisation is
  * affine in it at fixed x_t, so the same rule holds for eps, x0, v, score or velocity. Guided
- * steps call the network once on a batch of 2B ([x; x] with [labels; -1]) and count 2 NFE.
+ * steps call the network once on a batch of 2B ([x; x] with [labels; -1]) and count 2 NFE;
+ * w = 0 evaluates the unconditional branch alone (B rows labelled -1, 1 NFE).
  * labels == NULL means an unconditional model and requires w = 1.
  *
  * Inpainting (replacement). mask (B, D) with 1 = known, 0 = generate (only 0/1 accepted) and
@@ -127,7 +128,8 @@ typedef struct {
 void sampler_config_default(SamplerConfig *c, SamplerKind kind);
 /* The sampler's name as job specs spell it (core/names.h): "ddpm", "ddim", "dpmpp2m", ... */
 const char *sampler_kind_name(SamplerKind k);
-/* Model evaluations per sample the sampler will spend (before guidance doubling); 0 for rk45,
+/* Model evaluations per sample the sampler will spend (before guidance doubling, which applies
+ * for w other than 0 and 1); 0 for rk45,
  * whose count is known only afterwards (SampleStats). */
 int sampler_nfe(const SamplerConfig *c, const Schedule *s, uint64_t *nfe);
 

@@ -608,6 +608,12 @@ static int pf_net(PfField *p, const size_t *rows, size_t B, const double *x, con
         for (size_t q = 0; q < B; q++) p->nfe[rows[q]] += 1;
         return ERR_OK;
     }
+    if (p->w == 0.0) { /* the unconditional model alone: one evaluation */
+        for (size_t q = 0; q < B; q++) p->lab2[q] = -1;
+        TRY(p->net(p->ctx, x, t, p->lab2, B, D, o));
+        for (size_t q = 0; q < B; q++) p->nfe[rows[q]] += 1;
+        return ERR_OK;
+    }
     memcpy(p->x2, x, n * sizeof(double));
     memcpy(p->x2 + n, x, n * sizeof(double));
     for (size_t q = 0; q < B; q++) {
@@ -967,6 +973,10 @@ static int guided_net(void *vctx, const double *x, const double *t, const int *l
         g->l2 = xrealloc(g->l2, 2 * B * sizeof(int));
         g->cap = B;
     }
+    if (g->w == 0.0) { /* the unconditional model alone: one evaluation */
+        for (size_t j = 0; j < B; j++) g->l2[j] = -1;
+        return g->net(g->ctx, x, t, g->l2, B, D, out);
+    }
     memcpy(g->x2, x, n * sizeof(double));
     memcpy(g->x2 + n, x, n * sizeof(double));
     for (size_t j = 0; j < B; j++) {
@@ -998,7 +1008,7 @@ int sde_sample_sched_d(const SamplerConfig *cfg, const Schedule *s, SchedNetFnD 
                                   x, st);
     }
     GuidedNet g = {.net = net, .ctx = ctx, .w = cfg->guidance};
-    int guided = labels && cfg->guidance != 1.0, rc;
+    int guided = labels && cfg->guidance != 1.0 && cfg->guidance != 0.0, rc; /* 2 NFE a step */
     if (cfg->kind == SAMPLER_LANGEVIN) {
         double a, lo, hi;
         sde_marginal(sde, sde->t_eps, &a, &lo);

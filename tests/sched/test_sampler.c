@@ -933,14 +933,20 @@ Test(sampler, classifier_free_guidance_convention)
         cr_assert_eq(sched_sample_d(&c, s, manual_guide, &mg1, idx, B, D, labels, NULL, NULL, m,
                                     NULL), ERR_OK);
         cr_assert(max_abs_diff(cond, m, B * D) < 1e-12);
-        /* w = 0: the unconditional model */
+        /* w = 0: the unconditional model, evaluated alone (one evaluation per step, the same
+         * bits as sampling with every label -1) */
         c.guidance = 0.0;
+        o.evals = 0;
         cr_assert_eq(sched_sample_d(&c, s, oracle_net_d, &o, idx, B, D, labels, NULL, NULL, g, &st),
                      ERR_OK);
+        cr_assert_eq(st.nfe, base_nfe, "%s: w=0 spends %llu NFE, w=1 %llu",
+                     sampler_kind_name(kinds[k]), (unsigned long long)st.nfe,
+                     (unsigned long long)base_nfe);
+        cr_assert_eq(o.evals, B * base_nfe);
         c.guidance = 1.0;
         cr_assert_eq(sched_sample_d(&c, s, oracle_net_d, &o, idx, B, D, nulls, NULL, NULL, unc,
                                     NULL), ERR_OK);
-        cr_assert(max_abs_diff(g, unc, B * D) < 1e-12, "%s: w=0 vs unconditional %.3e",
+        cr_assert(memcmp(g, unc, B * D * sizeof(double)) == 0, "%s: w=0 vs unconditional %.3e",
                   sampler_kind_name(kinds[k]), max_abs_diff(g, unc, B * D));
         /* w = 3: u + 3 (c - u), two evaluations per step */
         c.guidance = 3.0;

@@ -1111,6 +1111,23 @@ Test(sde, sampler_registry_dispatch_and_flow_rk45)
             }
             cr_assert_eq(memcmp(x, y, sizeof x), 0, "%s differs from its sde_* sampler",
                          sampler_kind_name(kinds[k]));
+            /* guidance w = 0 is the unconditional branch alone: the bits and the NFE of
+             * sampling with every label -1 */
+            {
+                const int lab[6] = {0, 1, 2, 0, 1, 2}, neg[6] = {-1, -1, -1, -1, -1, -1};
+                double g0[18], un[18];
+                SampleStats s0, s1;
+                c.guidance = 0.0;
+                cr_assert_eq(sched_sample_d(&c, &sch, oracle_net_d, &o, idx, B, D, lab, NULL,
+                                            NULL, g0, &s0), ERR_OK);
+                c.guidance = 1.0;
+                cr_assert_eq(sched_sample_d(&c, &sch, oracle_net_d, &o, idx, B, D, neg, NULL,
+                                            NULL, un, &s1), ERR_OK);
+                cr_assert_eq(memcmp(g0, un, sizeof g0), 0, "%s: w = 0", sampler_kind_name(kinds[k]));
+                cr_assert_eq(s0.nfe, s1.nfe, "%s: w = 0 spends %llu NFE, labels -1 %llu",
+                             sampler_kind_name(kinds[k]), (unsigned long long)s0.nfe,
+                             (unsigned long long)s1.nfe);
+            }
             cr_assert(isfinite(x[0]));
             uint64_t want;
             cr_assert_eq(sampler_nfe(&c, &sch, &want), ERR_OK);
