@@ -10,7 +10,8 @@
 /* Sum of x[i] (sq = 0) or of (x[i] - m)^2 (sq = 1) in double over eight interleaved
  * accumulators combined in a fixed order: the same bits whatever the thread count, and eight
  * independent dependency chains the compiler can vectorise. */
-static double sum8(const float *x, size_t n, double m, int sq)
+__attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static double
+sum8(const float *x, size_t n, double m, int sq)
 {
     double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
     size_t i = 0;
@@ -87,6 +88,20 @@ void groupnorm_apply(float *out, float *act, const float *inp, const float *gamm
     }
 }
 
+/* the elementwise rows of the backward, built for the vector widths of the CPU (the same
+ * operations in every build) */
+__attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void
+dx_row(float *dx, const float *d, const float *x, float k1, float k2, float k3, size_t n)
+{
+    for (size_t i = 0; i < n; i++) dx[i] += k1 * d[i] - k2 * x[i] + k3;
+}
+
+__attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void
+silu_grad_row(float *d, const float *x, float sc, float sh, size_t n)
+{
+    for (size_t i = 0; i < n; i++) d[i] *= silu_grad_f(x[i] * sc + sh);
+}
+
 void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
                         const float *inp, const float *gamma, const float *mean, const float *rstd,
                         size_t B, size_t C, size_t HW, size_t G)
@@ -140,7 +155,7 @@ void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *d
             float k1 = (float)(rs * (double)gamma[ch]), k2 = (float)(rs * s2 * rs),
                   k3 = (float)(rs * (m * rs * s2 - s1));
             /* dx = rs*gamma*d - rs*s1 - rs*(x - m)*rs*s2 */
-            for (size_t i = 0; i < HW; i++) dx[i] += k1 * d[i] - k2 * x[i] + k3;
+            dx_row(dx, d, x, k1, k2, k3, HW);
         }
     }
 }
@@ -156,9 +171,7 @@ void groupnorm_silu_backward(float *dinp, float *dgamma, float *dbeta, float *da
     for (size_t bc = 0; bc < B * C; bc++) {
         size_t b = bc / C, ch = bc % C, bg = b * G + ch / CG;
         float sc = rstd[bg] * gamma[ch], sh = beta[ch] - mean[bg] * sc;
-        const float *x = inp + bc * HW;
-        float *d = dact + bc * HW;
-        for (size_t i = 0; i < HW; i++) d[i] *= silu_grad_f(x[i] * sc + sh);
+        silu_grad_row(dact + bc * HW, inp + bc * HW, sc, sh, HW);
     }
     groupnorm_backward(dinp, dgamma, dbeta, dact, inp, gamma, mean, rstd, B, C, HW, G);
 }
