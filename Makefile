@@ -56,7 +56,7 @@ VERSION    := 0.1.0
 # build/gen: sources made from other files (slurm/job.sbatch.in as C strings).
 GEN      := build/gen
 CPPFLAGS := -I. -I$(GEN) -I/usr/include/x86_64-linux-gnu/openblas-pthread -D_GNU_SOURCE \
-            -DDFM_VERSION='"$(VERSION)"' -DDFM_GIT_COMMIT='"$(GIT_COMMIT)"'
+            -DDFM_VERSION='"$(VERSION)"'
 # -fno-trapping-math: dfm never reads floating-point exception flags, and without it GCC will
 # not if-convert (and so not vectorise) loops with float comparisons such as SiLU's exp. It
 # changes no result: no reassociation, NaN and Inf semantics intact (unlike -ffast-math).
@@ -83,7 +83,7 @@ BENCHES  := $(BENCH_SRC:tests/bench/%.c=$(BIN)/bench/%)
 DFM      := $(BIN)/dfm
 UNIT     := $(BIN)/tests/unit
 
-.PHONY: all deps test test-unit test-cli test-mpi test-slurm test-fuzz asan ubsan lint fuzz parity \
+.PHONY: FORCE all deps test test-unit test-cli test-mpi test-slurm test-fuzz asan ubsan lint fuzz parity \
         bench run clean debug docs golden
 .DEFAULT_GOAL := all
 # Objects of the test programs and tools are intermediate files to make: keep them.
@@ -115,6 +115,15 @@ $(GEN)/sbatch_template.h: slurm/job.sbatch.in
 	  sed -e 's/\\/\\\\/g' -e 's/"/\\"/g' -e 's/?/\\?/g' -e 's/^/    "/' -e 's/$$/",/' $<; \
 	  echo '};'; } > $@.tmp && mv $@.tmp $@
 $(BUILD)/io/sbatch.o: $(GEN)/sbatch_template.h
+
+# The commit the binary is built from, in one generated header rewritten only when it changes:
+# the files that print or record it are recompiled after a commit, and nothing else is.
+$(GEN)/commit.h: FORCE
+	@mkdir -p $(dir $@)
+	$(Q)echo '#define DFM_GIT_COMMIT "$(GIT_COMMIT)"' > $@.tmp; \
+	  if cmp -s $@.tmp $@; then rm -f $@.tmp; else mv $@.tmp $@; fi
+FORCE:
+$(BUILD)/dist/jobagree.o $(BUILD)/dist/ckpt.o $(BUILD)/cmd/main.o $(BUILD)/cmd/submit.o: $(GEN)/commit.h
 
 $(DFM): $(CMD_OBJ) $(LIB_OBJ)
 	@mkdir -p $(dir $@)

@@ -17,6 +17,12 @@ check "no arguments exits 2" status_is 2 "$DFM"
 check "unknown command exits 2" status_is 2 "$DFM" frobnicate
 check "help of an unknown command exits 2" status_is 2 "$DFM" help frobnicate
 check "--version names the commit" sh -c "'$DFM' --version | grep -q 'commit '"
+# the commit of the checkout the binary was built from, not one baked into an older object
+# (skipped outside a git checkout)
+here=$(cd "$(dirname "$0")/../.." && pwd)
+if head=$(git -C "$here" rev-parse --short=12 HEAD 2> /dev/null); then
+    check "--version names the checkout's commit ($head)" sh -c "'$DFM' --version | grep -q 'commit $head'"
+fi
 check "--version names the MPI library" sh -c "'$DFM' --version | grep -qi 'mpi: .*open mpi'"
 check "--version names the compiler" sh -c "'$DFM' --version | grep -q 'compiler: '"
 # Every listed command answers --help with status 0 and a usage line.
