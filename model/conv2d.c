@@ -312,13 +312,22 @@ __attribute__((target("avx512f"))) static void wino_input_avx512(float *V, const
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     /* lanes past a row's end are computed and never stored; zeroed once so they are defined */
-    float ev[4][WINO_ROW] = {{0}}, od[4][WINO_ROW] = {{0}}, te[4][WINO_ROW] = {{0}},
+    float evs[4][WINO_ROW] = {{0}}, ods[4][WINO_ROW] = {{0}}, te[4][WINO_ROW] = {{0}},
           to[4][WINO_ROW] = {{0}};
     ASSERT(W <= WINO_MAX_W);
     for (size_t c = 0; c < C; c++) {
         const float *xc = x + c * (size_t)H * W;
+        /* the 4-row window moves down by 2 rows per row of tiles: its last two split rows are
+         * the next window's first two, so each input row is split once */
+        float *ev[4] = {evs[0], evs[1], evs[2], evs[3]}, *od[4] = {ods[0], ods[1], ods[2], ods[3]};
         for (int ty = 0; ty < TH; ty++) {
-            for (int r = 0; r < 4; r++) { /* o[j] = row[2j], e[j + 1] = row[2j + 1], zero outside */
+            if (ty > 0)
+                for (int r = 0; r < 2; r++) {
+                    float *e = ev[r], *o = od[r];
+                    ev[r] = ev[r + 2], od[r] = od[r + 2];
+                    ev[r + 2] = e, od[r + 2] = o;
+                }
+            for (int r = ty > 0 ? 2 : 0; r < 4; r++) { /* o[j] = row[2j], e[j + 1] = row[2j + 1], zero outside */
                 int yy = 2 * ty - 1 + r;
                 if (yy < 0 || yy >= H) {
                     for (int j = 0; j < NE; j += WINO_V) {
