@@ -1,6 +1,7 @@
 /* model/conv2d.c - im2col + sgemm convolution with thread-count-independent work splits. */
 #include "model/conv2d.h"
 #include "model/gemm.h"
+#include "model/ops.h"
 #include "core/mem.h"
 
 #include <omp.h>
@@ -191,7 +192,24 @@ static void wino_weights(float *U, const float *w, size_t O, size_t I, int flip)
  * t = B^T d runs along whole rows and the horizontal one per tile over contiguous arrays, so
  * both loops vectorise; the operations per value are those of the textbook order (columns, then
  * rows). */
-__attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void wino_input_c(float *V, const float *x, size_t C, int H, int W, size_t T)
+/* GroupNorm + SiLU applied while the input is read (conv2d_forward_gn_silu): the statistics of
+ * one sample, (G) each, and the affine parameters (C); channel c is in group c / CG. NULL: the
+ * input is read as it is. */
+typedef struct {
+    const float *mean, *rstd, *gamma, *beta;
+    size_t CG;
+} WinoAct;
+
+/* channel c's scale and shift, as model/groupnorm.c's gn_apply_group forms them */
+static inline void wino_act_coef(const WinoAct *a, size_t c, float *sc, float *sh)
+{
+    size_t g = c / a->CG;
+    *sc = a->rstd[g] * a->gamma[c];
+    *sh = a->beta[c] - a->mean[g] * *sc;
+}
+
+__attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void
+wino_input_c(float *V, const float *x, size_t C, int H, int W, size_t T, const WinoAct *act)
 {
     const int TW = (W + 1) / 2, TH = (H + 1) / 2, NE = TW + 1; /* even/odd columns per row */
     const size_t ST = C * T; /* distance between consecutive e */
@@ -211,9 +229,16 @@ __attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static vo
                 const float *row = xc + (size_t)yy * W;
                 const int ne = W / 2; /* e[1 .. ne] and o[0 .. TW-1] lie inside the row */
                 e[0] = 0.0f;
-                for (int j = 1; j <= ne; j++) e[j] = row[2 * j - 1];
+                if (act) { /* silu(x * sc + sh), the expression of gn_apply_group */
+                    float sc, sh;
+                    wino_act_coef(act, c, &sc, &sh);
+                    for (int j = 1; j <= ne; j++) e[j] = silu_f(row[2 * j - 1] * sc + sh);
+                    for (int j = 0; j < TW; j++) o[j] = silu_f(row[2 * j] * sc + sh);
+                } else {
+                    for (int j = 1; j <= ne; j++) e[j] = row[2 * j - 1];
+                    for (int j = 0; j < TW; j++) o[j] = row[2 * j];
+                }
                 for (int j = ne + 1; j < NE; j++) e[j] = 0.0f;
-                for (int j = 0; j < TW; j++) o[j] = row[2 * j];
                 o[TW] = 0.0f;
             }
             for (int j = 0; j < NE; j++) { /* t = B^T d along the rows */
@@ -304,8 +329,45 @@ __attribute__((target("avx512f"))) static inline __mmask16 wino_mask(int n)
     return n >= WINO_V ? (__mmask16)0xFFFF : n <= 0 ? (__mmask16)0 : (__mmask16)((1u << n) - 1u);
 }
 
+/* silu_f of model/ops.h on 16 lanes: the same operations in the same order (exp_f's clamps,
+ * round-to-nearest by adding 1.5 * 2^23, two-step range reduction, degree-6 Horner polynomial,
+ * 2^n from the exponent bits, NaN passed through), so every lane has the scalar function's bits */
+__attribute__((target("avx512f"))) static inline __m512 wino_silu(__m512 x)
+{
+    const __m512 big = _mm512_set1_ps(12582912.0f);
+    __m512 t = _mm512_castsi512_ps(
+        _mm512_xor_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u))); /* -x */
+    __m512 xc = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, _mm512_set1_ps(-87.0f), _CMP_GT_OQ),
+                                     _mm512_set1_ps(-87.0f), t);
+    xc = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xc, _mm512_set1_ps(88.0f), _CMP_LT_OQ),
+                              _mm512_set1_ps(88.0f), xc);
+    __m512 n = _mm512_sub_ps(
+        _mm512_add_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)), big), big);
+    __m512 r = _mm512_sub_ps(xc, _mm512_mul_ps(n, _mm512_set1_ps(0.693145751953125f)));
+    r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(1.428606765330187045e-6f)));
+    __m512 p = _mm512_set1_ps(1.0f / 720.0f);
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 120.0f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 24.0f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 6.0f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(0.5f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
+    __m512 sc = _mm512_castsi512_ps(
+        _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvttps_epi32(n), _mm512_set1_epi32(127)), 23));
+    __m512 e = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, t, _CMP_EQ_OQ), t, _mm512_mul_ps(p, sc));
+    return _mm512_div_ps(x, _mm512_add_ps(_mm512_set1_ps(1.0f), e));
+}
+
+/* silu(v * sc + sh) on the lanes of m, zero elsewhere (the padding stays zero) */
+__attribute__((target("avx512f"))) static inline __m512 wino_act_v(__m512 v, __mmask16 m, __m512 sc,
+                                                                   __m512 sh)
+{
+    return _mm512_maskz_mov_ps(m, wino_silu(_mm512_add_ps(_mm512_mul_ps(v, sc), sh)));
+}
+
 __attribute__((target("avx512f"))) static void wino_input_avx512(float *V, const float *x, size_t C,
-                                                                 int H, int W, size_t T)
+                                                                 int H, int W, size_t T,
+                                                                 const WinoAct *act)
 {
     const int TW = (W + 1) / 2, TH = (H + 1) / 2, NE = TW + 1;
     const size_t ST = C * T;
@@ -320,6 +382,13 @@ __attribute__((target("avx512f"))) static void wino_input_avx512(float *V, const
         /* the 4-row window moves down by 2 rows per row of tiles: its last two split rows are
          * the next window's first two, so each input row is split once */
         float *ev[4] = {evs[0], evs[1], evs[2], evs[3]}, *od[4] = {ods[0], ods[1], ods[2], ods[3]};
+        __m512 asc = _mm512_setzero_ps(), ash = _mm512_setzero_ps();
+        if (act) {
+            float sc, sh;
+            wino_act_coef(act, c, &sc, &sh);
+            asc = _mm512_set1_ps(sc);
+            ash = _mm512_set1_ps(sh);
+        }
         for (int ty = 0; ty < TH; ty++) {
             if (ty > 0)
                 for (int r = 0; r < 2; r++) {
@@ -339,8 +408,13 @@ __attribute__((target("avx512f"))) static void wino_input_avx512(float *V, const
                 const float *row = xc + (size_t)yy * W;
                 ev[r][0] = 0.0f;
                 for (int j = 0; j < NE; j += WINO_V) {
-                    __m512 lo = _mm512_maskz_loadu_ps(wino_mask(W - 2 * j), row + 2 * j);
-                    __m512 hi = _mm512_maskz_loadu_ps(wino_mask(W - 2 * j - WINO_V), row + 2 * j + WINO_V);
+                    __mmask16 ml = wino_mask(W - 2 * j), mh = wino_mask(W - 2 * j - WINO_V);
+                    __m512 lo = _mm512_maskz_loadu_ps(ml, row + 2 * j);
+                    __m512 hi = _mm512_maskz_loadu_ps(mh, row + 2 * j + WINO_V);
+                    if (act) {
+                        lo = wino_act_v(lo, ml, asc, ash);
+                        hi = wino_act_v(hi, mh, asc, ash);
+                    }
                     _mm512_storeu_ps(od[r] + j, _mm512_permutex2var_ps(lo, ie, hi));
                     _mm512_storeu_ps(ev[r] + j + 1, _mm512_permutex2var_ps(lo, io, hi));
                 }
@@ -443,15 +517,16 @@ static int wino_has_avx512(void)
 #endif
 }
 
-static void wino_input(float *V, const float *x, size_t C, int H, int W, size_t T)
+static void wino_input(float *V, const float *x, size_t C, int H, int W, size_t T,
+                       const WinoAct *act)
 {
 #if WINO_X86
     if (wino_has_avx512()) {
-        wino_input_avx512(V, x, C, H, W, T);
+        wino_input_avx512(V, x, C, H, W, T, act);
         return;
     }
 #endif
-    wino_input_c(V, x, C, H, W, T);
+    wino_input_c(V, x, C, H, W, T, act);
 }
 
 static void wino_output(float *out, const float *M, const float *bias, size_t O, int H, int W,
@@ -467,15 +542,21 @@ static void wino_output(float *out, const float *M, const float *bias, size_t O,
 }
 
 /* out (B, O, H, W) (+)= conv3x3(inp (B, I, H, W)) with transformed weights U (16, O, I) */
-static void wino_conv(float *out, const float *inp, const float *U, const float *bias, size_t O,
-                      size_t I, int H, int W, size_t B, int accumulate, float *ws)
+static void wino_conv(float *out, const float *inp, const Conv2dGnSilu *gn, const float *U,
+                      const float *bias, size_t O, size_t I, int H, int W, size_t B,
+                      int accumulate, float *ws)
 {
     const size_t T = (size_t)((H + 1) / 2) * (size_t)((W + 1) / 2), HW = (size_t)H * W;
     const size_t per = 16 * T * (I + O);
 #pragma omp parallel for schedule(static)
     for (size_t b = 0; b < B; b++) {
         float *V = ws + (size_t)omp_get_thread_num() * per, *M = V + 16 * T * I;
-        wino_input(V, inp + b * I * HW, I, H, W, T);
+        WinoAct a;
+        if (gn) {
+            const size_t G = (size_t)gn->G;
+            a = (WinoAct){gn->mean + b * G, gn->rstd + b * G, gn->gamma, gn->beta, I / G};
+        }
+        wino_input(V, inp + b * I * HW, I, H, W, T, gn ? &a : NULL);
         for (int e = 0; e < 16; e++)
             gemm(0, 0, O, T, I, 1.0f, U + (size_t)e * O * I, I, V + (size_t)e * I * T, T, 0.0f,
                  M + (size_t)e * O * T, T);
@@ -555,7 +636,7 @@ static void wino_conv_dw(float *dw, const float *dout, const float *inp, const C
 #pragma omp parallel for schedule(static)
         for (size_t j = 0; j < g; j++) {
             float *V = buf + j * per, *Mg = V + 16 * T * I;
-            wino_input(V, inp + (b0 + j) * I * HW, I, s->H, s->W, T);
+            wino_input(V, inp + (b0 + j) * I * HW, I, s->H, s->W, T, NULL);
             wino_dout(Mg, dout + (b0 + j) * O * HW, O, s->H, s->W, T);
         }
 #pragma omp parallel for schedule(static)
@@ -579,7 +660,7 @@ void conv2d_forward(float *out, const float *inp, const float *w, const float *b
     if (use_winograd(s)) {
         float *U = ws;
         wino_weights(U, w, (size_t)s->OC, (size_t)s->IC, 0);
-        wino_conv(out, inp, U, bias, (size_t)s->OC, (size_t)s->IC, s->H, s->W, B, 0,
+        wino_conv(out, inp, NULL, U, bias, (size_t)s->OC, (size_t)s->IC, s->H, s->W, B, 0,
                   ws + 16 * (size_t)s->OC * s->IC);
         return;
     }
@@ -600,6 +681,19 @@ void conv2d_forward(float *out, const float *inp, const float *w, const float *b
             }
         }
     }
+}
+
+int conv2d_fuses_gn_silu(const Conv2dShape *s) { return use_winograd(s); }
+
+void conv2d_forward_gn_silu(float *out, const float *x, const Conv2dGnSilu *gn, const float *w,
+                            const float *bias, const Conv2dShape *s, size_t B, float *ws)
+{
+    ASSERT(use_winograd(s) && gn->G > 0 && s->IC % gn->G == 0);
+    gemm_single_thread();
+    float *U = ws;
+    wino_weights(U, w, (size_t)s->OC, (size_t)s->IC, 0);
+    wino_conv(out, x, gn, U, bias, (size_t)s->OC, (size_t)s->IC, s->H, s->W, B, 0,
+              ws + 16 * (size_t)s->OC * s->IC);
 }
 
 void conv2d_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
@@ -662,7 +756,7 @@ void conv2d_backward(float *dinp, float *dw, float *dbias, const float *dout, co
     if (dinp && use_winograd(s)) {
         float *U = ws;
         wino_weights(U, w, (size_t)s->IC, (size_t)s->OC, 1);
-        wino_conv(dinp, dout, U, NULL, (size_t)s->IC, (size_t)s->OC, s->H, s->W, B, 1,
+        wino_conv(dinp, dout, NULL, U, NULL, (size_t)s->IC, (size_t)s->OC, s->H, s->W, B, 1,
                   ws + 16 * (size_t)s->OC * s->IC);
         return;
     }

@@ -46,6 +46,19 @@ double conv2d_macs(const Conv2dShape *s);
 /* out: (B, OC, OH, OW); inp: (B, IC, H, W); w: (OC, IC, K, K); bias: (OC) or NULL */
 void conv2d_forward(float *out, const float *inp, const float *w, const float *bias,
                     const Conv2dShape *s, size_t B, float *ws);
+/* GroupNorm + SiLU applied to the input on the fly: the convolution reads
+ * silu((x - mean) * rstd * gamma + beta) computed exactly as model/groupnorm.c's forward does
+ * (scale rstd * gamma[c], shift beta[c] - mean * scale, then silu_f), so the result has the bits
+ * of groupnorm_forward's act followed by conv2d_forward, without writing act. mean, rstd: (B, G)
+ * as groupnorm_forward saved them; gamma, beta: (IC). Only for shapes where
+ * conv2d_fuses_gn_silu() is 1 (the Winograd path). */
+typedef struct {
+    const float *mean, *rstd, *gamma, *beta;
+    int G;
+} Conv2dGnSilu;
+int conv2d_fuses_gn_silu(const Conv2dShape *s);
+void conv2d_forward_gn_silu(float *out, const float *x, const Conv2dGnSilu *gn, const float *w,
+                            const float *bias, const Conv2dShape *s, size_t B, float *ws);
 /* dinp: (B, IC, H, W); dw, dbias like w, bias; dout like out */
 void conv2d_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                      const float *w, const Conv2dShape *s, size_t B, float *ws);

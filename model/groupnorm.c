@@ -71,7 +71,7 @@ void groupnorm_forward(float *out, float *act, float *mean, float *rstd, const f
         float mf = (float)m, rs = (float)(1.0 / sqrt(v + (double)GROUPNORM_EPS));
         mean[bg] = mf;
         rstd[bg] = rs;
-        gn_apply_group(out, act, x, gamma, beta, mf, rs, b, g, C, CG, HW);
+        if (out || act) gn_apply_group(out, act, x, gamma, beta, mf, rs, b, g, C, CG, HW);
     }
 }
 

@@ -18,7 +18,9 @@
 #define GROUPNORM_EPS 1e-6f
 
 /* out, act, inp: (B, C, HW); gamma, beta: (C); mean, rstd: (B, G) cached for backward;
- * act may be NULL; out may be NULL when act is not (only silu(out) is written, the same bits) */
+ * act may be NULL; out may be NULL when act is not (only silu(out) is written, the same bits);
+ * with both NULL only the statistics are computed (for a consumer that applies them itself,
+ * conv2d_forward_gn_silu) */
 void groupnorm_forward(float *out, float *act, float *mean, float *rstd, const float *inp,
                        const float *gamma, const float *beta, size_t B, size_t C, size_t HW,
                        size_t G);

@@ -393,26 +393,43 @@ size_t unet_ws_floats(const Net *n, size_t B)
 
 /* GroupNorm + SiLU write only the SiLU output (the backward recomputes the rest from the
  * statistics) */
+/* out = conv(silu(norm(in))), statistics into stats (means then rstds). On the Winograd path
+ * the convolution applies GroupNorm + SiLU as it reads its input and act is not written (the
+ * backward recomputes it); elsewhere act is written and read. The same bits either way. */
+static void gn_silu_conv(Net *n, const Norm *nm, Act *stats, Act *act, const float *in,
+                         const Conv *cv, float *out, size_t B, size_t HW)
+{
+    const size_t C = nm->C, G = nm->G;
+    float *mean = stats->x, *rstd = stats->x + B * G;
+    if (conv2d_fuses_gn_silu(&cv->s)) {
+        groupnorm_forward(NULL, NULL, mean, rstd, in, PP(nm->g), PP(nm->b), B, C, HW, G);
+        Conv2dGnSilu gn = {mean, rstd, PP(nm->g), PP(nm->b), (int)G};
+        conv2d_forward_gn_silu(out, in, &gn, PP(cv->w), PP(cv->b), &cv->s, B, n->ws);
+        return;
+    }
+    groupnorm_forward(NULL, act->x, mean, rstd, in, PP(nm->g), PP(nm->b), B, C, HW, G);
+    conv2d_forward(out, act->x, PP(cv->w), PP(cv->b), &cv->s, B, n->ws);
+}
+
 static void res_forward(Net *n, Block *b, size_t B)
 {
     ResBlock *r = &b->res;
-    const size_t ic = r->norm1.C, oc = r->norm2.C, HW = b->HW, G = r->norm1.G;
-    groupnorm_forward(NULL, r->act1->x, r->stats1->x, r->stats1->x + B * G, b->in->x,
-                      PP(r->norm1.g), PP(r->norm1.b), B, ic, HW, G);
-    conv2d_forward(r->conv1_out->x, r->act1->x, PP(r->conv1.w), PP(r->conv1.b), &r->conv1.s, B,
-                   n->ws);
+    const size_t oc = r->norm2.C, HW = b->HW, G = r->norm1.G;
+    gn_silu_conv(n, &r->norm1, r->stats1, r->act1, b->in->x, &r->conv1, r->conv1_out->x, B, HW);
     linear_forward(r->temb_out->x, n->temb.semb->x, PP(r->temb_proj.w), PP(r->temb_proj.b), B,
                    r->temb_proj.in, oc);
     chan_add_forward(r->conv1_out->x, r->temb_out->x, B, oc, HW);
-    groupnorm_forward(NULL, r->act2->x, r->stats2->x, r->stats2->x + B * G,
-                      r->conv1_out->x, PP(r->norm2.g), PP(r->norm2.b), B, oc, HW, G);
-    const float *c2in = r->act2->x;
-    if (n->dropout_on && r->mask) {
+    if (n->dropout_on && r->mask) { /* dropout between SiLU and conv2: act2 is written */
+        groupnorm_forward(NULL, r->act2->x, r->stats2->x, r->stats2->x + B * G,
+                          r->conv1_out->x, PP(r->norm2.g), PP(r->norm2.b), B, oc, HW, G);
         dropout_forward(r->dropped->x, r->mask->x, r->act2->x, n->dropout, B, oc * HW, n->seed,
                         n->sample_idx, n->dstep, r->rng_block);
-        c2in = r->dropped->x;
+        conv2d_forward(r->conv2_out->x, r->dropped->x, PP(r->conv2.w), PP(r->conv2.b),
+                       &r->conv2.s, B, n->ws);
+    } else {
+        gn_silu_conv(n, &r->norm2, r->stats2, r->act2, r->conv1_out->x, &r->conv2,
+                     r->conv2_out->x, B, HW);
     }
-    conv2d_forward(r->conv2_out->x, c2in, PP(r->conv2.w), PP(r->conv2.b), &r->conv2.s, B, n->ws);
     const float *skip = b->in->x;
     if (r->has_shortcut) {
         conv2d_forward(r->shortcut_out->x, b->in->x, PP(r->shortcut.w), PP(r->shortcut.b),
@@ -552,12 +569,8 @@ void unet_forward(Net *n, size_t B)
                    n->ws);
     for (size_t i = 0; i < u->n_blk; i++) block_forward(n, u->blk[i], B);
     const Act *h = u->blk[u->n_blk - 1]->out;
-    const size_t C = u->norm_out.C, G = u->norm_out.G,
-                 HW = (size_t)u->conv_out.s.H * u->conv_out.s.W;
-    groupnorm_forward(NULL, u->head_act->x, u->head_stats->x, u->head_stats->x + B * G,
-                      h->x, PP(u->norm_out.g), PP(u->norm_out.b), B, C, HW, G);
-    conv2d_forward(n->y->x, u->head_act->x, PP(u->conv_out.w), PP(u->conv_out.b), &u->conv_out.s,
-                   B, n->ws);
+    gn_silu_conv(n, &u->norm_out, u->head_stats, u->head_act, h->x, &u->conv_out, n->y->x, B,
+                 (size_t)u->conv_out.s.H * u->conv_out.s.W);
 }
 
 void unet_backward(Net *n, size_t B)

@@ -4,6 +4,7 @@
 #include <omp.h>
 
 #include "model/conv2d.h"
+#include "model/groupnorm.h"
 #include "core/mem.h"
 #include "ref.h"
 
@@ -143,3 +144,46 @@ Test(conv2d, winograd_avx512_transforms_equal_the_portable_ones)
 }
 /* the same shapes against the direct convolution */
 Test(conv2d, winograd_wide_rows) { check_conv(conv2d_shape(2, 3, 3, 1, 1, 9, 37), 2); }
+
+/* GroupNorm + SiLU read on the fly by the convolution: the bits of groupnorm_forward's act
+ * followed by conv2d_forward, with the AVX-512 and the portable transforms; gamma up to 60 puts
+ * normalised values past exp's clamps (-87, 88) on both sides */
+static void gn_fused(Conv2dShape s, size_t B, int G)
+{
+    size_t HW = (size_t)s.H * s.W, nx = B * (size_t)s.IC * HW, nw = (size_t)s.OC * s.IC * 9;
+    size_t no = B * (size_t)s.OC * HW;
+    float *x = malloc(nx * 4), *w = malloc(nw * 4), *b = malloc((size_t)s.OC * 4);
+    float *gamma = malloc((size_t)s.IC * 4), *beta = malloc((size_t)s.IC * 4), *act = malloc(nx * 4);
+    float *mean = malloc(B * (size_t)G * 4), *rstd = malloc(B * (size_t)G * 4);
+    float *ref = malloc(no * 4), *got = malloc(no * 4);
+    fill_uniform(x, nx, 2.0f, 11);
+    fill_uniform(w, nw, 0.5f, 12);
+    fill_uniform(b, (size_t)s.OC, 0.5f, 13);
+    fill_uniform(gamma, (size_t)s.IC, 60.0f, 14);
+    fill_uniform(beta, (size_t)s.IC, 3.0f, 15);
+    float *ws = xalloc_aligned((conv2d_ws_floats(&s, B, 1) + 1) * 4);
+    cr_assert(conv2d_fuses_gn_silu(&s));
+    omp_set_num_threads(1);
+    groupnorm_forward(NULL, act, mean, rstd, x, gamma, beta, B, (size_t)s.IC, HW, (size_t)G);
+    conv2d_forward(ref, act, w, b, &s, B, ws);
+    Conv2dGnSilu gn = {mean, rstd, gamma, beta, G};
+    for (int isa = 0; isa < 2; isa++) {
+        conv2d_allow_avx512(isa);
+        memset(got, 0xFF, no * 4);
+        conv2d_forward_gn_silu(got, x, &gn, w, b, &s, B, ws);
+        conv2d_allow_avx512(1);
+        cr_assert(memcmp(ref, got, no * 4) == 0, "fused GroupNorm+SiLU differs (%dx%d, avx512 %d)",
+                  s.H, s.W, isa);
+    }
+    free(x); free(w); free(b); free(gamma); free(beta); free(act); free(mean); free(rstd);
+    free(ref); free(got);
+    xfree_aligned(ws);
+}
+
+Test(conv2d, groupnorm_silu_fused_into_the_winograd_input)
+{
+    gn_fused(conv2d_shape(8, 5, 3, 1, 1, 28, 28), 2, 4);
+    gn_fused(conv2d_shape(6, 4, 3, 1, 1, 14, 14), 3, 3);
+    gn_fused(conv2d_shape(4, 3, 3, 1, 1, 11, 13), 2, 2);
+    gn_fused(conv2d_shape(2, 3, 3, 1, 1, 9, 37), 2, 1);
+}
