@@ -11,8 +11,10 @@ for t in "$here"/t_*.sh; do
     [ -f "$t" ] || continue
     name=$(basename "$t" .sh)
     case " ${CLI_SKIP:-} " in *" $name "*) echo "cli: $name.sh: skipped (CLI_SKIP)"; continue ;; esac
+    t0=$(date +%s)
     out=$(sh "$t" 2>&1)
     rc=$?
+    secs=$(($(date +%s) - t0))
     printf '%s\n' "$out" | grep -E '^(not )?ok ' | grep '^not ok' || true
     p=$(printf '%s\n' "$out" | grep -c '^ok ')
     f=$(printf '%s\n' "$out" | grep -c '^not ok ')
@@ -21,7 +23,7 @@ for t in "$here"/t_*.sh; do
         echo "not ok - $(basename "$t") exited $rc"
         f=1
     fi
-    echo "cli: $(basename "$t"): $p passed, $f failed"
+    echo "cli: $(basename "$t"): $p passed, $f failed (${secs} s)"
     pass=$((pass + p))
     fail=$((fail + f))
 done
