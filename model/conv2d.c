@@ -1,6 +1,7 @@
 /* model/conv2d.c - im2col + sgemm convolution with thread-count-independent work splits. */
 #include "model/conv2d.h"
 #include "model/gemm.h"
+#include "model/groupnorm.h"
 #include "model/ops.h"
 #include "core/mem.h"
 
@@ -186,12 +187,6 @@ static void wino_weights(float *U, const float *w, size_t O, size_t I, int flip)
     }
 }
 
-/* V[e][c][tile] = B^T d B for the 4x4 input patch of each 2x2 output tile (zero outside).
- * One row of tiles at a time: its 4 input rows, zero-padded, are split into even and odd
- * columns (tile tx starts at padded column 2 tx, i.e. at even[tx]), the vertical transform
- * t = B^T d runs along whole rows and the horizontal one per tile over contiguous arrays, so
- * both loops vectorise; the operations per value are those of the textbook order (columns, then
- * rows). */
 /* GroupNorm + SiLU applied while the input is read (conv2d_forward_gn_silu): the statistics of
  * one sample, (G) each, and the affine parameters (C); channel c is in group c / CG. NULL: the
  * input is read as it is. */
@@ -200,14 +195,19 @@ typedef struct {
     size_t CG;
 } WinoAct;
 
-/* channel c's scale and shift, as model/groupnorm.c's gn_apply_group forms them */
+/* channel c's scale and shift (groupnorm_coef, as the GroupNorm forward forms them) */
 static inline void wino_act_coef(const WinoAct *a, size_t c, float *sc, float *sh)
 {
     size_t g = c / a->CG;
-    *sc = a->rstd[g] * a->gamma[c];
-    *sh = a->beta[c] - a->mean[g] * *sc;
+    groupnorm_coef(a->mean[g], a->rstd[g], a->gamma[c], a->beta[c], sc, sh);
 }
 
+/* V[e][c][tile] = B^T d B for the 4x4 input patch of each 2x2 output tile (zero outside).
+ * One row of tiles at a time: its 4 input rows, zero-padded, are split into even and odd
+ * columns (tile tx starts at padded column 2 tx, i.e. at even[tx]), the vertical transform
+ * t = B^T d runs along whole rows and the horizontal one per tile over contiguous arrays, so
+ * both loops vectorise; the operations per value are those of the textbook order (columns, then
+ * rows). With act, GroupNorm + SiLU are applied as the rows are split. */
 __attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void
 wino_input_c(float *V, const float *x, size_t C, int H, int W, size_t T, const WinoAct *act)
 {
@@ -334,22 +334,21 @@ __attribute__((target("avx512f"))) static inline __mmask16 wino_mask(int n)
  * 2^n from the exponent bits, NaN passed through), so every lane has the scalar function's bits */
 __attribute__((target("avx512f"))) static inline __m512 wino_silu(__m512 x)
 {
-    const __m512 big = _mm512_set1_ps(12582912.0f);
+    const __m512 big = _mm512_set1_ps(EXP_F_ROUND), lo = _mm512_set1_ps(EXP_F_LO),
+                 hi = _mm512_set1_ps(EXP_F_HI);
     __m512 t = _mm512_castsi512_ps(
         _mm512_xor_si512(_mm512_castps_si512(x), _mm512_set1_epi32((int)0x80000000u))); /* -x */
-    __m512 xc = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, _mm512_set1_ps(-87.0f), _CMP_GT_OQ),
-                                     _mm512_set1_ps(-87.0f), t);
-    xc = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xc, _mm512_set1_ps(88.0f), _CMP_LT_OQ),
-                              _mm512_set1_ps(88.0f), xc);
-    __m512 n = _mm512_sub_ps(
-        _mm512_add_ps(_mm512_mul_ps(xc, _mm512_set1_ps(1.44269504088896341f)), big), big);
-    __m512 r = _mm512_sub_ps(xc, _mm512_mul_ps(n, _mm512_set1_ps(0.693145751953125f)));
-    r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(1.428606765330187045e-6f)));
-    __m512 p = _mm512_set1_ps(1.0f / 720.0f);
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 120.0f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 24.0f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f / 6.0f));
-    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(0.5f));
+    __m512 xc = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(t, lo, _CMP_GT_OQ), lo, t);
+    xc = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(xc, hi, _CMP_LT_OQ), hi, xc);
+    __m512 n = _mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(xc, _mm512_set1_ps(EXP_F_LOG2E)), big),
+                             big);
+    __m512 r = _mm512_sub_ps(xc, _mm512_mul_ps(n, _mm512_set1_ps(EXP_F_LN2_HI)));
+    r = _mm512_sub_ps(r, _mm512_mul_ps(n, _mm512_set1_ps(EXP_F_LN2_LO)));
+    __m512 p = _mm512_set1_ps(EXP_F_C6);
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EXP_F_C5));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EXP_F_C4));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EXP_F_C3));
+    p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(EXP_F_C2));
     p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
     p = _mm512_add_ps(_mm512_mul_ps(p, r), _mm512_set1_ps(1.0f));
     __m512 sc = _mm512_castsi512_ps(
@@ -650,6 +649,16 @@ static void wino_conv_dw(float *dw, const float *dout, const float *inp, const C
     wino_dweights(dw, dU, O, I);
 }
 
+/* The Winograd forward: weights transformed into the workspace, then the samples. */
+static void wino_forward(float *out, const float *inp, const Conv2dGnSilu *gn, const float *w,
+                         const float *bias, const Conv2dShape *s, size_t B, float *ws)
+{
+    float *U = ws;
+    wino_weights(U, w, (size_t)s->OC, (size_t)s->IC, 0);
+    wino_conv(out, inp, gn, U, bias, (size_t)s->OC, (size_t)s->IC, s->H, s->W, B, 0,
+              ws + 16 * (size_t)s->OC * s->IC);
+}
+
 void conv2d_forward(float *out, const float *inp, const float *w, const float *bias,
                     const Conv2dShape *s, size_t B, float *ws)
 {
@@ -658,10 +667,7 @@ void conv2d_forward(float *out, const float *inp, const float *w, const float *b
     const size_t HW = (size_t)s->H * s->W;
     const int pw = is_pointwise(s);
     if (use_winograd(s)) {
-        float *U = ws;
-        wino_weights(U, w, (size_t)s->OC, (size_t)s->IC, 0);
-        wino_conv(out, inp, NULL, U, bias, (size_t)s->OC, (size_t)s->IC, s->H, s->W, B, 0,
-                  ws + 16 * (size_t)s->OC * s->IC);
+        wino_forward(out, inp, NULL, w, bias, s, B, ws);
         return;
     }
 #pragma omp parallel for schedule(static)
@@ -690,10 +696,7 @@ void conv2d_forward_gn_silu(float *out, const float *x, const Conv2dGnSilu *gn, 
 {
     ASSERT(use_winograd(s) && gn->G > 0 && s->IC % gn->G == 0);
     gemm_single_thread();
-    float *U = ws;
-    wino_weights(U, w, (size_t)s->OC, (size_t)s->IC, 0);
-    wino_conv(out, x, gn, U, bias, (size_t)s->OC, (size_t)s->IC, s->H, s->W, B, 0,
-              ws + 16 * (size_t)s->OC * s->IC);
+    wino_forward(out, x, gn, w, bias, s, B, ws);
 }
 
 void conv2d_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,

@@ -41,7 +41,8 @@ __attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static vo
 {
     for (size_t c = 0; c < CG; c++) {
         size_t ch = g * CG + c;
-        float sc = rs * gamma[ch], sh = beta[ch] - mf * sc;
+        float sc, sh;
+        groupnorm_coef(mf, rs, gamma[ch], beta[ch], &sc, &sh);
         const float *xc = x + c * HW;
         if (!out) { /* fused: the same operations, only the SiLU output stored */
             float *a = act + (b * C + ch) * HW;
@@ -170,7 +171,8 @@ void groupnorm_silu_backward(float *dinp, float *dgamma, float *dbeta, float *da
 #pragma omp parallel for schedule(static) if (B * C * HW > PAR_MIN)
     for (size_t bc = 0; bc < B * C; bc++) {
         size_t b = bc / C, ch = bc % C, bg = b * G + ch / CG;
-        float sc = rstd[bg] * gamma[ch], sh = beta[ch] - mean[bg] * sc;
+        float sc, sh;
+        groupnorm_coef(mean[bg], rstd[bg], gamma[ch], beta[ch], &sc, &sh);
         silu_grad_row(dact + bc * HW, inp + bc * HW, sc, sh, HW);
     }
     groupnorm_backward(dinp, dgamma, dbeta, dact, inp, gamma, mean, rstd, B, C, HW, G);

@@ -17,6 +17,17 @@
 
 #define GROUPNORM_EPS 1e-6f
 
+/* Channel c's normalisation as one multiply-add, out = x * sc + sh: sc = rstd * gamma[c],
+ * sh = beta[c] - mean * sc. Formed here only, so the forward, the backward's recomputation and
+ * a convolution that applies the normalisation itself (conv2d_forward_gn_silu) get the same
+ * bits. */
+static inline void groupnorm_coef(float mean, float rstd, float gamma, float beta, float *sc,
+                                  float *sh)
+{
+    *sc = rstd * gamma;
+    *sh = beta - mean * *sc;
+}
+
 /* out, act, inp: (B, C, HW); gamma, beta: (C); mean, rstd: (B, G) cached for backward;
  * act may be NULL; out may be NULL when act is not (only silu(out) is written, the same bits);
  * with both NULL only the statistics are computed (for a consumer that applies them itself,

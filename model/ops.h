@@ -17,18 +17,31 @@
  * reduction x = n ln2 + r, |r| <= ln2/2, a degree-6 polynomial for e^r and 2^n put together from
  * bits. Written without branches or calls so loops over it vectorise; the same operations in
  * the same order on every call, so results are the same for any thread count. */
+/* exp_f's constants, shared with vector copies of it (model/conv2d.c), which must use the same */
+#define EXP_F_LO (-87.0f)
+#define EXP_F_HI 88.0f
+#define EXP_F_LOG2E 1.44269504088896341f
+#define EXP_F_ROUND 12582912.0f /* 1.5 * 2^23: adding and subtracting it rounds to an integer */
+#define EXP_F_LN2_HI 0.693145751953125f
+#define EXP_F_LN2_LO 1.428606765330187045e-6f
+#define EXP_F_C6 (1.0f / 720.0f)
+#define EXP_F_C5 (1.0f / 120.0f)
+#define EXP_F_C4 (1.0f / 24.0f)
+#define EXP_F_C3 (1.0f / 6.0f)
+#define EXP_F_C2 0.5f
+
 static inline float exp_f(float x)
 {
-    float xc = x > -87.0f ? x : -87.0f; /* also maps NaN to -87 for the integer conversion */
-    xc = xc < 88.0f ? xc : 88.0f;
-    float n = (xc * 1.44269504088896341f + 12582912.0f) - 12582912.0f; /* round to nearest */
-    float r = xc - n * 0.693145751953125f;
-    r = r - n * 1.428606765330187045e-6f;
-    float p = 1.0f / 720.0f;
-    p = p * r + 1.0f / 120.0f;
-    p = p * r + 1.0f / 24.0f;
-    p = p * r + 1.0f / 6.0f;
-    p = p * r + 0.5f;
+    float xc = x > EXP_F_LO ? x : EXP_F_LO; /* also maps NaN to -87 for the integer conversion */
+    xc = xc < EXP_F_HI ? xc : EXP_F_HI;
+    float n = (xc * EXP_F_LOG2E + EXP_F_ROUND) - EXP_F_ROUND; /* round to nearest */
+    float r = xc - n * EXP_F_LN2_HI;
+    r = r - n * EXP_F_LN2_LO;
+    float p = EXP_F_C6;
+    p = p * r + EXP_F_C5;
+    p = p * r + EXP_F_C4;
+    p = p * r + EXP_F_C3;
+    p = p * r + EXP_F_C2;
     p = p * r + 1.0f;
     p = p * r + 1.0f;
     union { uint32_t u; float f; } sc = {.u = (uint32_t)((int32_t)n + 127) << 23};

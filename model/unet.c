@@ -391,8 +391,6 @@ size_t unet_ws_floats(const Net *n, size_t B)
 
 /* ---- blocks: forward and backward ------------------------------------------------------------ */
 
-/* GroupNorm + SiLU write only the SiLU output (the backward recomputes the rest from the
- * statistics) */
 /* out = conv(silu(norm(in))), statistics into stats (means then rstds). On the Winograd path
  * the convolution applies GroupNorm + SiLU as it reads its input and act is not written (the
  * backward recomputes it); elsewhere act is written and read. The same bits either way. */
