@@ -361,7 +361,7 @@ int evalrun_model(SampleModel *m, const EvalRunArgs *a, const EvalSweep *sw, con
         uint64_t nfe = 0;
         rc = sampler_nfe(&m->ss.cfg, &m->ss.sched, &nfe);
         if (rc != ERR_OK) break;
-        if (m->ss.cfg.guidance != 1.0 && m->ss.cfg.guidance != 0.0) nfe *= 2; /* w = 0: u alone */
+        if (sched_guide_mode(1, m->ss.cfg.guidance) == GUIDE_BLEND) nfe *= 2;
         ModelWork w = {.m = m, .ev = &ev};
         /* everything a record depends on (dist/evalpart.h) */
         const SamplerConfig *c = &m->ss.cfg;

@@ -175,14 +175,19 @@ typedef struct {
     size_t B, D;
     const int *labels;
     double w;
-    int guided;
-    int uncond;     /* guided with w = 0: only the unconditional branch is evaluated */
+    GuideMode mode;
     double *t;      /* (2B) */
-    double *x2;     /* (2B, D) when guided */
-    double *out2;   /* (2B, D) when guided */
-    int *lab2;      /* (2B) */
+    double *x2;     /* (2B, D) for GUIDE_BLEND */
+    double *out2;   /* (2B, D) for GUIDE_BLEND */
+    int *lab2;      /* (2B) for GUIDE_BLEND: [labels; -1]; (B) of -1 for GUIDE_UNCOND */
     SampleStats *st;
 } Eval;
+
+GuideMode sched_guide_mode(int labelled, double w)
+{
+    if (!labelled || w == 1.0) return GUIDE_PLAIN;
+    return w == 0.0 ? GUIDE_UNCOND : GUIDE_BLEND;
+}
 
 static void eval_init(Eval *e, SchedNetFnD net, void *ctx, size_t B, size_t D, const int *labels,
                       double w, SampleStats *st)
@@ -194,14 +199,13 @@ static void eval_init(Eval *e, SchedNetFnD net, void *ctx, size_t B, size_t D, c
     e->D = D;
     e->labels = labels;
     e->w = w;
-    e->guided = labels != NULL && w != 1.0;
-    e->uncond = e->guided && w == 0.0;
+    e->mode = sched_guide_mode(labels != NULL, w);
     e->st = st;
     e->t = xmalloc(2 * B * sizeof(double));
-    if (e->uncond) { /* w = 0 is the unconditional model alone: one evaluation */
+    if (e->mode == GUIDE_UNCOND) {
         e->lab2 = xmalloc(B * sizeof(int));
         for (size_t j = 0; j < B; j++) e->lab2[j] = -1;
-    } else if (e->guided) {
+    } else if (e->mode == GUIDE_BLEND) {
         e->x2 = xmalloc(2 * B * D * sizeof(double));
         e->out2 = xmalloc(2 * B * D * sizeof(double));
         e->lab2 = xmalloc(2 * B * sizeof(int));
@@ -224,9 +228,9 @@ static void eval_free(Eval *e)
 static int eval_model(Eval *e, const double *x, double tn, double *out)
 {
     size_t B = e->B, D = e->D, n = B * D;
-    if (!e->guided || e->uncond) {
+    if (e->mode != GUIDE_BLEND) {
         for (size_t j = 0; j < B; j++) e->t[j] = tn;
-        TRY(e->net(e->ctx, x, e->t, e->uncond ? e->lab2 : e->labels, B, D, out));
+        TRY(e->net(e->ctx, x, e->t, e->mode == GUIDE_UNCOND ? e->lab2 : e->labels, B, D, out));
         e->st->nfe += 1;
         e->st->net_calls += 1;
         return ERR_OK;

@@ -128,8 +128,15 @@ typedef struct {
 void sampler_config_default(SamplerConfig *c, SamplerKind kind);
 /* The sampler's name as job specs spell it (core/names.h): "ddpm", "ddim", "dpmpp2m", ... */
 const char *sampler_kind_name(SamplerKind k);
-/* Model evaluations per sample the sampler will spend (before guidance doubling, which applies
- * for w other than 0 and 1); 0 for rk45,
+/* How a step evaluates the network under guidance weight w (the convention above), for every
+ * sampler: GUIDE_PLAIN one call with the labels as given (no labels, or w = 1), GUIDE_UNCOND one
+ * call with every label -1 (w = 0: the unconditional model), GUIDE_BLEND one call on 2B rows and
+ * the blend (2 NFE). */
+typedef enum { GUIDE_PLAIN, GUIDE_UNCOND, GUIDE_BLEND } GuideMode;
+GuideMode sched_guide_mode(int labelled, double w);
+
+/* Model evaluations per sample the sampler will spend (before guidance doubling, GUIDE_BLEND);
+ * 0 for rk45,
  * whose count is known only afterwards (SampleStats). */
 int sampler_nfe(const SamplerConfig *c, const Schedule *s, uint64_t *nfe);
 

@@ -603,14 +603,13 @@ static int pf_net(PfField *p, const size_t *rows, size_t B, const double *x, con
 {
     size_t D = p->D, n = B * D;
     const int *lab = p->labels ? p->lab : NULL;
-    if (!(p->labels && p->w != 1.0)) {
+    GuideMode mode = sched_guide_mode(p->labels != NULL, p->w);
+    if (mode != GUIDE_BLEND) {
+        if (mode == GUIDE_UNCOND) {
+            for (size_t q = 0; q < B; q++) p->lab2[q] = -1;
+            lab = p->lab2;
+        }
         TRY(p->net(p->ctx, x, t, lab, B, D, o));
-        for (size_t q = 0; q < B; q++) p->nfe[rows[q]] += 1;
-        return ERR_OK;
-    }
-    if (p->w == 0.0) { /* the unconditional model alone: one evaluation */
-        for (size_t q = 0; q < B; q++) p->lab2[q] = -1;
-        TRY(p->net(p->ctx, x, t, p->lab2, B, D, o));
         for (size_t q = 0; q < B; q++) p->nfe[rows[q]] += 1;
         return ERR_OK;
     }
@@ -964,7 +963,8 @@ static int guided_net(void *vctx, const double *x, const double *t, const int *l
                       size_t D, double *out)
 {
     GuidedNet *g = vctx;
-    if (!labels || g->w == 1.0) return g->net(g->ctx, x, t, labels, B, D, out);
+    GuideMode mode = sched_guide_mode(labels != NULL, g->w);
+    if (mode == GUIDE_PLAIN) return g->net(g->ctx, x, t, labels, B, D, out);
     size_t n = B * D;
     if (B > g->cap) {
         g->x2 = xrealloc(g->x2, 2 * n * sizeof(double));
@@ -973,7 +973,7 @@ static int guided_net(void *vctx, const double *x, const double *t, const int *l
         g->l2 = xrealloc(g->l2, 2 * B * sizeof(int));
         g->cap = B;
     }
-    if (g->w == 0.0) { /* the unconditional model alone: one evaluation */
+    if (mode == GUIDE_UNCOND) {
         for (size_t j = 0; j < B; j++) g->l2[j] = -1;
         return g->net(g->ctx, x, t, g->l2, B, D, out);
     }
@@ -1008,7 +1008,7 @@ int sde_sample_sched_d(const SamplerConfig *cfg, const Schedule *s, SchedNetFnD 
                                   x, st);
     }
     GuidedNet g = {.net = net, .ctx = ctx, .w = cfg->guidance};
-    int guided = labels && cfg->guidance != 1.0 && cfg->guidance != 0.0, rc; /* 2 NFE a step */
+    int guided = sched_guide_mode(labels != NULL, cfg->guidance) == GUIDE_BLEND, rc;
     if (cfg->kind == SAMPLER_LANGEVIN) {
         double a, lo, hi;
         sde_marginal(sde, sde->t_eps, &a, &lo);
