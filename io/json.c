@@ -208,3 +208,16 @@ int json_end_line(JsonWriter *w, const char *what)
     if (bad) return ERR(ERR_IO, "writing %s: %s", what, strerror(e ? e : EIO));
     return ERR_OK;
 }
+
+int json_line_num(const char *line, const char *key, double *v)
+{
+    char pat[64];
+    snprintf(pat, sizeof pat, "\"%s\":", key);
+    const char *p = strstr(line, pat);
+    if (!p) return 0;
+    p += strlen(pat);
+    if (!strncmp(p, "null", 4)) return 0;
+    char *e;
+    *v = strtod(p, &e);
+    return e != p;
+}

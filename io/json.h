@@ -65,4 +65,9 @@ void json_kv_hex64(JsonWriter *w, const char *key, uint64_t v);
  * lines). */
 int json_end_line(JsonWriter *w, const char *what);
 
+/* Reading back a line this writer wrote (metrics.jsonl): the number after the first "key": in
+ * line, into *v; 0 when the key is absent, null or not a number. A flat scan, enough for the
+ * scalars of one JSON line (start it inside a nested object to read that object's key). */
+int json_line_num(const char *line, const char *key, double *v);
+
 #endif

@@ -90,20 +90,6 @@ static int kv_get(const char *line, const char *key, char *buf, size_t n)
     return 0;
 }
 
-/* A number after "key": in a JSON line (no nesting needed for metrics.jsonl's scalars). */
-static int line_num(const char *line, const char *key, double *v)
-{
-    char pat[64];
-    snprintf(pat, sizeof pat, "\"%s\":", key);
-    const char *p = strstr(line, pat);
-    if (!p) return 0;
-    p += strlen(pat);
-    if (!strncmp(p, "null", 4)) return 0;
-    char *e;
-    *v = strtod(p, &e);
-    return e != p;
-}
-
 /* ---- gathering ------------------------------------------------------------------------------------- */
 
 static void read_spec(RunInfo *ri)
@@ -292,11 +278,11 @@ static void read_metrics(RunInfo *ri)
     for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n"))
         if (strstr(line, "\"step\":") && strstr(line, "\"loss\":")) last = line; /* not an eval line */
     double v;
-    if (last && line_num(last, "step", &v)) {
+    if (last && json_line_num(last, "step", &v)) {
         ri->has_metrics = 1;
         ri->step = (long)v;
-        ri->loss = line_num(last, "loss", &v) ? v : (double)NAN;
-        ri->img_per_s = line_num(last, "img_per_s", &v) ? v : (double)NAN;
+        ri->loss = json_line_num(last, "loss", &v) ? v : (double)NAN;
+        ri->img_per_s = json_line_num(last, "img_per_s", &v) ? v : (double)NAN;
         ri->eta_s = NAN;
         if (ri->steps > 0 && ri->batch > 0 && ri->img_per_s > 0)
             ri->eta_s = (double)(ri->steps - ri->step) * (double)ri->batch / ri->img_per_s;
