@@ -2,14 +2,14 @@
 #
 #   make            build bin/dfm                 make test    deps + build + every test
 #   make run        train the quick-start job     make bench   benchmarks (long)
-#   make asan       tests under AddressSanitizer  make ubsan   tests under UBSan
+#   make san        tests under ASan + UBSan      make asan / make ubsan   one of the two
 #   make lint       include graph, MPI, libraries make fuzz    fuzz the job-spec and weights readers
 #   make parity     regenerate PyTorch reference files (needs python3-torch)
 #   make docs       regenerate the key tables of jobs/README.md from io/jobspec_keys.c
 #   make clean
 #
 # Options: WERROR=1 (warnings are errors; CI), ARCH=native (tune for this CPU; the default
-# binary runs on any x86-64), SANITIZER=address|undefined, FUZZ_SECONDS=N, NP=N (ranks for run).
+# binary runs on any x86-64), SANITIZER=address|undefined|address,undefined, FUZZ_SECONDS=N, NP=N (ranks for run).
 
 CC       ?= mpicc
 ifeq ($(origin CC),default)
@@ -36,6 +36,7 @@ else ifneq ($(ARCH),)
 $(error ARCH must be empty or 'native', not '$(ARCH)')
 endif
 
+comma := ,
 BUILD := build
 BIN   := bin
 ifeq ($(SANITIZER),address)
@@ -46,8 +47,12 @@ else ifeq ($(SANITIZER),undefined)
 OPT   := -O1 -g -fsanitize=undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 BUILD := build/ubsan
 BIN   := build/ubsan/bin
+else ifeq ($(SANITIZER),address$(comma)undefined)
+OPT   := -O1 -g -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+BUILD := build/san
+BIN   := build/san/bin
 else ifneq ($(SANITIZER),)
-$(error SANITIZER must be address or undefined, not '$(SANITIZER)')
+$(error SANITIZER must be address, undefined or address$(comma)undefined, not '$(SANITIZER)')
 endif
 
 GIT_COMMIT := $(shell git rev-parse --short=12 HEAD 2>/dev/null || echo unknown)
@@ -83,7 +88,7 @@ BENCHES  := $(BENCH_SRC:tests/bench/%.c=$(BIN)/bench/%)
 DFM      := $(BIN)/dfm
 UNIT     := $(BIN)/tests/unit
 
-.PHONY: FORCE all deps test test-unit test-cli test-mpi test-slurm test-fuzz asan ubsan lint fuzz parity \
+.PHONY: FORCE all deps test test-unit test-cli test-mpi test-slurm test-fuzz san asan ubsan lint fuzz parity \
         bench run clean debug docs golden
 .DEFAULT_GOAL := all
 # Objects of the test programs and tools are intermediate files to make: keep them.
@@ -189,17 +194,18 @@ test-slurm: $(DFM) $(TOOLS)
 golden: $(DFM)
 	DFM=$(CURDIR)/$(DFM) sh tests/slurm/golden.sh --update
 
+san:
+	@$(MAKE) --no-print-directory SANITIZER=address,undefined test-san
 asan:
 	@$(MAKE) --no-print-directory SANITIZER=address test-san
 ubsan:
-	@CLI_SKIP="t_resume $${CLI_SKIP:-}" $(MAKE) --no-print-directory SANITIZER=undefined test-san
+	@$(MAKE) --no-print-directory SANITIZER=undefined test-san
 
-# The sanitizer targets run the same unit, CLI and MPI tests against instrumented binaries,
-# except t_toy.sh: its 1500-step quality check takes no code path that t_train.sh's few-step
-# toy run does not, and instrumented it alone would take most of CI's time. The UBSan run also
-# leaves out t_resume.sh (about 90 s instrumented, most of it processes being started, signalled
-# and resumed): AddressSanitizer runs it, and its checkpoint reading and writing is t_ckpt.sh's
-# too, which both run. That keeps .ci/run within its 20 minutes on 2 cores.
+# The sanitizer targets run the same unit, CLI and MPI tests against instrumented binaries;
+# `make san` builds once with both AddressSanitizer and UndefinedBehaviorSanitizer (what CI
+# runs: one instrumented pass instead of two), `make asan` and `make ubsan` with one each. All
+# leave out t_toy.sh: its 1500-step quality check takes no code path that t_train.sh's few-step
+# toy run does not, and instrumented it alone would take most of CI's time.
 # Open MPI's own allocations trip LeakSanitizer (open-mpi/ompi#6242): suppressions cover them.
 test-san: deps
 	@$(MAKE) -j2 --no-print-directory $(DFM) $(UNIT) $(MPI_TESTS) $(TOOLS)
