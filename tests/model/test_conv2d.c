@@ -87,6 +87,11 @@ Test(conv2d, same_padding_matches_tensorflow)
 /* shapes on the Winograd path (3x3, stride 1, pad 1, >= 100 pixels), odd and even sizes */
 Test(conv2d, winograd_even) { check_conv(conv2d_shape(3, 4, 3, 1, 1, 10, 10), 2); }
 Test(conv2d, winograd_odd_rect) { check_conv(conv2d_shape(2, 3, 3, 1, 1, 11, 13), 2); }
+/* F(4x4, 3x3) for the forward and the input gradient (both sides >= 24): a whole number of
+ * tiles, partial tiles on both sides, and more channels (longer sums in the transformed domain) */
+Test(conv2d, winograd4_even) { check_conv(conv2d_shape(3, 4, 3, 1, 1, 24, 24), 2); }
+Test(conv2d, winograd4_odd_rect) { check_conv(conv2d_shape(2, 3, 3, 1, 1, 25, 30), 2); }
+Test(conv2d, winograd4_28x28_many_channels) { check_conv(conv2d_shape(24, 16, 3, 1, 1, 28, 28), 2); }
 /* Winograd weight gradient over more than one group of samples */
 Test(conv2d, winograd_many_samples) { check_conv(conv2d_shape(3, 5, 3, 1, 1, 10, 10), 34); }
 
@@ -126,6 +131,7 @@ static void conv_threads(Conv2dShape s, size_t B) { conv_compare(s, B, 0); }
 Test(conv2d, bitwise_identical_for_1_and_2_threads)
 {
     conv_threads(conv2d_shape(4, 6, 3, 1, 1, 12, 12), 37);   /* Winograd */
+    conv_threads(conv2d_shape(3, 5, 3, 1, 1, 25, 30), 37);   /* Winograd F(4x4) */
     conv_threads(conv2d_shape(4, 40, 3, 1, 1, 5, 5), 37);    /* im2col */
     conv_threads(conv2d_shape_same(4, 6, 3, 2, 12, 12), 37); /* stride 2 */
     conv_threads(conv2d_shape(6, 40, 1, 1, 0, 5, 5), 37);    /* pointwise */
@@ -137,6 +143,7 @@ Test(conv2d, bitwise_identical_for_1_and_2_threads)
 Test(conv2d, winograd_avx512_transforms_equal_the_portable_ones)
 {
     conv_compare(conv2d_shape(3, 5, 3, 1, 1, 28, 28), 3, 1);
+    conv_compare(conv2d_shape(2, 3, 3, 1, 1, 25, 70), 2, 1);
     conv_compare(conv2d_shape(4, 6, 3, 1, 1, 14, 14), 3, 1);
     conv_compare(conv2d_shape(2, 3, 3, 1, 1, 11, 13), 2, 1);
     conv_compare(conv2d_shape(2, 3, 3, 1, 1, 9, 37), 2, 1);
@@ -183,6 +190,7 @@ static void gn_fused(Conv2dShape s, size_t B, int G)
 Test(conv2d, groupnorm_silu_fused_into_the_winograd_input)
 {
     gn_fused(conv2d_shape(8, 5, 3, 1, 1, 28, 28), 2, 4);
+    gn_fused(conv2d_shape(4, 3, 3, 1, 1, 25, 30), 2, 2);
     gn_fused(conv2d_shape(6, 4, 3, 1, 1, 14, 14), 3, 3);
     gn_fused(conv2d_shape(4, 3, 3, 1, 1, 11, 13), 2, 2);
     gn_fused(conv2d_shape(2, 3, 3, 1, 1, 9, 37), 2, 1);
