@@ -175,7 +175,9 @@ test: deps
 	@$(MAKE) -j2 --no-print-directory $(DFM) $(UNIT) $(MPI_TESTS) $(TOOLS) $(FUZZ_BIN)
 	@$(MAKE) --no-print-directory test-unit test-cli test-mpi test-slurm test-fuzz
 
-test-unit: $(UNIT)
+# The unit tests start bin/tools/httpd (the fetcher tests): build the tools too, so that
+# `make test-unit` alone never runs a stale tool.
+test-unit: $(UNIT) $(TOOLS)
 	DFM_ROOT=$(CURDIR) DFM_BIN=$(CURDIR)/$(BIN) $(UNIT) --jobs 2 --short-filename
 
 test-cli: $(DFM) $(TOOLS)
