@@ -223,7 +223,8 @@ lint:
 FUZZ_CC  := clang
 FUZZ_DIR := build/fuzz
 FUZZ_SRC := $(wildcard core/*.c) $(wildcard io/*.c)
-FUZZ_BIN := $(FUZZ_DIR)/fuzz_jobspec $(FUZZ_DIR)/fuzz_weights $(FUZZ_DIR)/fuzz_ckpt
+FUZZ_BIN := $(FUZZ_DIR)/fuzz_jobspec $(FUZZ_DIR)/fuzz_weights $(FUZZ_DIR)/fuzz_ckpt \
+            $(FUZZ_DIR)/fuzz_chunkfile
 # The weights reader is small: a shorter run covers it.
 FUZZ_WEIGHTS_SECONDS ?= 10
 
@@ -241,6 +242,9 @@ fuzz: deps $(FUZZ_BIN)
 	@mkdir -p $(FUZZ_DIR)/corpus-ckpt
 	$(FUZZ_DIR)/fuzz_ckpt -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
 	  $(FUZZ_DIR)/corpus-ckpt tests/io/ckpt_seeds
+	@mkdir -p $(FUZZ_DIR)/corpus-chunk
+	$(FUZZ_DIR)/fuzz_chunkfile -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
+	  $(FUZZ_DIR)/corpus-chunk tests/io/chunk_seeds
 
 test-fuzz: $(FUZZ_BIN)
 	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/corpus_weights
@@ -260,6 +264,12 @@ test-fuzz: $(FUZZ_BIN)
 	  && echo "fuzz: 10 s of libFuzzer on the checkpoint readers, no finding" \
 	  && echo "fuzz: 1 passed, 0 failed" \
 	  || { tail -40 $(FUZZ_DIR)/last-ckpt.log; echo "fuzz: 0 passed, 1 failed"; exit 1; }
+	@mkdir -p $(FUZZ_DIR)/corpus-chunk
+	@$(FUZZ_DIR)/fuzz_chunkfile -max_total_time=5 -timeout=5 -rss_limit_mb=2048 \
+	  $(FUZZ_DIR)/corpus-chunk tests/io/chunk_seeds > $(FUZZ_DIR)/last-chunk.log 2>&1 \
+	  && echo "fuzz: 5 s of libFuzzer on the partial-results file, no finding" \
+	  && echo "fuzz: 1 passed, 0 failed" \
+	  || { tail -40 $(FUZZ_DIR)/last-chunk.log; echo "fuzz: 0 passed, 1 failed"; exit 1; }
 
 # ---- the quick start: fetch Fashion-MNIST, train the quick-start job on NP ranks ------------
 # ... then score RUN_EVAL_N samples of an image job with dfm eval (FD-FMNIST or FD-MNIST beside
