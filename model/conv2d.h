@@ -4,10 +4,10 @@
  *                        inp[b, ic, oh*stride - pad_t + kh, ow*stride - pad_l + kw]
  * (taps outside the input read zero). Weights use PyTorch's layout (OC, IC, K, K).
  *
- * Algorithms: 3x3 stride-1 'same' convolutions on maps of >= 100 pixels use Winograd
- * F(2x2, 3x3) for the forward, the input gradient and the weight gradient (2.25x fewer
- * multiplications); the others use per-sample im2col + one sgemm (1x1 stride-1 convolutions skip
- * the im2col). The forward and the input gradient are parallel over samples; the weight
+ * Algorithms: 3x3 stride-1 'same' convolutions on maps of >= 49 pixels use Winograd: the
+ * forward and the input gradient F(4x4, 3x3) when both sides are >= 24 (4x fewer
+ * multiplications), F(2x2, 3x3) otherwise (2.25x fewer), the weight gradient always F(2x2, 3x3);
+ * the others use per-sample im2col + one sgemm (1x1 stride-1 convolutions skip the im2col). The forward and the input gradient are parallel over samples; the weight
  * gradient is summed over the batch in groups of CONV2D_DW_GROUP samples, in sample order, with
  * its work split in fixed pieces. No split depends on the thread count, so results are bitwise
  * identical for any number of threads, and a sample's output never depends on the other

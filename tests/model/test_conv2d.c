@@ -84,8 +84,9 @@ Test(conv2d, same_padding_matches_tensorflow)
     cr_assert(o.OH == 4 && o.pad_t == 1, "odd: OH %d pad %d", o.OH, o.pad_t);
 }
 
-/* shapes on the Winograd path (3x3, stride 1, pad 1, >= 100 pixels), odd and even sizes */
+/* shapes on the Winograd path (3x3, stride 1, pad 1, >= 49 pixels), odd and even sizes */
 Test(conv2d, winograd_even) { check_conv(conv2d_shape(3, 4, 3, 1, 1, 10, 10), 2); }
+Test(conv2d, winograd_7x7) { check_conv(conv2d_shape(5, 4, 3, 1, 1, 7, 7), 2); }
 Test(conv2d, winograd_odd_rect) { check_conv(conv2d_shape(2, 3, 3, 1, 1, 11, 13), 2); }
 /* F(4x4, 3x3) for the forward and the input gradient (both sides >= 24): a whole number of
  * tiles, partial tiles on both sides, and more channels (longer sums in the transformed domain) */
