@@ -526,29 +526,6 @@ static int wino_has_avx512(void)
 #endif
 }
 
-static void wino_input(float *V, const float *x, size_t C, int H, int W, size_t T,
-                       const WinoAct *act)
-{
-#if WINO_X86
-    if (wino_has_avx512()) {
-        wino_input_avx512(V, x, C, H, W, T, act);
-        return;
-    }
-#endif
-    wino_input_c(V, x, C, H, W, T, act);
-}
-
-static void wino_output(float *out, const float *M, const float *bias, size_t O, int H, int W,
-                        size_t T, int accumulate)
-{
-#if WINO_X86
-    if (wino_has_avx512()) {
-        wino_output_avx512(out, M, bias, O, H, W, T, accumulate);
-        return;
-    }
-#endif
-    wino_output_c(out, M, bias, O, H, W, T, accumulate);
-}
 
 /* ---- Winograd F(4x4, 3x3) for the forward and the input gradient ------------------------------
  * 4x4 output tiles from 6x6 input patches (interpolation points 0, 1, -1, 2, -2 and infinity):
@@ -885,28 +862,23 @@ __attribute__((target("avx512f"))) static void wino4_output_avx512(float *out, c
 }
 #endif
 
-static void wino4_input(float *V, const float *x, size_t C, int H, int W, size_t T,
-                        const WinoAct *act)
-{
-#if WINO_X86
-    if (wino_has_avx512()) {
-        wino4_input_avx512(V, x, C, H, W, T, act);
-        return;
-    }
-#endif
-    wino4_input_c(V, x, C, H, W, T, act);
-}
+typedef void (*WinoInFn)(float *V, const float *x, size_t C, int H, int W, size_t T,
+                         const WinoAct *act);
+typedef void (*WinoOutFn)(float *out, const float *M, const float *bias, size_t O, int H, int W,
+                          size_t T, int accumulate);
 
-static void wino4_output(float *out, const float *M, const float *bias, size_t O, int H, int W,
-                         size_t T, int accumulate)
+/* the input and output transforms of F(2x2) (f4 = 0) or F(4x4): AVX-512 where the CPU has it */
+static void wino_pick(int f4, WinoInFn *in, WinoOutFn *out)
 {
 #if WINO_X86
     if (wino_has_avx512()) {
-        wino4_output_avx512(out, M, bias, O, H, W, T, accumulate);
+        *in = f4 ? wino4_input_avx512 : wino_input_avx512;
+        *out = f4 ? wino4_output_avx512 : wino_output_avx512;
         return;
     }
 #endif
-    wino4_output_c(out, M, bias, O, H, W, T, accumulate);
+    *in = f4 ? wino4_input_c : wino_input_c;
+    *out = f4 ? wino4_output_c : wino_output_c;
 }
 
 /* out (B, O, H, W) (+)= conv3x3(inp (B, I, H, W)) with transformed weights U (16, O, I), or
@@ -918,6 +890,9 @@ static void wino_conv(float *out, const float *inp, const Conv2dGnSilu *gn, cons
     const size_t NE = f4 ? 36 : 16, HW = (size_t)H * W;
     const size_t T = f4 ? wino4_tiles(H, W) : (size_t)((H + 1) / 2) * (size_t)((W + 1) / 2);
     const size_t per = NE * T * (I + O);
+    WinoInFn tin;
+    WinoOutFn tout;
+    wino_pick(f4, &tin, &tout);
 #pragma omp parallel for schedule(static)
     for (size_t b = 0; b < B; b++) {
         float *V = ws + (size_t)omp_get_thread_num() * per, *M = V + NE * T * I;
@@ -926,16 +901,10 @@ static void wino_conv(float *out, const float *inp, const Conv2dGnSilu *gn, cons
             const size_t G = (size_t)gn->G;
             a = (WinoAct){gn->mean + b * G, gn->rstd + b * G, gn->gamma, gn->beta, I / G};
         }
-        if (f4)
-            wino4_input(V, inp + b * I * HW, I, H, W, T, gn ? &a : NULL);
-        else
-            wino_input(V, inp + b * I * HW, I, H, W, T, gn ? &a : NULL);
+        tin(V, inp + b * I * HW, I, H, W, T, gn ? &a : NULL);
         for (size_t e = 0; e < NE; e++)
             gemm(0, 0, O, T, I, 1.0f, U + e * O * I, I, V + e * I * T, T, 0.0f, M + e * O * T, T);
-        if (f4)
-            wino4_output(out + b * O * HW, M, bias, O, H, W, T, accumulate);
-        else
-            wino_output(out + b * O * HW, M, bias, O, H, W, T, accumulate);
+        tout(out + b * O * HW, M, bias, O, H, W, T, accumulate);
     }
 }
 
@@ -1006,12 +975,16 @@ static void wino_conv_dw(float *dw, const float *dout, const float *inp, const C
     const size_t HW = (size_t)s->H * s->W, per = 16 * T * (I + O);
     float *dU = ws, *buf = ws + 16 * O * I;
     memset(dU, 0, 16 * O * I * sizeof(float));
+    WinoInFn tin;
+    WinoOutFn tout;
+    wino_pick(0, &tin, &tout);
+    (void)tout;
     for (size_t b0 = 0; b0 < B; b0 += CONV2D_DW_GROUP) {
         size_t g = B - b0 < CONV2D_DW_GROUP ? B - b0 : CONV2D_DW_GROUP;
 #pragma omp parallel for schedule(static)
         for (size_t j = 0; j < g; j++) {
             float *V = buf + j * per, *Mg = V + 16 * T * I;
-            wino_input(V, inp + (b0 + j) * I * HW, I, s->H, s->W, T, NULL);
+            tin(V, inp + (b0 + j) * I * HW, I, s->H, s->W, T, NULL);
             wino_dout(Mg, dout + (b0 + j) * O * HW, O, s->H, s->W, T);
         }
 #pragma omp parallel for schedule(static)
