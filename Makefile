@@ -246,30 +246,21 @@ fuzz: deps $(FUZZ_BIN)
 	$(FUZZ_DIR)/fuzz_chunkfile -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
 	  $(FUZZ_DIR)/corpus-chunk tests/io/chunk_seeds
 
+# fuzz_one TARGET,SECONDS,CORPUS,SEEDS,WHAT: one short libFuzzer run of TARGET, new inputs kept
+# in build/fuzz/CORPUS, its output in build/fuzz/TARGET.log (shown when it finds something)
+define fuzz_one
+	@mkdir -p $(FUZZ_DIR)/$(3)
+	@$(FUZZ_DIR)/$(1) -max_total_time=$(2) -timeout=5 -rss_limit_mb=2048 $(FUZZ_DIR)/$(3) $(4) \
+	  > $(FUZZ_DIR)/$(1).log 2>&1 \
+	  && echo "fuzz: $(2) s of libFuzzer on $(5), no finding" && echo "fuzz: 1 passed, 0 failed" \
+	  || { tail -40 $(FUZZ_DIR)/$(1).log; echo "fuzz: 0 passed, 1 failed"; exit 1; }
+endef
+
 test-fuzz: $(FUZZ_BIN)
-	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/corpus_weights
-	@$(FUZZ_DIR)/fuzz_weights -max_total_time=$(FUZZ_WEIGHTS_SECONDS) -timeout=5 -rss_limit_mb=2048 \
-	  $(FUZZ_DIR)/corpus_weights tests/io/weights_seeds > $(FUZZ_DIR)/last_weights.log 2>&1 \
-	  && echo "fuzz: $(FUZZ_WEIGHTS_SECONDS) s of libFuzzer on the weights reader, no finding" \
-	  || { tail -40 $(FUZZ_DIR)/last_weights.log; echo "fuzz: 0 passed, 1 failed"; exit 1; }
-	@$(FUZZ_DIR)/fuzz_jobspec -max_total_time=$(FUZZ_SECONDS) -timeout=5 -rss_limit_mb=2048 \
-	  -dict=tests/io/jobspec.dict $(FUZZ_DIR)/corpus jobs tests/io/bad_specs \
-	  > $(FUZZ_DIR)/last.log 2>&1 \
-	  && echo "fuzz: $(FUZZ_SECONDS) s of libFuzzer on the job-spec loader, no finding" \
-	  && echo "fuzz: 2 passed, 0 failed" \
-	  || { tail -40 $(FUZZ_DIR)/last.log; echo "fuzz: 0 passed, 1 failed"; exit 1; }
-	@mkdir -p $(FUZZ_DIR)/corpus-ckpt
-	@$(FUZZ_DIR)/fuzz_ckpt -max_total_time=10 -timeout=5 -rss_limit_mb=2048 \
-	  $(FUZZ_DIR)/corpus-ckpt tests/io/ckpt_seeds > $(FUZZ_DIR)/last-ckpt.log 2>&1 \
-	  && echo "fuzz: 10 s of libFuzzer on the checkpoint readers, no finding" \
-	  && echo "fuzz: 1 passed, 0 failed" \
-	  || { tail -40 $(FUZZ_DIR)/last-ckpt.log; echo "fuzz: 0 passed, 1 failed"; exit 1; }
-	@mkdir -p $(FUZZ_DIR)/corpus-chunk
-	@$(FUZZ_DIR)/fuzz_chunkfile -max_total_time=5 -timeout=5 -rss_limit_mb=2048 \
-	  $(FUZZ_DIR)/corpus-chunk tests/io/chunk_seeds > $(FUZZ_DIR)/last-chunk.log 2>&1 \
-	  && echo "fuzz: 5 s of libFuzzer on the partial-results file, no finding" \
-	  && echo "fuzz: 1 passed, 0 failed" \
-	  || { tail -40 $(FUZZ_DIR)/last-chunk.log; echo "fuzz: 0 passed, 1 failed"; exit 1; }
+	$(call fuzz_one,fuzz_weights,$(FUZZ_WEIGHTS_SECONDS),corpus_weights,tests/io/weights_seeds,the weights reader)
+	$(call fuzz_one,fuzz_jobspec,$(FUZZ_SECONDS),corpus,-dict=tests/io/jobspec.dict jobs tests/io/bad_specs,the job-spec loader)
+	$(call fuzz_one,fuzz_ckpt,10,corpus-ckpt,tests/io/ckpt_seeds,the checkpoint readers)
+	$(call fuzz_one,fuzz_chunkfile,5,corpus-chunk,tests/io/chunk_seeds,the partial-results file)
 
 # ---- the quick start: fetch Fashion-MNIST, train the quick-start job on NP ranks ------------
 # ... then score RUN_EVAL_N samples of an image job with dfm eval (FD-FMNIST or FD-MNIST beside
