@@ -1,6 +1,8 @@
 /* tests/model/test_parity.c - dfm's U-Net against PyTorch (tests/torch/make_reference.py):
  * same weights, same input; output, loss, every parameter gradient and the parameters after 3
- * Adam steps with clipping must agree to 1e-4 (relative to each tensor's largest value). */
+ * Adam steps with clipping must agree to 1e-4 (relative to each tensor's largest value). Two
+ * configs: 16x16 images, and 28x28 with fmnist-small's levels (28, 14, 7), where the
+ * convolutions take Winograd F(4x4) at 28x28 and F(2x2) at 14x14 and 7x7. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <stdio.h>
@@ -22,11 +24,11 @@ typedef struct {
     double loss;
 } Ref;
 
-static FILE *open_ref(void)
+static FILE *open_ref(const char *file)
 {
     const char *root = getenv("DFM_ROOT");
     char path[4096];
-    snprintf(path, sizeof path, "%s/tests/data/unet_parity.bin", root ? root : ".");
+    snprintf(path, sizeof path, "%s/tests/data/%s", root ? root : ".", file);
     FILE *f = fopen(path, "rb");
     cr_assert_not_null(f, "cannot open %s (run the tests from the repository root or set DFM_ROOT)",
                        path);
@@ -52,9 +54,9 @@ static float *floats(FILE *f, size_t n)
     return p;
 }
 
-static void load(Ref *r)
+static void load(Ref *r, const char *file)
 {
-    FILE *f = open_ref();
+    FILE *f = open_ref(file);
     char magic[8];
     rd(magic, 1, 8, f);
     cr_assert(memcmp(magic, "DFMPARIT", 8) == 0, "bad magic");
@@ -138,10 +140,10 @@ static double loss_and_grads(Net *n, const Ref *r, float *out, float *dout)
     return l / (double)N;
 }
 
-Test(parity, unet_matches_pytorch)
+static void parity(const char *file)
 {
     Ref r;
-    load(&r);
+    load(&r, file);
     Net *n = net_create_unet(&r.cfg);
     cr_assert_not_null(n);
     size_t nt, per = net_sample_floats(n), N = r.B * per;
@@ -180,10 +182,13 @@ Test(parity, unet_matches_pytorch)
         cr_assert(e < 1e-4, "%s after %u Adam steps: relative error %g", tab[i].name, r.steps, e);
         worst_p = fmax(worst_p, e);
     }
-    cr_log_info("parity: output %g, worst gradient %g, worst parameter after Adam %g",
-                e_out, worst_g, worst_p);
+    cr_log_info("parity (%s): output %g, worst gradient %g, worst parameter after Adam %g",
+                file, e_out, worst_g, worst_p);
     optim_free(&o);
     net_destroy(&n);
     free(out); free(dout);
     ref_free(&r);
 }
+
+Test(parity, unet_matches_pytorch) { parity("unet_parity.bin"); }
+Test(parity, unet_28x28_matches_pytorch) { parity("unet_parity28.bin"); }

@@ -4,7 +4,10 @@
 Builds the U-Net of unet_torch.py for a small config, fills it with random weights (no zero
 initialisation, so every gradient is informative), runs one forward/backward of the MSE loss
 against a random target, then 3 Adam steps (with gradient clipping), and writes everything to
-tests/data/unet_parity.bin, which tests/model/test_parity.c compares against dfm.
+tests/data/unet_parity.bin, which tests/model/test_parity.c compares against dfm. A second
+config on 28x28 images (levels 28, 14, 7 as fmnist-small's) goes to
+tests/data/unet_parity28.bin: it takes dfm's other convolution paths (Winograd F(4x4) at 28x28,
+F(2x2) at 14x14 and 7x7, GroupNorm+SiLU read by the convolution).
 It also checks the parameter counts of the fmnist-small and cifar10 reference configs.
 
 File layout (little endian): "DFMPARIT" magic, u32 version = 1, then u32 fields
@@ -25,6 +28,8 @@ from unet_torch import CIFAR10_DDPM, FMNIST_SMALL, UNet, flat_of, load_flat, ord
 
 CFG = dict(in_ch=1, img_size=16, ch=12, ch_mult=(1, 2), num_res_blocks=1, attn_res=(8,),
            heads=2, dropout=0.0, groups=4, temb_dim=16, temb_hidden=32, num_classes=10)
+CFG28 = dict(in_ch=1, img_size=28, ch=4, ch_mult=(1, 2, 2), num_res_blocks=1, attn_res=(7,),
+             heads=1, dropout=0.0, groups=2, temb_dim=16, temb_hidden=32, num_classes=10)
 B = 4
 LR, BETAS, EPS, CLIP, STEPS = 1e-3, (0.9, 0.999), 1e-8, 1.0, 3
 
@@ -40,7 +45,11 @@ def main():
     n = count(CIFAR10_DDPM)
     assert n == 35746307, f"cifar10 DDPM has {n} parameters, expected 35,746,307"
     print("parameter counts: fmnist-small 6,469,889, cifar10 35,746,307 (ok)")
+    write_reference(CFG, "unet_parity.bin")
+    write_reference(CFG28, "unet_parity28.bin")
 
+
+def write_reference(CFG, fname):
     model = UNet(CFG)
     params = ordered_parameters(model)
     P = sum(p.numel() for _, p in params)
@@ -76,8 +85,7 @@ def main():
         opt.step()
     after = flat_of(model)
 
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data",
-                        "unet_parity.bin")
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data", fname)
     u = lambda *v: struct.pack("<%dI" % len(v), *v)  # noqa: E731
     pad4 = lambda v: list(v) + [0] * (4 - len(v))  # noqa: E731
     with open(path, "wb") as f:
