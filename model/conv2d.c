@@ -58,14 +58,14 @@ size_t conv2d_ws_floats(const Conv2dShape *s, size_t B, int nthreads)
     if (is_pointwise(s)) return 0;
     size_t need = fw > dw ? fw : dw;
     if (use_winograd(s)) {
-        size_t nt = (size_t)(nthreads > 0 ? nthreads : 1);
-        if (nt < g) nt = g; /* the weight gradient transforms a group of samples at once */
-        size_t wn = 16 * (size_t)s->OC * s->IC + nt * 16 * wino_tiles(s) * (size_t)(s->IC + s->OC);
+        const size_t nt = (size_t)(nthreads > 0 ? nthreads : 1);
+        /* the weight gradient transforms a group of g samples at once */
+        size_t wn = 16 * (size_t)s->OC * s->IC +
+                    (nt > g ? nt : g) * 16 * wino_tiles(s) * (size_t)(s->IC + s->OC);
         need = need > wn ? need : wn;
         if (wino4_use(s->H, s->W)) { /* the forward and the input gradient: F(4x4, 3x3) */
-            size_t n4 = (size_t)(nthreads > 0 ? nthreads : 1);
             size_t w4 = 36 * (size_t)s->OC * s->IC +
-                        n4 * 36 * wino4_tiles(s->H, s->W) * (size_t)(s->IC + s->OC);
+                        nt * 36 * wino4_tiles(s->H, s->W) * (size_t)(s->IC + s->OC);
             need = need > w4 ? need : w4;
         }
     }
@@ -163,10 +163,9 @@ static int use_winograd(const Conv2dShape *s)
            s->OW == s->W && s->H * s->W >= WINO_MIN_HW && s->W <= WINO_MAX_W;
 }
 
-static size_t wino_tiles(const Conv2dShape *s)
-{
-    return (size_t)((s->H + 1) / 2) * (size_t)((s->W + 1) / 2);
-}
+static size_t wino2_tiles(int H, int W) { return (size_t)((H + 1) / 2) * (size_t)((W + 1) / 2); }
+
+static size_t wino_tiles(const Conv2dShape *s) { return wino2_tiles(s->H, s->W); }
 
 /* U[e][o][i] (16, O, I) = G g G^T of g = w[o][i] (3x3); flip: use w[i][o] rotated 180 degrees
  * (the kernel of the input gradient), w then being (I, O, 3, 3). */
@@ -867,29 +866,35 @@ typedef void (*WinoInFn)(float *V, const float *x, size_t C, int H, int W, size_
 typedef void (*WinoOutFn)(float *out, const float *M, const float *bias, size_t O, int H, int W,
                           size_t T, int accumulate);
 
-/* the input and output transforms of F(2x2) (f4 = 0) or F(4x4): AVX-512 where the CPU has it */
+/* the input and output transforms of F(2x2) (f4 = 0) or F(4x4): AVX-512 where the CPU has it
+ * (out may be NULL) */
 static void wino_pick(int f4, WinoInFn *in, WinoOutFn *out)
 {
 #if WINO_X86
     if (wino_has_avx512()) {
         *in = f4 ? wino4_input_avx512 : wino_input_avx512;
-        *out = f4 ? wino4_output_avx512 : wino_output_avx512;
+        if (out) *out = f4 ? wino4_output_avx512 : wino_output_avx512;
         return;
     }
 #endif
     *in = f4 ? wino4_input_c : wino_input_c;
-    *out = f4 ? wino4_output_c : wino_output_c;
+    if (out) *out = f4 ? wino4_output_c : wino_output_c;
 }
 
-/* out (B, O, H, W) (+)= conv3x3(inp (B, I, H, W)) with transformed weights U (16, O, I), or
- * (36, O, I) for F(4x4) (f4) */
-static void wino_conv(float *out, const float *inp, const Conv2dGnSilu *gn, const float *U,
-                      const float *bias, size_t O, size_t I, int H, int W, size_t B,
-                      int accumulate, int f4, float *ws)
+/* out (B, O, H, W) (+)= conv3x3(inp (B, I, H, W)) with the weights w (O, I, 3, 3), or with flip
+ * w (I, O, 3, 3) rotated (the input gradient): F(4x4) or F(2x2) as wino4_use says, the weights
+ * transformed into the workspace first, (NE, O, I), then the samples */
+static void wino_conv(float *out, const float *inp, const Conv2dGnSilu *gn, const float *w,
+                      int flip, const float *bias, size_t O, size_t I, int H, int W, size_t B,
+                      int accumulate, float *ws)
 {
+    const int f4 = wino4_use(H, W);
     const size_t NE = f4 ? 36 : 16, HW = (size_t)H * W;
-    const size_t T = f4 ? wino4_tiles(H, W) : (size_t)((H + 1) / 2) * (size_t)((W + 1) / 2);
+    const size_t T = f4 ? wino4_tiles(H, W) : wino2_tiles(H, W);
     const size_t per = NE * T * (I + O);
+    float *U = ws;
+    (f4 ? wino4_weights : wino_weights)(U, w, O, I, flip);
+    ws += NE * O * I;
     WinoInFn tin;
     WinoOutFn tout;
     wino_pick(f4, &tin, &tout);
@@ -976,9 +981,7 @@ static void wino_conv_dw(float *dw, const float *dout, const float *inp, const C
     float *dU = ws, *buf = ws + 16 * O * I;
     memset(dU, 0, 16 * O * I * sizeof(float));
     WinoInFn tin;
-    WinoOutFn tout;
-    wino_pick(0, &tin, &tout);
-    (void)tout;
+    wino_pick(0, &tin, NULL);
     for (size_t b0 = 0; b0 < B; b0 += CONV2D_DW_GROUP) {
         size_t g = B - b0 < CONV2D_DW_GROUP ? B - b0 : CONV2D_DW_GROUP;
 #pragma omp parallel for schedule(static)
@@ -998,15 +1001,11 @@ static void wino_conv_dw(float *dw, const float *dout, const float *inp, const C
     wino_dweights(dw, dU, O, I);
 }
 
-/* The Winograd forward: weights transformed into the workspace, then the samples. */
+/* The Winograd forward */
 static void wino_forward(float *out, const float *inp, const Conv2dGnSilu *gn, const float *w,
                          const float *bias, const Conv2dShape *s, size_t B, float *ws)
 {
-    float *U = ws;
-    const int f4 = wino4_use(s->H, s->W);
-    (f4 ? wino4_weights : wino_weights)(U, w, (size_t)s->OC, (size_t)s->IC, 0);
-    wino_conv(out, inp, gn, U, bias, (size_t)s->OC, (size_t)s->IC, s->H, s->W, B, 0, f4,
-              ws + (f4 ? 36 : 16) * (size_t)s->OC * s->IC);
+    wino_conv(out, inp, gn, w, 0, bias, (size_t)s->OC, (size_t)s->IC, s->H, s->W, B, 0, ws);
 }
 
 void conv2d_forward(float *out, const float *inp, const float *w, const float *bias,
@@ -1107,11 +1106,8 @@ void conv2d_backward(float *dinp, float *dw, float *dbias, const float *dout, co
     /* input gradient of a 3x3 'same' convolution: the convolution of dout with the flipped,
      * transposed kernel */
     if (dinp && use_winograd(s)) {
-        float *U = ws;
-        const int f4 = wino4_use(s->H, s->W);
-        (f4 ? wino4_weights : wino_weights)(U, w, (size_t)s->IC, (size_t)s->OC, 1);
-        wino_conv(dinp, dout, NULL, U, NULL, (size_t)s->IC, (size_t)s->OC, s->H, s->W, B, 1, f4,
-                  ws + (f4 ? 36 : 16) * (size_t)s->OC * s->IC);
+        wino_conv(dinp, dout, NULL, w, 1, NULL, (size_t)s->IC, (size_t)s->OC, s->H, s->W, B, 1,
+                  ws);
         return;
     }
     /* input gradient: dcol_b = w^T dout_b, scattered back per sample */
