@@ -3,7 +3,7 @@
 #   make            build bin/dfm                 make test    deps + build + every test
 #   make run        train the quick-start job     make bench   benchmarks (long)
 #   make san        tests under ASan + UBSan      make asan / make ubsan   one of the two
-#   make lint       include graph, MPI, libraries make fuzz    fuzz the job-spec and weights readers
+#   make lint       include graph, MPI, libraries make fuzz    fuzz every reader with a target
 #   make parity     regenerate PyTorch reference files (needs python3-torch)
 #   make docs       regenerate the key tables of jobs/README.md from io/jobspec_keys.c
 #   make clean
