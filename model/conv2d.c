@@ -63,9 +63,9 @@ size_t conv2d_ws_floats(const Conv2dShape *s, size_t B, int nthreads)
         size_t wn = 16 * (size_t)s->OC * s->IC +
                     (nt > g ? nt : g) * 16 * wino_tiles(s) * (size_t)(s->IC + s->OC);
         need = need > wn ? need : wn;
-        if (wino4_use(s->H, s->W)) { /* the forward and the input gradient: F(4x4, 3x3) */
+        if (wino4_use(s->H, s->W)) { /* F(4x4, 3x3), a group of samples in the weight gradient */
             size_t w4 = 36 * (size_t)s->OC * s->IC +
-                        nt * 36 * wino4_tiles(s->H, s->W) * (size_t)(s->IC + s->OC);
+                        (nt > g ? nt : g) * 36 * wino4_tiles(s->H, s->W) * (size_t)(s->IC + s->OC);
             need = need > w4 ? need : w4;
         }
     }
@@ -218,10 +218,10 @@ static inline void wino_act_coef(const WinoAct *a, size_t c, float *sc, float *s
  * both loops vectorise; the operations per value are those of the textbook order (columns, then
  * rows). With act, GroupNorm + SiLU are applied as the rows are split. */
 __attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void
-wino_input_c(float *V, const float *x, size_t C, int H, int W, size_t T, const WinoAct *act)
+wino_input_c(float *V, const float *x, size_t C, int H, int W, size_t ld, const WinoAct *act)
 {
     const int TW = (W + 1) / 2, TH = (H + 1) / 2, NE = TW + 1; /* even/odd columns per row */
-    const size_t ST = C * T; /* distance between consecutive e */
+    const size_t ST = C * ld; /* distance between consecutive e */
     float ev[4][WINO_MAX_W / 2 + 2], od[4][WINO_MAX_W / 2 + 2];
     float te[4][WINO_MAX_W / 2 + 2], to[4][WINO_MAX_W / 2 + 2];
     ASSERT(W <= WINO_MAX_W);
@@ -260,7 +260,7 @@ wino_input_c(float *V, const float *x, size_t C, int H, int W, size_t T, const W
                 to[2][j] = od[2][j] - od[1][j];
                 to[3][j] = od[1][j] - od[3][j];
             }
-            float *v = V + c * T + (size_t)ty * TW;
+            float *v = V + c * ld + (size_t)ty * TW;
             for (int k = 0; k < 4; k++) { /* V = t B: columns 2tx .. 2tx+3 = e[tx], o[tx], e[tx+1], o[tx+1] */
                 const float *e = te[k], *o = to[k];
                 float *v0 = v + (size_t)(4 * k) * ST, *v1 = v0 + ST, *v2 = v1 + ST, *v3 = v2 + ST;
@@ -374,11 +374,11 @@ __attribute__((target("avx512f"))) static inline __m512 wino_act_v(__m512 v, __m
 }
 
 __attribute__((target("avx512f"))) static void wino_input_avx512(float *V, const float *x, size_t C,
-                                                                 int H, int W, size_t T,
+                                                                 int H, int W, size_t ld,
                                                                  const WinoAct *act)
 {
     const int TW = (W + 1) / 2, TH = (H + 1) / 2, NE = TW + 1;
-    const size_t ST = C * T;
+    const size_t ST = C * ld;
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     /* lanes past a row's end are computed and never stored; zeroed once so they are defined */
@@ -441,7 +441,7 @@ __attribute__((target("avx512f"))) static void wino_input_avx512(float *V, const
                 _mm512_storeu_ps(to[2] + j, _mm512_sub_ps(o2, o1));
                 _mm512_storeu_ps(to[3] + j, _mm512_sub_ps(o1, o3));
             }
-            float *v = V + c * T + (size_t)ty * TW;
+            float *v = V + c * ld + (size_t)ty * TW;
             for (int k = 0; k < 4; k++) { /* V = t B */
                 float *v0 = v + (size_t)(4 * k) * ST, *v1 = v0 + ST, *v2 = v1 + ST, *v3 = v2 + ST;
                 for (int tx = 0; tx < TW; tx += WINO_V) {
@@ -526,12 +526,12 @@ static int wino_has_avx512(void)
 }
 
 
-/* ---- Winograd F(4x4, 3x3) for the forward and the input gradient ------------------------------
+/* ---- Winograd F(4x4, 3x3) for the forward and both gradients ---------------------------------
  * 4x4 output tiles from 6x6 input patches (interpolation points 0, 1, -1, 2, -2 and infinity):
  * 36 GEMMs of (OC x IC) (IC x tiles), 4x fewer multiplications than im2col where F(2x2) has
  * 2.25x, and transformed arrays (36 values per 16 outputs) of 0.56x F(2x2)'s size. Its rounding
- * error is larger (the transforms carry factors up to 8 and 1/24); the weight gradient keeps
- * F(2x2), whose sums over the batch are the long ones. Used where both sides are at least
+ * error is larger (the transforms carry factors up to 8 and 1/24) but within the tests' bounds
+ * for the weight gradient too (sums over a whole batch of tiles). Used where both sides are at least
  * WINO4_MIN: on fmnist-small's 28x28 maps it takes about 5% off the forward; on 14x14 maps
  * (padded to 16x16, GEMMs of 16 tiles) it was slower than F(2x2). The same per-sample structure
  * as F(2x2): nothing depends on the batch or the thread count. */
@@ -588,10 +588,10 @@ static void wino4_weights(float *U, const float *w, size_t O, size_t I, int flip
  * are [0][tx], [1][tx], [2][tx], [3][tx], [0][tx+1], [1][tx+1]: both transforms run over
  * contiguous arrays. */
 __attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void
-wino4_input_c(float *V, const float *x, size_t C, int H, int W, size_t T, const WinoAct *act)
+wino4_input_c(float *V, const float *x, size_t C, int H, int W, size_t ld, const WinoAct *act)
 {
     const int TW = (W + 3) / 4, TH = (H + 3) / 4, NE = TW + 1, NP = 4 * NE;
-    const size_t ST = C * T;
+    const size_t ST = C * ld;
     float ring[6][4 * WINO4_NE], t[6][4 * WINO4_NE];
     ASSERT(W <= WINO4_MAX_W);
     for (size_t c = 0; c < C; c++) {
@@ -625,7 +625,7 @@ wino4_input_c(float *V, const float *x, size_t C, int H, int W, size_t T, const 
             for (int k = 0; k < NP; k++) /* t = B^T d down the columns */
                 WINO4_BT(t[0][k], t[1][k], t[2][k], t[3][k], t[4][k], t[5][k], d0[k], d1[k],
                          d2[k], d3[k], d4[k], d5[k]);
-            float *v = V + c * T + (size_t)ty * TW;
+            float *v = V + c * ld + (size_t)ty * TW;
             for (int i = 0; i < 6; i++) { /* V = t B along the rows */
                 const float *p0 = t[i], *p1 = p0 + NE, *p2 = p1 + NE, *p3 = p2 + NE;
                 float *v0 = v + (size_t)(6 * i) * ST, *v1 = v0 + ST, *v2 = v1 + ST, *v3 = v2 + ST,
@@ -700,10 +700,10 @@ wino4_output_c(float *out, const float *M, const float *bias, size_t O, int H, i
 
 __attribute__((target("avx512f"))) static void wino4_input_avx512(float *V, const float *x,
                                                                   size_t C, int H, int W,
-                                                                  size_t T, const WinoAct *act)
+                                                                  size_t ld, const WinoAct *act)
 {
     const int TW = (W + 3) / 4, TH = (H + 3) / 4, NE = TW + 1, NP = 4 * NE;
-    const size_t ST = C * T;
+    const size_t ST = C * ld;
     /* lanes past a row's end are computed and never stored; zeroed once so they are defined */
     float ring[6][WINO4_ROW] = {{0}}, t[6][WINO4_ROW] = {{0}}, ap[4 * (WINO4_NE + WINO_V)] = {0};
     /* lanes 0..7 pick every fourth of two vectors (32 values), lanes 8..15 repeat them */
@@ -766,7 +766,7 @@ __attribute__((target("avx512f"))) static void wino4_input_avx512(float *V, cons
                 _mm512_storeu_ps(t[4] + k, y4);
                 _mm512_storeu_ps(t[5] + k, y5);
             }
-            float *v = V + c * T + (size_t)ty * TW;
+            float *v = V + c * ld + (size_t)ty * TW;
             for (int i = 0; i < 6; i++) { /* V = t B along the rows */
                 const float *p0 = t[i], *p1 = p0 + NE, *p2 = p1 + NE, *p3 = p2 + NE;
                 float *v0 = v + (size_t)(6 * i) * ST;
@@ -861,7 +861,9 @@ __attribute__((target("avx512f"))) static void wino4_output_avx512(float *out, c
 }
 #endif
 
-typedef void (*WinoInFn)(float *V, const float *x, size_t C, int H, int W, size_t T,
+/* V[e][c][...]: tile rows ld apart (T for one sample alone; the weight gradient puts a group's
+ * samples side by side) */
+typedef void (*WinoInFn)(float *V, const float *x, size_t C, int H, int W, size_t ld,
                          const WinoAct *act);
 typedef void (*WinoOutFn)(float *out, const float *M, const float *bias, size_t O, int H, int W,
                           size_t T, int accumulate);
@@ -914,37 +916,89 @@ static void wino_conv(float *out, const float *inp, const Conv2dGnSilu *gn, cons
 }
 
 
-/* Mg[e][o][tile] = A dy A^T of each 2x2 tile dy of dout (O, H, W) (zero outside) */
-static void wino_dout(float *Mg, const float *dy, size_t O, int H, int W, size_t T)
+/* Mg[e][o][tile] = A dy A^T of each 2x2 tile dy of dout (O, H, W) (zero outside), tile rows
+ * ld apart. Per row of tiles, its two rows split into even and odd columns (E, O): t = A dy
+ * gives the rows (E0, O0), (E0 + E1, O0 + O1), (E0 - E1, O0 - O1), (-E1, -O1), and each row
+ * (a, b) of t becomes (a, a + b, a - b, -b). */
+__attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void
+wino_dout_c(float *Mg, const float *dy, size_t O, int H, int W, size_t ld)
 {
     const int TW = (W + 1) / 2, TH = (H + 1) / 2;
+    const size_t ST = O * ld;
+    float ev[2][WINO_MAX_W / 2 + 1], od[2][WINO_MAX_W / 2 + 1];
+    ASSERT(W <= WINO_MAX_W);
     for (size_t o = 0; o < O; o++) {
         const float *d = dy + o * (size_t)H * W;
         for (int ty = 0; ty < TH; ty++) {
-            for (int tx = 0; tx < TW; tx++) {
-                float g[4];
-                for (int r = 0; r < 2; r++)
-                    for (int q = 0; q < 2; q++) {
-                        int yy = 2 * ty + r, xx = 2 * tx + q;
-                        g[2 * r + q] = (yy < H && xx < W) ? d[yy * W + xx] : 0.0f;
-                    }
-                float t[8]; /* t = A g: (4, 2) */
-                for (int q = 0; q < 2; q++) {
-                    t[q] = g[q];
-                    t[2 + q] = g[q] + g[2 + q];
-                    t[4 + q] = g[q] - g[2 + q];
-                    t[6 + q] = -g[2 + q];
+            for (int r = 0; r < 2; r++) {
+                const int yy = 2 * ty + r;
+                for (int tx = 0; tx < TW; tx++) {
+                    ev[r][tx] = yy < H ? d[(size_t)yy * W + 2 * tx] : 0.0f;
+                    od[r][tx] = yy < H && 2 * tx + 1 < W ? d[(size_t)yy * W + 2 * tx + 1] : 0.0f;
                 }
-                size_t tile = (size_t)ty * TW + tx;
-                for (int r = 0; r < 4; r++) { /* m = t A^T: (4, 4) */
-                    float a = t[2 * r], b = t[2 * r + 1];
-                    float m[4] = {a, a + b, a - b, -b};
-                    for (int q = 0; q < 4; q++) Mg[((size_t)(4 * r + q) * O + o) * T + tile] = m[q];
+            }
+            float *m = Mg + o * ld + (size_t)ty * TW;
+            for (int tx = 0; tx < TW; tx++) {
+                const float e0 = ev[0][tx], e1 = ev[1][tx], o0 = od[0][tx], o1 = od[1][tx];
+                const float a[4] = {e0, e0 + e1, e0 - e1, -e1}, b[4] = {o0, o0 + o1, o0 - o1, -o1};
+                for (int r = 0; r < 4; r++) {
+                    m[(size_t)(4 * r) * ST + tx] = a[r];
+                    m[(size_t)(4 * r + 1) * ST + tx] = a[r] + b[r];
+                    m[(size_t)(4 * r + 2) * ST + tx] = a[r] - b[r];
+                    m[(size_t)(4 * r + 3) * ST + tx] = -b[r];
                 }
             }
         }
     }
 }
+
+#if WINO_X86
+/* wino_dout_c in AVX-512, 16 tiles at a time: the same operations, the same bits */
+__attribute__((target("avx512f"))) static void wino_dout_avx512(float *Mg, const float *dy,
+                                                                size_t O, int H, int W, size_t ld)
+{
+    const int TW = (W + 1) / 2, TH = (H + 1) / 2;
+    const size_t ST = O * ld;
+    const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
+    const __m512 zero = _mm512_setzero_ps();
+    const __m512i sign = _mm512_set1_epi32((int)0x80000000u); /* -x flips the sign bit, as in C */
+#define WINO_NEG(x) _mm512_castsi512_ps(_mm512_xor_si512(_mm512_castps_si512(x), sign))
+    for (size_t o = 0; o < O; o++) {
+        const float *d = dy + o * (size_t)H * W;
+        for (int ty = 0; ty < TH; ty++) {
+            float *m = Mg + o * ld + (size_t)ty * TW;
+            for (int tx = 0; tx < TW; tx += WINO_V) {
+                const __mmask16 ml = wino_mask(W - 2 * tx), mh = wino_mask(W - 2 * tx - WINO_V);
+                __m512 e[2], od[2];
+                for (int r = 0; r < 2; r++) {
+                    const int yy = 2 * ty + r;
+                    if (yy >= H) {
+                        e[r] = od[r] = zero;
+                        continue;
+                    }
+                    const float *row = d + (size_t)yy * W + 2 * tx;
+                    __m512 lo = _mm512_maskz_loadu_ps(ml, row), hi = _mm512_maskz_loadu_ps(mh, row + WINO_V);
+                    e[r] = _mm512_permutex2var_ps(lo, ie, hi);
+                    od[r] = _mm512_permutex2var_ps(lo, io, hi);
+                }
+                const __mmask16 mk = wino_mask(TW - tx);
+                const __m512 a[4] = {e[0], _mm512_add_ps(e[0], e[1]), _mm512_sub_ps(e[0], e[1]),
+                                     WINO_NEG(e[1])};
+                const __m512 b[4] = {od[0], _mm512_add_ps(od[0], od[1]),
+                                     _mm512_sub_ps(od[0], od[1]), WINO_NEG(od[1])};
+                for (int r = 0; r < 4; r++) {
+                    _mm512_mask_storeu_ps(m + (size_t)(4 * r) * ST + tx, mk, a[r]);
+                    _mm512_mask_storeu_ps(m + (size_t)(4 * r + 1) * ST + tx, mk, _mm512_add_ps(a[r], b[r]));
+                    _mm512_mask_storeu_ps(m + (size_t)(4 * r + 2) * ST + tx, mk, _mm512_sub_ps(a[r], b[r]));
+                    _mm512_mask_storeu_ps(m + (size_t)(4 * r + 3) * ST + tx, mk, WINO_NEG(b[r]));
+                }
+            }
+        }
+    }
+#undef WINO_NEG
+}
+#endif
 
 /* dw (O, I, 3, 3) += G^T dU G, dU: (16, O, I) */
 static void wino_dweights(float *dw, const float *dU, size_t O, size_t I)
@@ -971,34 +1025,179 @@ static void wino_dweights(float *dw, const float *dU, size_t O, size_t I)
     }
 }
 
-/* weight gradient in the Winograd domain: dU[e] = sum_b Mg_b[e] V_b[e]^T, samples in order
- * (groups of CONV2D_DW_GROUP transformed in parallel, then the 16 sums split over e) */
+/* (y0..y5) = A (a0..a3), A = (A^T)^T of WINO4_AT: the transform of an output-gradient tile */
+#define WINO4_A(y0, y1, y2, y3, y4, y5, a0, a1, a2, a3) \
+    do {                                                \
+        y0 = a0;                                        \
+        y1 = a0 + a1 + a2 + a3;                         \
+        y2 = a0 - a1 + a2 - a3;                         \
+        y3 = a0 + 2.0f * a1 + 4.0f * a2 + 8.0f * a3;    \
+        y4 = a0 - 2.0f * a1 + 4.0f * a2 - 8.0f * a3;    \
+        y5 = a3;                                        \
+    } while (0)
+
+/* Mg[e][o][tile] = A dy A^T of each 4x4 tile dy of dout (O, H, W) (zero outside), tile rows ld
+ * apart: each row of tiles' four rows split by column mod 4, A down the columns, then along the
+ * rows (the order of wino4_dout_avx512) */
+__attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void
+wino4_dout_c(float *Mg, const float *dy, size_t O, int H, int W, size_t ld)
+{
+    const int TW = (W + 3) / 4, TH = (H + 3) / 4;
+    const size_t ST = O * ld;
+    float d[4][4][WINO4_NE], t[6][4][WINO4_NE]; /* [row][column mod 4][tx] */
+    ASSERT(W <= WINO4_MAX_W);
+    for (size_t o = 0; o < O; o++) {
+        const float *dc = dy + o * (size_t)H * W;
+        for (int ty = 0; ty < TH; ty++) {
+            for (int r = 0; r < 4; r++)
+                for (int q = 0; q < 4; q++)
+                    for (int tx = 0; tx < TW; tx++) {
+                        const int yy = 4 * ty + r, xx = 4 * tx + q;
+                        d[r][q][tx] = yy < H && xx < W ? dc[(size_t)yy * W + xx] : 0.0f;
+                    }
+            for (int q = 0; q < 4; q++)
+                for (int tx = 0; tx < TW; tx++)
+                    WINO4_A(t[0][q][tx], t[1][q][tx], t[2][q][tx], t[3][q][tx], t[4][q][tx],
+                            t[5][q][tx], d[0][q][tx], d[1][q][tx], d[2][q][tx], d[3][q][tx]);
+            float *m = Mg + o * ld + (size_t)ty * TW;
+            for (int k = 0; k < 6; k++) {
+                float *m0 = m + (size_t)(6 * k) * ST, *m1 = m0 + ST, *m2 = m1 + ST, *m3 = m2 + ST,
+                      *m4 = m3 + ST, *m5 = m4 + ST;
+                for (int tx = 0; tx < TW; tx++)
+                    WINO4_A(m0[tx], m1[tx], m2[tx], m3[tx], m4[tx], m5[tx], t[k][0][tx],
+                            t[k][1][tx], t[k][2][tx], t[k][3][tx]);
+            }
+        }
+    }
+}
+
+#if WINO_X86
+/* wino4_dout_c in AVX-512, 16 tiles at a time (WINO4_A on vectors): the same bits */
+__attribute__((target("avx512f"))) static void wino4_dout_avx512(float *Mg, const float *dy,
+                                                                 size_t O, int H, int W, size_t ld)
+{
+    const int TW = (W + 3) / 4, TH = (H + 3) / 4;
+    const size_t ST = O * ld;
+    /* lane l of four vectors of 16 (64 columns) holds column 4l + q for q = 0..3 */
+    const __m512i p01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
+    const __m512i p23 = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
+    const __m512i lo8 = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 16, 17, 18, 19, 20, 21, 22, 23);
+    const __m512i hi8 = _mm512_setr_epi32(8, 9, 10, 11, 12, 13, 14, 15, 24, 25, 26, 27, 28, 29, 30, 31);
+    const __m512 zero = _mm512_setzero_ps();
+    for (size_t o = 0; o < O; o++) {
+        const float *dc = dy + o * (size_t)H * W;
+        for (int ty = 0; ty < TH; ty++) {
+            float *m = Mg + o * ld + (size_t)ty * TW;
+            for (int tx = 0; tx < TW; tx += WINO_V) {
+                __m512 d[4][4]; /* [row][column mod 4], 16 tiles */
+                for (int r = 0; r < 4; r++) {
+                    const int yy = 4 * ty + r;
+                    if (yy >= H) {
+                        for (int q = 0; q < 4; q++) d[r][q] = zero;
+                        continue;
+                    }
+                    const float *row = dc + (size_t)yy * W + 4 * tx;
+                    __m512 v[4];
+                    for (int k = 0; k < 4; k++)
+                        v[k] = _mm512_maskz_loadu_ps(wino_mask(W - 4 * tx - WINO_V * k), row + WINO_V * k);
+                    /* a = (c0 of v0,v1 | c1 of v0,v1), b = (c0 of v2,v3 | c1 of v2,v3), ... */
+                    __m512 a01 = _mm512_permutex2var_ps(v[0], p01, v[1]);
+                    __m512 a23 = _mm512_permutex2var_ps(v[0], p23, v[1]);
+                    __m512 b01 = _mm512_permutex2var_ps(v[2], p01, v[3]);
+                    __m512 b23 = _mm512_permutex2var_ps(v[2], p23, v[3]);
+                    d[r][0] = _mm512_permutex2var_ps(a01, lo8, b01);
+                    d[r][1] = _mm512_permutex2var_ps(a01, hi8, b01);
+                    d[r][2] = _mm512_permutex2var_ps(a23, lo8, b23);
+                    d[r][3] = _mm512_permutex2var_ps(a23, hi8, b23);
+                }
+                __m512 t[6][4];
+                for (int q = 0; q < 4; q++)
+                    WINO4_A(t[0][q], t[1][q], t[2][q], t[3][q], t[4][q], t[5][q], d[0][q], d[1][q],
+                            d[2][q], d[3][q]);
+                const __mmask16 mk = wino_mask(TW - tx);
+                for (int k = 0; k < 6; k++) {
+                    __m512 y0, y1, y2, y3, y4, y5;
+                    WINO4_A(y0, y1, y2, y3, y4, y5, t[k][0], t[k][1], t[k][2], t[k][3]);
+                    float *mk0 = m + (size_t)(6 * k) * ST + tx;
+                    _mm512_mask_storeu_ps(mk0, mk, y0);
+                    _mm512_mask_storeu_ps(mk0 + ST, mk, y1);
+                    _mm512_mask_storeu_ps(mk0 + 2 * ST, mk, y2);
+                    _mm512_mask_storeu_ps(mk0 + 3 * ST, mk, y3);
+                    _mm512_mask_storeu_ps(mk0 + 4 * ST, mk, y4);
+                    _mm512_mask_storeu_ps(mk0 + 5 * ST, mk, y5);
+                }
+            }
+        }
+    }
+}
+#endif
+
+/* (y0, y1, y2) = G^T (a0..a5), G of wino4_g */
+#define WINO4_GT(y0, y1, y2, a0, a1, a2, a3, a4, a5)                                     \
+    do {                                                                                 \
+        const float s6_ = 1.0f / 6.0f, s12_ = 1.0f / 12.0f, s24_ = 1.0f / 24.0f;         \
+        y0 = 0.25f * a0 - s6_ * (a1 + a2) + s24_ * (a3 + a4);                            \
+        y1 = s6_ * (a2 - a1) + s12_ * (a3 - a4);                                         \
+        y2 = s6_ * (a3 + a4) - s6_ * (a1 + a2) + a5;                                     \
+    } while (0)
+
+/* dw (O, I, 3, 3) += G^T dU G, dU: (36, O, I) */
+static void wino4_dweights(float *dw, const float *dU, size_t O, size_t I)
+{
+#pragma omp parallel for schedule(static)
+    for (size_t o = 0; o < O; o++) {
+        for (size_t i = 0; i < I; i++) {
+            float u[36], t[18];
+            for (int e = 0; e < 36; e++) u[e] = dU[((size_t)e * O + o) * I + i];
+            for (int q = 0; q < 6; q++) /* t = G^T u: (3, 6) */
+                WINO4_GT(t[q], t[6 + q], t[12 + q], u[q], u[6 + q], u[12 + q], u[18 + q],
+                         u[24 + q], u[30 + q]);
+            float *g = dw + (o * I + i) * 9;
+            for (int r = 0; r < 3; r++) { /* g += t G: (3, 3) */
+                float y0, y1, y2;
+                const float *a = t + 6 * r;
+                WINO4_GT(y0, y1, y2, a[0], a[1], a[2], a[3], a[4], a[5]);
+                g[3 * r] += y0;
+                g[3 * r + 1] += y1;
+                g[3 * r + 2] += y2;
+            }
+        }
+    }
+}
+
+/* weight gradient in the Winograd domain: dU[e] += Mg[e] V[e]^T per group of CONV2D_DW_GROUP
+ * samples, the group's transforms side by side along the sum (rows of g*T: one GEMM per e and
+ * group, long enough to run at the GEMM's speed where one per sample of T = 16..196 did not);
+ * the samples transformed in parallel, the 16 sums split over e */
 static void wino_conv_dw(float *dw, const float *dout, const float *inp, const Conv2dShape *s,
                          size_t B, float *ws)
 {
-    const size_t O = (size_t)s->OC, I = (size_t)s->IC, T = wino_tiles(s);
-    const size_t HW = (size_t)s->H * s->W, per = 16 * T * (I + O);
-    float *dU = ws, *buf = ws + 16 * O * I;
-    memset(dU, 0, 16 * O * I * sizeof(float));
+    const int f4 = wino4_use(s->H, s->W);
+    const size_t NE = f4 ? 36 : 16, O = (size_t)s->OC, I = (size_t)s->IC;
+    const size_t T = f4 ? wino4_tiles(s->H, s->W) : wino2_tiles(s->H, s->W);
+    const size_t HW = (size_t)s->H * s->W;
+    float *dU = ws, *buf = ws + NE * O * I;
+    memset(dU, 0, NE * O * I * sizeof(float));
     WinoInFn tin;
-    wino_pick(0, &tin, NULL);
+    wino_pick(f4, &tin, NULL);
+    void (*tdout)(float *, const float *, size_t, int, int, size_t) = f4 ? wino4_dout_c : wino_dout_c;
+#if WINO_X86
+    if (wino_has_avx512()) tdout = f4 ? wino4_dout_avx512 : wino_dout_avx512;
+#endif
     for (size_t b0 = 0; b0 < B; b0 += CONV2D_DW_GROUP) {
-        size_t g = B - b0 < CONV2D_DW_GROUP ? B - b0 : CONV2D_DW_GROUP;
+        const size_t g = B - b0 < CONV2D_DW_GROUP ? B - b0 : CONV2D_DW_GROUP, ld = g * T;
+        float *V = buf, *Mg = buf + NE * I * ld; /* (NE, I, g*T), (NE, O, g*T) */
 #pragma omp parallel for schedule(static)
         for (size_t j = 0; j < g; j++) {
-            float *V = buf + j * per, *Mg = V + 16 * T * I;
-            tin(V, inp + (b0 + j) * I * HW, I, s->H, s->W, T, NULL);
-            wino_dout(Mg, dout + (b0 + j) * O * HW, O, s->H, s->W, T);
+            tin(V + j * T, inp + (b0 + j) * I * HW, I, s->H, s->W, ld, NULL);
+            tdout(Mg + j * T, dout + (b0 + j) * O * HW, O, s->H, s->W, ld);
         }
 #pragma omp parallel for schedule(static)
-        for (int e = 0; e < 16; e++)
-            for (size_t j = 0; j < g; j++) {
-                const float *V = buf + j * per, *Mg = V + 16 * T * I;
-                gemm(0, 1, O, I, T, 1.0f, Mg + (size_t)e * O * T, T, V + (size_t)e * I * T, T,
-                     1.0f, dU + (size_t)e * O * I, I);
-            }
+        for (size_t e = 0; e < NE; e++)
+            gemm(0, 1, O, I, ld, 1.0f, Mg + e * O * ld, ld, V + e * I * ld, ld, 1.0f,
+                 dU + e * O * I, I);
     }
-    wino_dweights(dw, dU, O, I);
+    (f4 ? wino4_dweights : wino_dweights)(dw, dU, O, I);
 }
 
 /* The Winograd forward */
@@ -1048,6 +1247,19 @@ void conv2d_forward_gn_silu(float *out, const float *x, const Conv2dGnSilu *gn, 
     wino_forward(out, x, gn, w, bias, s, B, ws);
 }
 
+/* sum of x[0 .. n) in double over eight interleaved accumulators combined in a fixed order
+ * (vectorised; the same bits in every build) */
+__attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static double
+row_sum8(const float *x, size_t n)
+{
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) acc[k] += (double)x[i + (size_t)k];
+    for (; i < n; i++) acc[i & 7] += (double)x[i];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 void conv2d_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                      const float *w, const Conv2dShape *s, size_t B, float *ws)
 {
@@ -1062,10 +1274,7 @@ void conv2d_backward(float *dinp, float *dw, float *dbias, const float *dout, co
 #pragma omp parallel for schedule(static)
         for (size_t oc = 0; oc < OC; oc++) {
             double acc = 0.0;
-            for (size_t b = 0; b < B; b++) {
-                const float *r = dout + (b * OC + oc) * OHW;
-                for (size_t i = 0; i < OHW; i++) acc += (double)r[i];
-            }
+            for (size_t b = 0; b < B; b++) acc += row_sum8(dout + (b * OC + oc) * OHW, OHW);
             dbias[oc] += (float)acc;
         }
     }

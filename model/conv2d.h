@@ -5,8 +5,8 @@
  * (taps outside the input read zero). Weights use PyTorch's layout (OC, IC, K, K).
  *
  * Algorithms: 3x3 stride-1 'same' convolutions on maps of >= 49 pixels use Winograd: the
- * forward and the input gradient F(4x4, 3x3) when both sides are >= 24 (4x fewer
- * multiplications), F(2x2, 3x3) otherwise (2.25x fewer), the weight gradient always F(2x2, 3x3);
+ * forward, the input gradient and the weight gradient F(4x4, 3x3) when both sides are >= 24 (4x
+ * fewer multiplications), F(2x2, 3x3) otherwise (2.25x fewer);
  * the others use per-sample im2col + one sgemm (1x1 stride-1 convolutions skip the im2col). The forward and the input gradient are parallel over samples; the weight
  * gradient is summed over the batch in groups of CONV2D_DW_GROUP samples, in sample order, with
  * its work split in fixed pieces. No split depends on the thread count, so results are bitwise
