@@ -52,6 +52,86 @@ void upsample2x_backward(float *dinp, const float *dout, size_t B, size_t C, siz
     }
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define DROPOUT_X86 1
+#else
+#define DROPOUT_X86 0
+#endif
+
+#if DROPOUT_X86
+/* 32x32 -> 64-bit products of the 16 lanes of a with m: high and low halves */
+__attribute__((target("avx512f"))) static inline void mulhilo16(__m512i a, __m512i m, __m512i *hi,
+                                                               __m512i *lo)
+{
+    __m512i pe = _mm512_mul_epu32(a, m), po = _mm512_mul_epu32(_mm512_srli_epi64(a, 32), m);
+    *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(pe, 32), po);
+    *lo = _mm512_mask_blend_epi32(0xAAAA, pe, _mm512_slli_epi64(po, 32));
+}
+
+/* dropout_forward's loop over one sample, 16 Philox blocks (64 values) at a time: the counters
+ * ctr[0] .. ctr[0] + 15 in the lanes, core/rng.c's rounds on vectors, the 4 words of each block
+ * put back in order by a transpose. The words, hence the masks, are the scalar loop's. Returns
+ * the values done (a multiple of 64) and advances ctr[0] past their blocks. */
+__attribute__((target("avx512f"))) static size_t dropout_avx512(float *m, float *o, const float *x,
+                                                                size_t N, uint32_t ctr[4],
+                                                                const uint32_t key[2],
+                                                                uint64_t thr, float scale)
+{
+    const __m512i M0 = _mm512_set1_epi32((int)0xD2511F53u), M1 = _mm512_set1_epi32((int)0xCD9E8D57u);
+    const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    const __m512i th = _mm512_set1_epi32((int)(uint32_t)(thr > 0xFFFFFFFFu ? 0 : thr));
+    const int none = thr > 0xFFFFFFFFu; /* p = 1: nothing is kept */
+    const __m512 sc = _mm512_set1_ps(scale);
+    size_t i = 0;
+    for (; i + 64 <= N; i += 64) {
+        __m512i c0 = _mm512_add_epi32(_mm512_set1_epi32((int)ctr[0]), lane);
+        __m512i c1 = _mm512_set1_epi32((int)ctr[1]), c2 = _mm512_set1_epi32((int)ctr[2]),
+                c3 = _mm512_set1_epi32((int)ctr[3]);
+        uint32_t k0 = key[0], k1 = key[1];
+        for (int round = 0; round < 10; round++) {
+            __m512i hi0, lo0, hi1, lo1;
+            mulhilo16(c0, M0, &hi0, &lo0);
+            mulhilo16(c2, M1, &hi1, &lo1);
+            c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32((int)k0));
+            c1 = lo1;
+            c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32((int)k1));
+            c3 = lo0;
+            k0 += 0x9E3779B9u;
+            k1 += 0xBB67AE85u;
+        }
+        ctr[0] += 16;
+        /* c_k lane l = word k of block l; value 4l + k: transpose 4 x 16 into order */
+        __m512i t0 = _mm512_unpacklo_epi32(c0, c1), t1 = _mm512_unpackhi_epi32(c0, c1);
+        __m512i t2 = _mm512_unpacklo_epi32(c2, c3), t3 = _mm512_unpackhi_epi32(c2, c3);
+        __m512i u0 = _mm512_unpacklo_epi64(t0, t2), u1 = _mm512_unpackhi_epi64(t0, t2);
+        __m512i u2 = _mm512_unpacklo_epi64(t1, t3), u3 = _mm512_unpackhi_epi64(t1, t3);
+        /* u_a's 128-bit lane L is block 4L + a; vector j takes blocks 4j .. 4j + 3 */
+        __m512i v0 = _mm512_shuffle_i32x4(u0, u1, 0x44), v1 = _mm512_shuffle_i32x4(u2, u3, 0x44);
+        __m512i v2 = _mm512_shuffle_i32x4(u0, u1, 0xEE), v3 = _mm512_shuffle_i32x4(u2, u3, 0xEE);
+        __m512i w[4] = {_mm512_shuffle_i32x4(v0, v1, 0x88), _mm512_shuffle_i32x4(v0, v1, 0xDD),
+                        _mm512_shuffle_i32x4(v2, v3, 0x88), _mm512_shuffle_i32x4(v2, v3, 0xDD)};
+        for (int j = 0; j < 4; j++) {
+            __mmask16 keep = none ? 0 : _mm512_cmpge_epu32_mask(w[j], th);
+            __m512 mv = _mm512_maskz_mov_ps(keep, sc);
+            _mm512_storeu_ps(m + i + 16 * j, mv);
+            _mm512_storeu_ps(o + i + 16 * j, _mm512_mul_ps(_mm512_loadu_ps(x + i + 16 * j), mv));
+        }
+    }
+    return i;
+}
+
+static int dropout_has_avx512(void)
+{
+    static int has = -1; /* the same answer on every thread: a benign race */
+    if (has < 0) {
+        __builtin_cpu_init();
+        has = __builtin_cpu_supports("avx512f") != 0;
+    }
+    return has;
+}
+#endif
+
 void dropout_forward(float *out, float *mask, const float *inp, float p, size_t B, size_t N,
                      uint64_t seed, const uint64_t *sample_idx, uint32_t step, uint32_t rng_block)
 {
@@ -68,7 +148,11 @@ void dropout_forward(float *out, float *mask, const float *inp, float p, size_t 
         uint32_t ctr[4] = {rng_block, step, (uint32_t)stream, (uint32_t)(stream >> 32)};
         float *m = mask + b * N, *o = out + b * N;
         const float *x = inp + b * N;
-        for (size_t i = 0; i < N; i += 4) {
+        size_t i = 0;
+#if DROPOUT_X86
+        if (dropout_has_avx512()) i = dropout_avx512(m, o, x, N, ctr, key, thr, scale);
+#endif
+        for (; i < N; i += 4) {
             uint32_t w[4];
             philox4x32_10(ctr, key, w);
             ctr[0]++;

@@ -140,17 +140,28 @@ Test(ops, class_embedding_with_null_row)
     }
 }
 
+/* every word in order, for 10 values (a part block) and for 3 x 64 + 10 (the vector path, where
+ * the CPU has one, then the scalar tail); rates 0.5 and 0.1, and a block counter that wraps */
+static void dropout_words(size_t N, float p, uint32_t block)
+{
+    float *x = malloc(N * 4), *y = malloc(N * 4), *m = malloc(N * 4);
+    for (size_t i = 0; i < N; i++) x[i] = 1.0f + (float)i;
+    uint64_t idx = 5;
+    dropout_forward(y, m, x, p, 1, N, 9, &idx, 2, block);
+    Rng r;
+    rng_init(&r, 9, rng_stream(RNG_P_DROPOUT, 5), 2, block);
+    const uint32_t thr = (uint32_t)((double)p * 4294967296.0);
+    for (size_t i = 0; i < N; i++) {
+        float want = rng_u32(&r) >= thr ? 1.0f / (1.0f - p) : 0.0f;
+        cr_assert_eq(m[i], want, "word %zu of %zu", i, N);
+        cr_assert_eq(y[i], x[i] * want, "value %zu of %zu", i, N);
+    }
+    free(x); free(y); free(m);
+}
+
 Test(ops, dropout_words_follow_the_rng_cursor)
 {
-    enum { N = 10 };
-    float x[N], y[N], m[N];
-    for (int i = 0; i < N; i++) x[i] = 1.0f;
-    uint64_t idx = 5;
-    dropout_forward(y, m, x, 0.5f, 1, N, 9, &idx, 2, 3);
-    Rng r;
-    rng_init(&r, 9, rng_stream(RNG_P_DROPOUT, 5), 2, 3);
-    for (int i = 0; i < N; i++) {
-        float want = rng_u32(&r) >= 2147483648u ? 2.0f : 0.0f;
-        cr_assert_eq(m[i], want, "word %d", i);
-    }
+    dropout_words(10, 0.5f, 3);
+    dropout_words(3 * 64 + 10, 0.5f, 3);
+    dropout_words(3 * 64 + 10, 0.1f, 0xFFFFFFF8u);
 }
