@@ -50,26 +50,19 @@ static int is_pointwise(const Conv2dShape *s)
 
 size_t conv2d_ws_floats(const Conv2dShape *s, size_t B, int nthreads)
 {
-    size_t KK = (size_t)s->IC * s->K * s->K, OHW = (size_t)s->OH * s->OW;
-    size_t g = B < CONV2D_DW_GROUP ? B : CONV2D_DW_GROUP;
-    size_t per_thread = KK * OHW;
-    size_t dw = g * OHW * (KK + (size_t)s->OC);
-    size_t fw = (size_t)(nthreads > 0 ? nthreads : 1) * per_thread;
+    const size_t KK = (size_t)s->IC * s->K * s->K, OHW = (size_t)s->OH * s->OW;
+    const size_t g = B < CONV2D_DW_GROUP ? B : CONV2D_DW_GROUP;
+    const size_t nt = (size_t)(nthreads > 0 ? nthreads : 1);
     if (is_pointwise(s)) return 0;
-    size_t need = fw > dw ? fw : dw;
     if (use_winograd(s)) {
-        const size_t nt = (size_t)(nthreads > 0 ? nthreads : 1);
-        /* the weight gradient transforms a group of g samples at once */
-        size_t wn = 16 * (size_t)s->OC * s->IC +
-                    (nt > g ? nt : g) * 16 * wino_tiles(s) * (size_t)(s->IC + s->OC);
-        need = need > wn ? need : wn;
-        if (wino4_use(s->H, s->W)) { /* F(4x4, 3x3), a group of samples in the weight gradient */
-            size_t w4 = 36 * (size_t)s->OC * s->IC +
-                        (nt > g ? nt : g) * 36 * wino4_tiles(s->H, s->W) * (size_t)(s->IC + s->OC);
-            need = need > w4 ? need : w4;
-        }
+        /* the transformed weights, then per thread (forward, input gradient) or per sample of a
+         * group (weight gradient) the transformed input and output */
+        const int f4 = wino4_use(s->H, s->W);
+        const size_t NE = f4 ? 36 : 16, T = f4 ? wino4_tiles(s->H, s->W) : wino_tiles(s);
+        return NE * (size_t)s->OC * s->IC + (nt > g ? nt : g) * NE * T * (size_t)(s->IC + s->OC);
     }
-    return need;
+    const size_t dw = g * OHW * (KK + (size_t)s->OC), fw = nt * KK * OHW; /* im2col */
+    return fw > dw ? fw : dw;
 }
 
 double conv2d_macs(const Conv2dShape *s)
