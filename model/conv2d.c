@@ -22,6 +22,7 @@ static int use_winograd(const Conv2dShape *s);
 static size_t wino_tiles(const Conv2dShape *s);
 static int wino4_use(int H, int W);
 static size_t wino4_tiles(int H, int W);
+static size_t wino_dw_samples(size_t T);
 
 Conv2dShape conv2d_shape(int IC, int OC, int K, int stride, int pad, int H, int W)
 {
@@ -56,10 +57,11 @@ size_t conv2d_ws_floats(const Conv2dShape *s, size_t B, int nthreads)
     if (is_pointwise(s)) return 0;
     if (use_winograd(s)) {
         /* the transformed weights, then per thread (forward, input gradient) or per sample of a
-         * group (weight gradient) the transformed input and output */
+         * GEMM's few (weight gradient) the transformed input and output */
         const int f4 = wino4_use(s->H, s->W);
         const size_t NE = f4 ? 36 : 16, T = f4 ? wino4_tiles(s->H, s->W) : wino_tiles(s);
-        return NE * (size_t)s->OC * s->IC + (nt > g ? nt : g) * NE * T * (size_t)(s->IC + s->OC);
+        const size_t gs = wino_dw_samples(T);
+        return NE * (size_t)s->OC * s->IC + (nt > gs ? nt : gs) * NE * T * (size_t)(s->IC + s->OC);
     }
     const size_t dw = g * OHW * (KK + (size_t)s->OC), fw = nt * KK * OHW; /* im2col */
     return fw > dw ? fw : dw;
@@ -211,10 +213,10 @@ static inline void wino_act_coef(const WinoAct *a, size_t c, float *sc, float *s
  * both loops vectorise; the operations per value are those of the textbook order (columns, then
  * rows). With act, GroupNorm + SiLU are applied as the rows are split. */
 __attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void
-wino_input_c(float *V, const float *x, size_t C, int H, int W, size_t ld, const WinoAct *act)
+wino_input_c(float *V, const float *x, size_t C, int H, int W, size_t ld, size_t st, const WinoAct *act)
 {
     const int TW = (W + 1) / 2, TH = (H + 1) / 2, NE = TW + 1; /* even/odd columns per row */
-    const size_t ST = C * ld; /* distance between consecutive e */
+    const size_t ST = st; /* distance between consecutive e */
     float ev[4][WINO_MAX_W / 2 + 2], od[4][WINO_MAX_W / 2 + 2];
     float te[4][WINO_MAX_W / 2 + 2], to[4][WINO_MAX_W / 2 + 2];
     ASSERT(W <= WINO_MAX_W);
@@ -368,10 +370,10 @@ __attribute__((target("avx512f"))) static inline __m512 wino_act_v(__m512 v, __m
 
 __attribute__((target("avx512f"))) static void wino_input_avx512(float *V, const float *x, size_t C,
                                                                  int H, int W, size_t ld,
-                                                                 const WinoAct *act)
+                                                                 size_t st, const WinoAct *act)
 {
     const int TW = (W + 1) / 2, TH = (H + 1) / 2, NE = TW + 1;
-    const size_t ST = C * ld;
+    const size_t ST = st;
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     /* lanes past a row's end are computed and never stored; zeroed once so they are defined */
@@ -581,10 +583,10 @@ static void wino4_weights(float *U, const float *w, size_t O, size_t I, int flip
  * are [0][tx], [1][tx], [2][tx], [3][tx], [0][tx+1], [1][tx+1]: both transforms run over
  * contiguous arrays. */
 __attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void
-wino4_input_c(float *V, const float *x, size_t C, int H, int W, size_t ld, const WinoAct *act)
+wino4_input_c(float *V, const float *x, size_t C, int H, int W, size_t ld, size_t st, const WinoAct *act)
 {
     const int TW = (W + 3) / 4, TH = (H + 3) / 4, NE = TW + 1, NP = 4 * NE;
-    const size_t ST = C * ld;
+    const size_t ST = st;
     float ring[6][4 * WINO4_NE], t[6][4 * WINO4_NE];
     ASSERT(W <= WINO4_MAX_W);
     for (size_t c = 0; c < C; c++) {
@@ -693,10 +695,10 @@ wino4_output_c(float *out, const float *M, const float *bias, size_t O, int H, i
 
 __attribute__((target("avx512f"))) static void wino4_input_avx512(float *V, const float *x,
                                                                   size_t C, int H, int W,
-                                                                  size_t ld, const WinoAct *act)
+                                                                  size_t ld, size_t st, const WinoAct *act)
 {
     const int TW = (W + 3) / 4, TH = (H + 3) / 4, NE = TW + 1, NP = 4 * NE;
-    const size_t ST = C * ld;
+    const size_t ST = st;
     /* lanes past a row's end are computed and never stored; zeroed once so they are defined */
     float ring[6][WINO4_ROW] = {{0}}, t[6][WINO4_ROW] = {{0}}, ap[4 * (WINO4_NE + WINO_V)] = {0};
     /* lanes 0..7 pick every fourth of two vectors (32 values), lanes 8..15 repeat them */
@@ -854,10 +856,10 @@ __attribute__((target("avx512f"))) static void wino4_output_avx512(float *out, c
 }
 #endif
 
-/* V[e][c][...]: tile rows ld apart (T for one sample alone; the weight gradient puts a group's
- * samples side by side) */
+/* V[e][c][...]: channels ld apart (T for one sample alone; the weight gradient puts a few
+ * samples side by side), e planes st apart (at least C * ld: a call may do some channels) */
 typedef void (*WinoInFn)(float *V, const float *x, size_t C, int H, int W, size_t ld,
-                         const WinoAct *act);
+                         size_t st, const WinoAct *act);
 typedef void (*WinoOutFn)(float *out, const float *M, const float *bias, size_t O, int H, int W,
                           size_t T, int accumulate);
 
@@ -901,7 +903,7 @@ static void wino_conv(float *out, const float *inp, const Conv2dGnSilu *gn, cons
             const size_t G = (size_t)gn->G;
             a = (WinoAct){gn->mean + b * G, gn->rstd + b * G, gn->gamma, gn->beta, I / G};
         }
-        tin(V, inp + b * I * HW, I, H, W, T, gn ? &a : NULL);
+        tin(V, inp + b * I * HW, I, H, W, T, I * T, gn ? &a : NULL);
         for (size_t e = 0; e < NE; e++)
             gemm(0, 0, O, T, I, 1.0f, U + e * O * I, I, V + e * I * T, T, 0.0f, M + e * O * T, T);
         tout(out + b * O * HW, M, bias, O, H, W, T, accumulate);
@@ -914,10 +916,10 @@ static void wino_conv(float *out, const float *inp, const Conv2dGnSilu *gn, cons
  * gives the rows (E0, O0), (E0 + E1, O0 + O1), (E0 - E1, O0 - O1), (-E1, -O1), and each row
  * (a, b) of t becomes (a, a + b, a - b, -b). */
 __attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void
-wino_dout_c(float *Mg, const float *dy, size_t O, int H, int W, size_t ld)
+wino_dout_c(float *Mg, const float *dy, size_t O, int H, int W, size_t ld, size_t st)
 {
     const int TW = (W + 1) / 2, TH = (H + 1) / 2;
-    const size_t ST = O * ld;
+    const size_t ST = st;
     float ev[2][WINO_MAX_W / 2 + 1], od[2][WINO_MAX_W / 2 + 1];
     ASSERT(W <= WINO_MAX_W);
     for (size_t o = 0; o < O; o++) {
@@ -948,10 +950,10 @@ wino_dout_c(float *Mg, const float *dy, size_t O, int H, int W, size_t ld)
 #if WINO_X86
 /* wino_dout_c in AVX-512, 16 tiles at a time: the same operations, the same bits */
 __attribute__((target("avx512f"))) static void wino_dout_avx512(float *Mg, const float *dy,
-                                                                size_t O, int H, int W, size_t ld)
+                                                                size_t O, int H, int W, size_t ld, size_t st)
 {
     const int TW = (W + 1) / 2, TH = (H + 1) / 2;
-    const size_t ST = O * ld;
+    const size_t ST = st;
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
     const __m512 zero = _mm512_setzero_ps();
@@ -1033,10 +1035,10 @@ static void wino_dweights(float *dw, const float *dU, size_t O, size_t I)
  * apart: each row of tiles' four rows split by column mod 4, A down the columns, then along the
  * rows (the order of wino4_dout_avx512) */
 __attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void
-wino4_dout_c(float *Mg, const float *dy, size_t O, int H, int W, size_t ld)
+wino4_dout_c(float *Mg, const float *dy, size_t O, int H, int W, size_t ld, size_t st)
 {
     const int TW = (W + 3) / 4, TH = (H + 3) / 4;
-    const size_t ST = O * ld;
+    const size_t ST = st;
     float d[4][4][WINO4_NE], t[6][4][WINO4_NE]; /* [row][column mod 4][tx] */
     ASSERT(W <= WINO4_MAX_W);
     for (size_t o = 0; o < O; o++) {
@@ -1067,10 +1069,10 @@ wino4_dout_c(float *Mg, const float *dy, size_t O, int H, int W, size_t ld)
 #if WINO_X86
 /* wino4_dout_c in AVX-512, 16 tiles at a time (WINO4_A on vectors): the same bits */
 __attribute__((target("avx512f"))) static void wino4_dout_avx512(float *Mg, const float *dy,
-                                                                 size_t O, int H, int W, size_t ld)
+                                                                 size_t O, int H, int W, size_t ld, size_t st)
 {
     const int TW = (W + 3) / 4, TH = (H + 3) / 4;
-    const size_t ST = O * ld;
+    const size_t ST = st;
     /* lane l of four vectors of 16 (64 columns) holds column 4l + q for q = 0..3 */
     const __m512i p01 = _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 1, 5, 9, 13, 17, 21, 25, 29);
     const __m512i p23 = _mm512_setr_epi32(2, 6, 10, 14, 18, 22, 26, 30, 3, 7, 11, 15, 19, 23, 27, 31);
@@ -1158,32 +1160,56 @@ static void wino4_dweights(float *dw, const float *dU, size_t O, size_t I)
     }
 }
 
-/* weight gradient in the Winograd domain: dU[e] += Mg[e] V[e]^T per group of CONV2D_DW_GROUP
- * samples, the group's transforms side by side along the sum (rows of g*T: one GEMM per e and
- * group, long enough to run at the GEMM's speed where one per sample of T = 16..196 did not);
- * the samples transformed in parallel, the 16 sums split over e */
+/* Samples per weight-gradient GEMM: enough for a sum of at least WINO_DW_K tiles, so that the
+ * GEMM runs at speed, and no more, so that the transformed arrays (NE x g x T x (IC + OC)) stay
+ * in cache between the transforms and the GEMM. Measured on fmnist-small's shapes (batch 64, one
+ * thread, bench_conv-style loop): 28x28x64 19.6 ms with 2 samples per GEMM against 32.9 ms with
+ * 32; 14x14x128 21.7 against 30.0; 7x7x128 10.3 with 6 against 10.8 with 32. A function of the
+ * shape only, so the order of the sums never depends on the thread count. */
+#define WINO_DW_K 96
+#define WINO_DW_CH 16 /* channels per transform task */
+
+static size_t wino_dw_samples(size_t T)
+{
+    size_t g = (WINO_DW_K + T - 1) / T;
+    return g < CONV2D_DW_GROUP ? g : CONV2D_DW_GROUP;
+}
+
+/* weight gradient in the Winograd domain: dU[e] += Mg[e] V[e]^T over the batch, a few samples
+ * (wino_dw_samples) per GEMM with their tiles side by side along the sum, in sample order; the
+ * transforms split over (sample, block of channels), the GEMMs over e */
 static void wino_conv_dw(float *dw, const float *dout, const float *inp, const Conv2dShape *s,
                          size_t B, float *ws)
 {
     const int f4 = wino4_use(s->H, s->W);
     const size_t NE = f4 ? 36 : 16, O = (size_t)s->OC, I = (size_t)s->IC;
     const size_t T = f4 ? wino4_tiles(s->H, s->W) : wino2_tiles(s->H, s->W);
-    const size_t HW = (size_t)s->H * s->W;
+    const size_t HW = (size_t)s->H * s->W, SUB = wino_dw_samples(T);
+    const size_t nci = (I + WINO_DW_CH - 1) / WINO_DW_CH, nco = (O + WINO_DW_CH - 1) / WINO_DW_CH;
     float *dU = ws, *buf = ws + NE * O * I;
     memset(dU, 0, NE * O * I * sizeof(float));
     WinoInFn tin;
     wino_pick(f4, &tin, NULL);
-    void (*tdout)(float *, const float *, size_t, int, int, size_t) = f4 ? wino4_dout_c : wino_dout_c;
+    void (*tdout)(float *, const float *, size_t, int, int, size_t, size_t) = f4 ? wino4_dout_c : wino_dout_c;
 #if WINO_X86
     if (wino_has_avx512()) tdout = f4 ? wino4_dout_avx512 : wino_dout_avx512;
 #endif
-    for (size_t b0 = 0; b0 < B; b0 += CONV2D_DW_GROUP) {
-        const size_t g = B - b0 < CONV2D_DW_GROUP ? B - b0 : CONV2D_DW_GROUP, ld = g * T;
+    for (size_t b0 = 0; b0 < B; b0 += SUB) {
+        const size_t g = B - b0 < SUB ? B - b0 : SUB, ld = g * T;
         float *V = buf, *Mg = buf + NE * I * ld; /* (NE, I, g*T), (NE, O, g*T) */
 #pragma omp parallel for schedule(static)
-        for (size_t j = 0; j < g; j++) {
-            tin(V + j * T, inp + (b0 + j) * I * HW, I, s->H, s->W, ld, NULL);
-            tdout(Mg + j * T, dout + (b0 + j) * O * HW, O, s->H, s->W, ld);
+        for (size_t task = 0; task < g * (nci + nco); task++) {
+            const size_t j = task / (nci + nco), k = task % (nci + nco);
+            if (k < nci) {
+                const size_t c0 = k * WINO_DW_CH, nc = I - c0 < WINO_DW_CH ? I - c0 : WINO_DW_CH;
+                tin(V + c0 * ld + j * T, inp + ((b0 + j) * I + c0) * HW, nc, s->H, s->W, ld, I * ld,
+                    NULL);
+            } else {
+                const size_t c0 = (k - nci) * WINO_DW_CH;
+                const size_t nc = O - c0 < WINO_DW_CH ? O - c0 : WINO_DW_CH;
+                tdout(Mg + c0 * ld + j * T, dout + ((b0 + j) * O + c0) * HW, nc, s->H, s->W, ld,
+                      O * ld);
+            }
         }
 #pragma omp parallel for schedule(static)
         for (size_t e = 0; e < NE; e++)
