@@ -368,6 +368,10 @@ __attribute__((target("avx512f"))) static inline __m512 wino_act_v(__m512 v, __m
     return _mm512_maskz_mov_ps(m, wino_silu(_mm512_add_ps(_mm512_mul_ps(v, sc), sh)));
 }
 
+/* Every split row and every row of t is stored and read back as whole aligned vectors, and the
+ * shifts by one column are made in registers (valignd): a load that straddles two recent stores
+ * waits until both retire (no store-to-load forwarding), and the first version, which stored the
+ * even columns one float off and read t one float off, stalled there on most of its loads. */
 __attribute__((target("avx512f"))) static void wino_input_avx512(float *V, const float *x, size_t C,
                                                                  int H, int W, size_t ld,
                                                                  size_t st, const WinoAct *act)
@@ -376,16 +380,20 @@ __attribute__((target("avx512f"))) static void wino_input_avx512(float *V, const
     const size_t ST = st;
     const __m512i ie = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     const __m512i io = _mm512_setr_epi32(1, 3, 5, 7, 9, 11, 13, 15, 17, 19, 21, 23, 25, 27, 29, 31);
-    /* lanes past a row's end are computed and never stored; zeroed once so they are defined */
-    float evs[4][WINO_ROW] = {{0}}, ods[4][WINO_ROW] = {{0}}, te[4][WINO_ROW] = {{0}},
-          to[4][WINO_ROW] = {{0}};
+    const __m512 zero = _mm512_setzero_ps();
+    /* lanes past a row's end are computed and never stored, and the vector past the last is
+     * read as the next one of a shift: zeroed once so they are defined */
+    float evs[4][WINO_ROW] __attribute__((aligned(64))) = {{0}};
+    float ods[4][WINO_ROW] __attribute__((aligned(64))) = {{0}};
+    float te[4][WINO_ROW] __attribute__((aligned(64))) = {{0}};
+    float to[4][WINO_ROW] __attribute__((aligned(64))) = {{0}};
     ASSERT(W <= WINO_MAX_W);
     for (size_t c = 0; c < C; c++) {
         const float *xc = x + c * (size_t)H * W;
         /* the 4-row window moves down by 2 rows per row of tiles: its last two split rows are
          * the next window's first two, so each input row is split once */
         float *ev[4] = {evs[0], evs[1], evs[2], evs[3]}, *od[4] = {ods[0], ods[1], ods[2], ods[3]};
-        __m512 asc = _mm512_setzero_ps(), ash = _mm512_setzero_ps();
+        __m512 asc = zero, ash = zero;
         if (act) {
             float sc, sh;
             wino_act_coef(act, c, &sc, &sh);
@@ -399,17 +407,17 @@ __attribute__((target("avx512f"))) static void wino_input_avx512(float *V, const
                     ev[r] = ev[r + 2], od[r] = od[r + 2];
                     ev[r + 2] = e, od[r + 2] = o;
                 }
-            for (int r = ty > 0 ? 2 : 0; r < 4; r++) { /* o[j] = row[2j], e[j + 1] = row[2j + 1], zero outside */
+            for (int r = ty > 0 ? 2 : 0; r < 4; r++) { /* od[j] = row[2j], ev[j] = row[2j - 1], zero outside */
                 int yy = 2 * ty - 1 + r;
                 if (yy < 0 || yy >= H) {
                     for (int j = 0; j < NE; j += WINO_V) {
-                        _mm512_storeu_ps(ev[r] + j, _mm512_setzero_ps());
-                        _mm512_storeu_ps(od[r] + j, _mm512_setzero_ps());
+                        _mm512_store_ps(ev[r] + j, zero);
+                        _mm512_store_ps(od[r] + j, zero);
                     }
                     continue;
                 }
                 const float *row = xc + (size_t)yy * W;
-                ev[r][0] = 0.0f;
+                __m512 prev = zero; /* row[2j + 1] of the previous 16 j */
                 for (int j = 0; j < NE; j += WINO_V) {
                     __mmask16 ml = wino_mask(W - 2 * j), mh = wino_mask(W - 2 * j - WINO_V);
                     __m512 lo = _mm512_maskz_loadu_ps(ml, row + 2 * j);
@@ -418,31 +426,40 @@ __attribute__((target("avx512f"))) static void wino_input_avx512(float *V, const
                         lo = wino_act_v(lo, ml, asc, ash);
                         hi = wino_act_v(hi, mh, asc, ash);
                     }
-                    _mm512_storeu_ps(od[r] + j, _mm512_permutex2var_ps(lo, ie, hi));
-                    _mm512_storeu_ps(ev[r] + j + 1, _mm512_permutex2var_ps(lo, io, hi));
+                    __m512 odd = _mm512_permutex2var_ps(lo, io, hi);
+                    _mm512_store_ps(od[r] + j, _mm512_permutex2var_ps(lo, ie, hi));
+                    _mm512_store_ps(ev[r] + j, _mm512_castsi512_ps(_mm512_alignr_epi32(
+                                                   _mm512_castps_si512(odd),
+                                                   _mm512_castps_si512(prev), 15)));
+                    prev = odd;
                 }
             }
             for (int j = 0; j < NE; j += WINO_V) { /* t = B^T d along the rows */
-                __m512 e0 = _mm512_loadu_ps(ev[0] + j), e1 = _mm512_loadu_ps(ev[1] + j),
-                       e2 = _mm512_loadu_ps(ev[2] + j), e3 = _mm512_loadu_ps(ev[3] + j);
-                __m512 o0 = _mm512_loadu_ps(od[0] + j), o1 = _mm512_loadu_ps(od[1] + j),
-                       o2 = _mm512_loadu_ps(od[2] + j), o3 = _mm512_loadu_ps(od[3] + j);
-                _mm512_storeu_ps(te[0] + j, _mm512_sub_ps(e0, e2));
-                _mm512_storeu_ps(te[1] + j, _mm512_add_ps(e1, e2));
-                _mm512_storeu_ps(te[2] + j, _mm512_sub_ps(e2, e1));
-                _mm512_storeu_ps(te[3] + j, _mm512_sub_ps(e1, e3));
-                _mm512_storeu_ps(to[0] + j, _mm512_sub_ps(o0, o2));
-                _mm512_storeu_ps(to[1] + j, _mm512_add_ps(o1, o2));
-                _mm512_storeu_ps(to[2] + j, _mm512_sub_ps(o2, o1));
-                _mm512_storeu_ps(to[3] + j, _mm512_sub_ps(o1, o3));
+                __m512 e0 = _mm512_load_ps(ev[0] + j), e1 = _mm512_load_ps(ev[1] + j),
+                       e2 = _mm512_load_ps(ev[2] + j), e3 = _mm512_load_ps(ev[3] + j);
+                __m512 o0 = _mm512_load_ps(od[0] + j), o1 = _mm512_load_ps(od[1] + j),
+                       o2 = _mm512_load_ps(od[2] + j), o3 = _mm512_load_ps(od[3] + j);
+                _mm512_store_ps(te[0] + j, _mm512_sub_ps(e0, e2));
+                _mm512_store_ps(te[1] + j, _mm512_add_ps(e1, e2));
+                _mm512_store_ps(te[2] + j, _mm512_sub_ps(e2, e1));
+                _mm512_store_ps(te[3] + j, _mm512_sub_ps(e1, e3));
+                _mm512_store_ps(to[0] + j, _mm512_sub_ps(o0, o2));
+                _mm512_store_ps(to[1] + j, _mm512_add_ps(o1, o2));
+                _mm512_store_ps(to[2] + j, _mm512_sub_ps(o2, o1));
+                _mm512_store_ps(to[3] + j, _mm512_sub_ps(o1, o3));
             }
             float *v = V + c * ld + (size_t)ty * TW;
             for (int k = 0; k < 4; k++) { /* V = t B */
                 float *v0 = v + (size_t)(4 * k) * ST, *v1 = v0 + ST, *v2 = v1 + ST, *v3 = v2 + ST;
                 for (int tx = 0; tx < TW; tx += WINO_V) {
                     __mmask16 m = wino_mask(TW - tx);
-                    __m512 e0 = _mm512_loadu_ps(te[k] + tx), e1 = _mm512_loadu_ps(te[k] + tx + 1);
-                    __m512 o0 = _mm512_loadu_ps(to[k] + tx), o1 = _mm512_loadu_ps(to[k] + tx + 1);
+                    __m512 e0 = _mm512_load_ps(te[k] + tx), o0 = _mm512_load_ps(to[k] + tx);
+                    __m512 e1 = _mm512_castsi512_ps(_mm512_alignr_epi32(
+                        _mm512_castps_si512(_mm512_load_ps(te[k] + tx + WINO_V)),
+                        _mm512_castps_si512(e0), 1));
+                    __m512 o1 = _mm512_castsi512_ps(_mm512_alignr_epi32(
+                        _mm512_castps_si512(_mm512_load_ps(to[k] + tx + WINO_V)),
+                        _mm512_castps_si512(o0), 1));
                     _mm512_mask_storeu_ps(v0 + tx, m, _mm512_sub_ps(e0, e1));
                     _mm512_mask_storeu_ps(v1 + tx, m, _mm512_add_ps(o0, e1));
                     _mm512_mask_storeu_ps(v2 + tx, m, _mm512_sub_ps(e1, o0));
@@ -693,21 +710,31 @@ wino4_output_c(float *out, const float *M, const float *bias, size_t O, int H, i
  * split of a row by column mod 4 and the interleaving of the 4x4 results stay scalar. */
 #define WINO4_ROW (4 * WINO4_NE + 2 * WINO_V)
 
+/* As for F(2x2): every array is read only in whole aligned vectors that were stored as such,
+ * and the shifts (by one column in the split, by one tile along t) are made in registers. */
+#define WINO4_NB (WINO4_NE / WINO_V + 1)    /* vectors of tiles per row, at most */
+#define WINO4_NEP ((WINO4_NB + 1) * WINO_V) /* one more, zero, for the shift */
+
 __attribute__((target("avx512f"))) static void wino4_input_avx512(float *V, const float *x,
                                                                   size_t C, int H, int W,
-                                                                  size_t ld, size_t st, const WinoAct *act)
+                                                                  size_t ld, size_t st,
+                                                                  const WinoAct *act)
 {
-    const int TW = (W + 3) / 4, TH = (H + 3) / 4, NE = TW + 1, NP = 4 * NE;
+    const int TW = (W + 3) / 4, TH = (H + 3) / 4, NE = TW + 1;
+    const int NB = (NE + WINO_V - 1) / WINO_V, NEP = (NB + 1) * WINO_V, NP = 4 * NEP;
     const size_t ST = st;
-    /* lanes past a row's end are computed and never stored; zeroed once so they are defined */
-    float ring[6][WINO4_ROW] = {{0}}, t[6][WINO4_ROW] = {{0}}, ap[4 * (WINO4_NE + WINO_V)] = {0};
-    /* lanes 0..7 pick every fourth of two vectors (32 values), lanes 8..15 repeat them */
+    /* ring[r][q * NEP + m] = padded column 4m + q of a row (x[4m + q - 1]); lanes past a row's
+     * end are computed and never stored, and the block past the last is zero: zeroed once */
+    float ring[6][4 * WINO4_NEP] __attribute__((aligned(64))) = {{0}};
+    float t[6][4 * WINO4_NEP] __attribute__((aligned(64))) = {{0}};
+    /* lanes 0..7 pick every fourth of two vectors (32 values) from offset q, lanes 8..15 repeat */
     const __m512i stride4 =
         _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
+    const __m512 zero = _mm512_setzero_ps();
     ASSERT(W <= WINO4_MAX_W);
     for (size_t c = 0; c < C; c++) {
         const float *xc = x + c * (size_t)H * W;
-        __m512 asc = _mm512_setzero_ps(), ash = _mm512_setzero_ps();
+        __m512 asc = zero, ash = zero;
         if (act) {
             float sc, sh;
             wino_act_coef(act, c, &sc, &sh);
@@ -720,57 +747,69 @@ __attribute__((target("avx512f"))) static void wino4_input_avx512(float *V, cons
                 float *d = ring[next % 6];
                 const int yy = next - 1;
                 if (yy < 0 || yy >= H) {
-                    for (int k = 0; k < NP; k++) d[k] = 0.0f;
+                    for (int k = 0; k < NP; k += WINO_V) _mm512_store_ps(d + k, zero);
                     continue;
                 }
                 const float *row = xc + (size_t)yy * W;
-                for (int j = 0; j < W; j += WINO_V) { /* ap[p] = x[p - 1] (activated) */
-                    __mmask16 m = wino_mask(W - j);
-                    __m512 v = _mm512_maskz_loadu_ps(m, row + j);
-                    if (act) v = wino_act_v(v, m, asc, ash);
-                    _mm512_mask_storeu_ps(ap + 1 + j, m, v);
-                }
-                ap[0] = 0.0f;
-                for (int p = W + 1; p < NP; p++) ap[p] = 0.0f;
-                for (int m = 0; m < NE; m += WINO_V) { /* d[q][m] = ap[4m + q], 16 m at a time */
-                    const float *a = ap + 4 * m;
-                    __m512 a0 = _mm512_loadu_ps(a), a1 = _mm512_loadu_ps(a + 16),
-                           a2 = _mm512_loadu_ps(a + 32), a3 = _mm512_loadu_ps(a + 48);
+                __m512 prev3 = zero; /* x[4m + 2] of the previous 16 m: padded column 4m + 3 */
+                for (int mb = 0; mb < NB; mb++) { /* 16 m at a time: x[64 mb .. 64 mb + 63] */
+                    __m512 a[4];
+                    for (int k = 0; k < 4; k++) {
+                        const int s0 = 64 * mb + WINO_V * k;
+                        __mmask16 m = wino_mask(W - s0);
+                        a[k] = _mm512_maskz_loadu_ps(m, row + s0);
+                        if (act) a[k] = wino_act_v(a[k], m, asc, ash);
+                    }
+                    __m512 col[4]; /* col[q] lane l = x[64 mb + 4 l + q] */
                     for (int q = 0; q < 4; q++) {
                         const __m512i iq = _mm512_add_epi32(stride4, _mm512_set1_epi32(q));
-                        __m512 lo = _mm512_permutex2var_ps(a0, iq, a1),
-                               hi = _mm512_permutex2var_ps(a2, iq, a3);
-                        _mm512_mask_storeu_ps(d + q * NE + m, wino_mask(NE - m),
-                                              _mm512_shuffle_f32x4(lo, hi, 0x44));
+                        __m512 lo = _mm512_permutex2var_ps(a[0], iq, a[1]),
+                               hi = _mm512_permutex2var_ps(a[2], iq, a[3]);
+                        col[q] = _mm512_shuffle_f32x4(lo, hi, 0x44);
                     }
+                    /* padded column 4m + q + 1 is x[4m + q]; column 4m is x[4m - 1] */
+                    const int o = WINO_V * mb;
+                    _mm512_store_ps(d + o, _mm512_castsi512_ps(_mm512_alignr_epi32(
+                                               _mm512_castps_si512(col[3]),
+                                               _mm512_castps_si512(prev3), 15)));
+                    _mm512_store_ps(d + NEP + o, col[0]);
+                    _mm512_store_ps(d + 2 * NEP + o, col[1]);
+                    _mm512_store_ps(d + 3 * NEP + o, col[2]);
+                    prev3 = col[3];
                 }
             }
             const float *d0 = ring[(4 * ty) % 6], *d1 = ring[(4 * ty + 1) % 6],
                         *d2 = ring[(4 * ty + 2) % 6], *d3 = ring[(4 * ty + 3) % 6],
                         *d4 = ring[(4 * ty + 4) % 6], *d5 = ring[(4 * ty + 5) % 6];
             for (int k = 0; k < NP; k += WINO_V) { /* t = B^T d down the columns */
+                if (k % NEP == NB * WINO_V) continue; /* each q's zero block stays zero */
                 __m512 y0, y1, y2, y3, y4, y5;
-                __m512 a0 = _mm512_loadu_ps(d0 + k), a1 = _mm512_loadu_ps(d1 + k),
-                       a2 = _mm512_loadu_ps(d2 + k), a3 = _mm512_loadu_ps(d3 + k),
-                       a4 = _mm512_loadu_ps(d4 + k), a5 = _mm512_loadu_ps(d5 + k);
+                __m512 a0 = _mm512_load_ps(d0 + k), a1 = _mm512_load_ps(d1 + k),
+                       a2 = _mm512_load_ps(d2 + k), a3 = _mm512_load_ps(d3 + k),
+                       a4 = _mm512_load_ps(d4 + k), a5 = _mm512_load_ps(d5 + k);
                 WINO4_BT(y0, y1, y2, y3, y4, y5, a0, a1, a2, a3, a4, a5);
-                _mm512_storeu_ps(t[0] + k, y0);
-                _mm512_storeu_ps(t[1] + k, y1);
-                _mm512_storeu_ps(t[2] + k, y2);
-                _mm512_storeu_ps(t[3] + k, y3);
-                _mm512_storeu_ps(t[4] + k, y4);
-                _mm512_storeu_ps(t[5] + k, y5);
+                _mm512_store_ps(t[0] + k, y0);
+                _mm512_store_ps(t[1] + k, y1);
+                _mm512_store_ps(t[2] + k, y2);
+                _mm512_store_ps(t[3] + k, y3);
+                _mm512_store_ps(t[4] + k, y4);
+                _mm512_store_ps(t[5] + k, y5);
             }
             float *v = V + c * ld + (size_t)ty * TW;
             for (int i = 0; i < 6; i++) { /* V = t B along the rows */
-                const float *p0 = t[i], *p1 = p0 + NE, *p2 = p1 + NE, *p3 = p2 + NE;
+                const float *p0 = t[i], *p1 = p0 + NEP, *p2 = p1 + NEP, *p3 = p2 + NEP;
                 float *v0 = v + (size_t)(6 * i) * ST;
                 for (int tx = 0; tx < TW; tx += WINO_V) {
                     __mmask16 m = wino_mask(TW - tx);
                     __m512 y0, y1, y2, y3, y4, y5;
-                    __m512 a0 = _mm512_loadu_ps(p0 + tx), a1 = _mm512_loadu_ps(p1 + tx),
-                           a2 = _mm512_loadu_ps(p2 + tx), a3 = _mm512_loadu_ps(p3 + tx),
-                           a4 = _mm512_loadu_ps(p0 + tx + 1), a5 = _mm512_loadu_ps(p1 + tx + 1);
+                    __m512 a0 = _mm512_load_ps(p0 + tx), a1 = _mm512_load_ps(p1 + tx),
+                           a2 = _mm512_load_ps(p2 + tx), a3 = _mm512_load_ps(p3 + tx);
+                    __m512 a4 = _mm512_castsi512_ps(_mm512_alignr_epi32(
+                        _mm512_castps_si512(_mm512_load_ps(p0 + tx + WINO_V)),
+                        _mm512_castps_si512(a0), 1));
+                    __m512 a5 = _mm512_castsi512_ps(_mm512_alignr_epi32(
+                        _mm512_castps_si512(_mm512_load_ps(p1 + tx + WINO_V)),
+                        _mm512_castps_si512(a1), 1));
                     WINO4_BT(y0, y1, y2, y3, y4, y5, a0, a1, a2, a3, a4, a5);
                     _mm512_mask_storeu_ps(v0 + tx, m, y0);
                     _mm512_mask_storeu_ps(v0 + ST + tx, m, y1);
