@@ -417,6 +417,9 @@ __attribute__((target("avx512f"))) static void wino_input_avx512(float *V, const
                     continue;
                 }
                 const float *row = xc + (size_t)yy * W;
+                if (c + 1 < C) /* the same row of the next channel, before it is needed */
+                    for (int k = 0; k < W; k += WINO_V)
+                        _mm_prefetch((const char *)(row + (size_t)H * W + k), _MM_HINT_T0);
                 __m512 prev = zero; /* row[2j + 1] of the previous 16 j */
                 for (int j = 0; j < NE; j += WINO_V) {
                     __mmask16 ml = wino_mask(W - 2 * j), mh = wino_mask(W - 2 * j - WINO_V);
@@ -751,6 +754,9 @@ __attribute__((target("avx512f"))) static void wino4_input_avx512(float *V, cons
                     continue;
                 }
                 const float *row = xc + (size_t)yy * W;
+                if (c + 1 < C) /* the same row of the next channel, before it is needed */
+                    for (int k = 0; k < W; k += WINO_V)
+                        _mm_prefetch((const char *)(row + (size_t)H * W + k), _MM_HINT_T0);
                 __m512 prev3 = zero; /* x[4m + 2] of the previous 16 m: padded column 4m + 3 */
                 for (int mb = 0; mb < NB; mb++) { /* 16 m at a time: x[64 mb .. 64 mb + 63] */
                     __m512 a[4];
