@@ -427,7 +427,7 @@ __attribute__((target("avx512f"))) static void wino_input_avx512(float *V, const
                     __m512 hi = _mm512_maskz_loadu_ps(mh, row + 2 * j + WINO_V);
                     if (act) {
                         lo = wino_act_v(lo, ml, asc, ash);
-                        hi = wino_act_v(hi, mh, asc, ash);
+                        if (mh) hi = wino_act_v(hi, mh, asc, ash); /* past the row: stays zero */
                     }
                     __m512 odd = _mm512_permutex2var_ps(lo, io, hi);
                     _mm512_store_ps(od[r] + j, _mm512_permutex2var_ps(lo, ie, hi));
@@ -764,7 +764,7 @@ __attribute__((target("avx512f"))) static void wino4_input_avx512(float *V, cons
                         const int s0 = 64 * mb + WINO_V * k;
                         __mmask16 m = wino_mask(W - s0);
                         a[k] = _mm512_maskz_loadu_ps(m, row + s0);
-                        if (act) a[k] = wino_act_v(a[k], m, asc, ash);
+                        if (act && m) a[k] = wino_act_v(a[k], m, asc, ash); /* else zero */
                     }
                     __m512 col[4]; /* col[q] lane l = x[64 mb + 4 l + q] */
                     for (int q = 0; q < 4; q++) {
