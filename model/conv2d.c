@@ -163,32 +163,49 @@ static size_t wino2_tiles(int H, int W) { return (size_t)((H + 1) / 2) * (size_t
 static size_t wino_tiles(const Conv2dShape *s) { return wino2_tiles(s->H, s->W); }
 
 /* U[e][o][i] (16, O, I) = G g G^T of g = w[o][i] (3x3); flip: use w[i][o] rotated 180 degrees
- * (the kernel of the input gradient), w then being (I, O, 3, 3). */
+ * (the kernel of the input gradient), w then being (I, O, 3, 3). Sixteen i at a time: their
+ * kernels copied into lanes, the transform on whole rows of lanes (vectorised), each U[e] row
+ * stored contiguously. */
+#define WINO_WL 16
+
+__attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void
+wino_weights_row(float *U, const float *w, size_t O, size_t I, size_t o, int flip)
+{
+    for (size_t i0 = 0; i0 < I; i0 += WINO_WL) {
+        const size_t n = I - i0 < WINO_WL ? I - i0 : WINO_WL;
+        float g[9][WINO_WL] = {{0}}, t[12][WINO_WL], u[16][WINO_WL];
+        for (size_t l = 0; l < n; l++) {
+            const size_t i = i0 + l;
+            const float *src = flip ? w + (i * O + o) * 9 : w + (o * I + i) * 9;
+            for (int k = 0; k < 9; k++) g[k][l] = flip ? src[8 - k] : src[k];
+        }
+        for (int c = 0; c < 3; c++) /* t = G g: (4, 3) */
+            for (int l = 0; l < WINO_WL; l++) {
+                float g0 = g[c][l], g1 = g[3 + c][l], g2 = g[6 + c][l];
+                t[c][l] = g0;
+                t[3 + c][l] = 0.5f * (g0 + g1 + g2);
+                t[6 + c][l] = 0.5f * (g0 - g1 + g2);
+                t[9 + c][l] = g2;
+            }
+        for (int r = 0; r < 4; r++) /* u = t G^T: (4, 4) */
+            for (int l = 0; l < WINO_WL; l++) {
+                float a = t[3 * r][l], b = t[3 * r + 1][l], c = t[3 * r + 2][l];
+                u[4 * r][l] = a;
+                u[4 * r + 1][l] = 0.5f * (a + b + c);
+                u[4 * r + 2][l] = 0.5f * (a - b + c);
+                u[4 * r + 3][l] = c;
+            }
+        for (int e = 0; e < 16; e++) {
+            float *dst = U + ((size_t)e * O + o) * I + i0;
+            for (size_t l = 0; l < n; l++) dst[l] = u[e][l];
+        }
+    }
+}
+
 static void wino_weights(float *U, const float *w, size_t O, size_t I, int flip)
 {
 #pragma omp parallel for schedule(static)
-    for (size_t o = 0; o < O; o++) {
-        for (size_t i = 0; i < I; i++) {
-            float g[9], t[12], u[16];
-            const float *src = flip ? w + (i * O + o) * 9 : w + (o * I + i) * 9;
-            for (int k = 0; k < 9; k++) g[k] = flip ? src[8 - k] : src[k];
-            for (int c = 0; c < 3; c++) { /* t = G g: (4, 3) */
-                float g0 = g[c], g1 = g[3 + c], g2 = g[6 + c];
-                t[c] = g0;
-                t[3 + c] = 0.5f * (g0 + g1 + g2);
-                t[6 + c] = 0.5f * (g0 - g1 + g2);
-                t[9 + c] = g2;
-            }
-            for (int r = 0; r < 4; r++) { /* u = t G^T: (4, 4) */
-                float a = t[3 * r], b = t[3 * r + 1], c = t[3 * r + 2];
-                u[4 * r] = a;
-                u[4 * r + 1] = 0.5f * (a + b + c);
-                u[4 * r + 2] = 0.5f * (a - b + c);
-                u[4 * r + 3] = c;
-            }
-            for (int e = 0; e < 16; e++) U[((size_t)e * O + o) * I + i] = u[e];
-        }
-    }
+    for (size_t o = 0; o < O; o++) wino_weights_row(U, w, O, I, o, flip);
 }
 
 /* GroupNorm + SiLU applied while the input is read (conv2d_forward_gn_silu): the statistics of
