@@ -6,12 +6,13 @@
  *
  * Algorithms: 3x3 stride-1 'same' convolutions on maps of >= 49 pixels use Winograd: the
  * forward, the input gradient and the weight gradient F(4x4, 3x3) when both sides are >= 24 (4x
- * fewer multiplications), F(2x2, 3x3) otherwise (2.25x fewer);
- * the others use per-sample im2col + one sgemm (1x1 stride-1 convolutions skip the im2col). The forward and the input gradient are parallel over samples; the weight
- * gradient is summed over the batch in groups of CONV2D_DW_GROUP samples, in sample order, with
- * its work split in fixed pieces. No split depends on the thread count, so results are bitwise
- * identical for any number of threads, and a sample's output never depends on the other
- * samples in the batch.
+ * fewer multiplications), F(2x2, 3x3) otherwise (2.25x fewer); the others use per-sample im2col
+ * + one sgemm (1x1 stride-1 convolutions skip the im2col). The forward and the input gradient
+ * are parallel over samples; the weight gradient is summed over the batch in sample order, in
+ * pieces whose size depends on the shape alone (a few samples per GEMM on the Winograd path,
+ * groups of CONV2D_DW_GROUP samples on the im2col path), with its work split in fixed pieces.
+ * No split depends on the thread count, so results are bitwise identical for any number of
+ * threads, and a sample's output never depends on the other samples in the batch.
  *
  * Backward accumulates (+=) into dinp, dw and dbias; any of them may be NULL to skip it.
  * Every call needs a workspace of conv2d_ws_floats() floats (caller-owned, reused).
