@@ -165,9 +165,8 @@ def main():
     if ob["type"] != "ddpm" or ob["ddpm"]["schedule"] != "linear" or \
             ob["ddpm"]["prediction"] != "eps":
         die("only objective ddpm, schedule linear, prediction eps are supported")
-    if tr["optimizer"] != "adam" or tr["lr_schedule"] not in ("constant", "cosine") \
-            or tr["grad_accum"] != 1:
-        die("only optimizer adam, lr_schedule constant or cosine, grad_accum 1 are supported")
+    if tr["optimizer"] != "adam" or tr["lr_schedule"] not in ("constant", "cosine"):
+        die("only optimizer adam, lr_schedule constant or cosine are supported")
     T = int(ob["ddpm"]["timesteps"])
     B, lr, warmup = int(tr["batch"]), float(tr["lr"]), int(tr["warmup"])
     min_lr = float(tr["min_lr"])
