@@ -957,7 +957,7 @@ static void wino_conv(float *out, const float *inp, const Conv2dGnSilu *gn, cons
     WinoInFn tin;
     WinoOutFn tout;
     wino_pick(f4, &tin, &tout);
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
     for (size_t b = 0; b < B; b++) {
         float *V = ws + (size_t)omp_get_thread_num() * per, *M = V + NE * T * I;
         WinoAct a;
@@ -1259,7 +1259,7 @@ static void wino_conv_dw(float *dw, const float *dout, const float *inp, const C
     for (size_t b0 = 0; b0 < B; b0 += SUB) {
         const size_t g = B - b0 < SUB ? B - b0 : SUB, ld = g * T;
         float *V = buf, *Mg = buf + NE * I * ld; /* (NE, I, g*T), (NE, O, g*T) */
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
         for (size_t task = 0; task < g * (nci + nco); task++) {
             const size_t j = task / (nci + nco), k = task % (nci + nco);
             if (k < nci) {
@@ -1273,7 +1273,7 @@ static void wino_conv_dw(float *dw, const float *dout, const float *inp, const C
                       O * ld);
             }
         }
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(dynamic)
         for (size_t e = 0; e < NE; e++)
             gemm(0, 1, O, I, ld, 1.0f, Mg + e * O * ld, ld, V + e * I * ld, ld, 1.0f,
                  dU + e * O * I, I);
