@@ -144,7 +144,7 @@ Test(ops, class_embedding_with_null_row)
  * the CPU has one, then the scalar tail); rates 0.5 and 0.1, and a block counter that wraps */
 static void dropout_words(size_t N, float p, uint32_t block)
 {
-    float *x = malloc(N * 4), *y = malloc(N * 4), *m = malloc(N * 4);
+    float *x = calloc(N, 4), *y = calloc(N, 4), *m = calloc(N, 4);
     for (size_t i = 0; i < N; i++) x[i] = 1.0f + (float)i;
     uint64_t idx = 5;
     dropout_forward(y, m, x, p, 1, N, 9, &idx, 2, block);
