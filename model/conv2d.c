@@ -1328,19 +1328,6 @@ void conv2d_forward_gn_silu(float *out, const float *x, const Conv2dGnSilu *gn, 
     wino_forward(out, x, gn, w, bias, s, B, ws);
 }
 
-/* sum of x[0 .. n) in double over eight interleaved accumulators combined in a fixed order
- * (vectorised; the same bits in every build) */
-__attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static double
-row_sum8(const float *x, size_t n)
-{
-    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) acc[k] += (double)x[i + (size_t)k];
-    for (; i < n; i++) acc[i & 7] += (double)x[i];
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
 void conv2d_backward(float *dinp, float *dw, float *dbias, const float *dout, const float *inp,
                      const float *w, const Conv2dShape *s, size_t B, float *ws)
 {
@@ -1355,7 +1342,7 @@ void conv2d_backward(float *dinp, float *dw, float *dbias, const float *dout, co
 #pragma omp parallel for schedule(static)
         for (size_t oc = 0; oc < OC; oc++) {
             double acc = 0.0;
-            for (size_t b = 0; b < B; b++) acc += row_sum8(dout + (b * OC + oc) * OHW, OHW);
+            for (size_t b = 0; b < B; b++) acc += sum8_f64(dout + (b * OC + oc) * OHW, OHW, 0.0, 0);
             dbias[oc] += (float)acc;
         }
     }

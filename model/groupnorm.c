@@ -1,38 +1,11 @@
 /* model/groupnorm.c - GroupNorm forward/backward, statistics in double. */
 #include "model/groupnorm.h"
 #include "model/ops.h"
-#include "core/mem.h"
 
 #include <math.h>
 
 /* below this many elements a loop runs on the calling thread: a parallel region costs more */
 #define PAR_MIN 32768
-
-/* Sum of x[i] (sq = 0) or of (x[i] - m)^2 (sq = 1) in double over eight interleaved
- * accumulators combined in a fixed order: the same bits whatever the thread count, and eight
- * independent dependency chains the compiler can vectorise. */
-__attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static double
-sum8(const float *x, size_t n, double m, int sq)
-{
-    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    size_t i = 0;
-    if (sq) {
-        for (; i + 8 <= n; i += 8)
-            for (int k = 0; k < 8; k++) {
-                double d = (double)x[i + (size_t)k] - m;
-                acc[k] += d * d;
-            }
-        for (; i < n; i++) {
-            double d = (double)x[i] - m;
-            acc[i & 7] += d * d;
-        }
-    } else {
-        for (; i + 8 <= n; i += 8)
-            for (int k = 0; k < 8; k++) acc[k] += (double)x[i + (size_t)k];
-        for (; i < n; i++) acc[i & 7] += (double)x[i];
-    }
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
 
 /* out and/or act of one (sample, group) from its statistics: the one place the normalisation
  * is computed, so a recomputation gives the forward's bits */
@@ -68,8 +41,8 @@ void groupnorm_forward(float *out, float *act, float *mean, float *rstd, const f
     for (size_t bg = 0; bg < B * G; bg++) {
         size_t b = bg / G, g = bg % G;
         const float *x = inp + (b * C + g * CG) * HW;
-        double m = sum8(x, n, 0.0, 0) / (double)n;
-        double v = sum8(x, n, m, 1) / (double)n;
+        double m = sum8_f64(x, n, 0.0, 0) / (double)n;
+        double v = sum8_f64(x, n, m, 1) / (double)n;
         float mf = (float)m, rs = (float)(1.0 / sqrt(v + (double)GROUPNORM_EPS));
         mean[bg] = mf;
         rstd[bg] = rs;
@@ -102,7 +75,7 @@ dx_row(float *dx, const float *d, const float *x, float k1, float k2, float k3, 
 /* One (sample, channel) row of the backward: with dact (SiLU), first dact *= silu'(x * sc + sh)
  * (the GroupNorm output recomputed as the forward computed it) and d = dact; then sd = sum d
  * and sdx = sum d * x in double over eight interleaved accumulators combined in a fixed order
- * (as sum8) */
+ * (as sum8_f64) */
 __attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void
 gn_row_sums(float *dact, const float *d, const float *x, size_t n, float sc, float sh,
             double *sd, double *sdx)
@@ -133,10 +106,10 @@ gn_row_sums(float *dact, const float *d, const float *x, size_t n, float sc, flo
 static void gn_backward(float *dinp, float *dgamma, float *dbeta, const float *dout, float *dact,
                         const float *inp, const float *gamma, const float *beta,
                         const float *mean, const float *rstd, size_t B, size_t C, size_t HW,
-                        size_t G)
+                        size_t G, double *S)
 {
     const size_t CG = C / G, n = CG * HW;
-    double *S = xmalloc(2 * B * C * sizeof(double)); /* (sum d, sum d x) per (b, ch) */
+    /* S: (sum d, sum d x) per (b, ch) */
 #pragma omp parallel for schedule(static) if (B * C * HW > PAR_MIN)
     for (size_t bc = 0; bc < B * C; bc++) {
         const size_t b = bc / C, ch = bc % C, bg = b * G + ch / CG;
@@ -187,20 +160,19 @@ static void gn_backward(float *dinp, float *dgamma, float *dbeta, const float *d
             }
         }
     }
-    xfree(S);
 }
 
 void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
                         const float *inp, const float *gamma, const float *mean, const float *rstd,
-                        size_t B, size_t C, size_t HW, size_t G)
+                        size_t B, size_t C, size_t HW, size_t G, double *ws)
 {
-    gn_backward(dinp, dgamma, dbeta, dout, NULL, inp, gamma, NULL, mean, rstd, B, C, HW, G);
+    gn_backward(dinp, dgamma, dbeta, dout, NULL, inp, gamma, NULL, mean, rstd, B, C, HW, G, ws);
 }
 
 void groupnorm_silu_backward(float *dinp, float *dgamma, float *dbeta, float *dact,
                              const float *inp, const float *gamma, const float *beta,
                              const float *mean, const float *rstd, size_t B, size_t C, size_t HW,
-                             size_t G)
+                             size_t G, double *ws)
 {
-    gn_backward(dinp, dgamma, dbeta, dact, dact, inp, gamma, beta, mean, rstd, B, C, HW, G);
+    gn_backward(dinp, dgamma, dbeta, dact, dact, inp, gamma, beta, mean, rstd, B, C, HW, G, ws);
 }

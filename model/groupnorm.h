@@ -5,8 +5,10 @@
  * Statistics are accumulated in double. With act != NULL the forward also writes
  * act = silu(out) (GroupNorm + SiLU in one pass, as every ResBlock uses them).
  *
- * Backward accumulates (+=) into dinp, dgamma, dbeta. groupnorm_silu_backward takes the gradient
- * with respect to act (the SiLU output) and recomputes the GroupNorm output it needs.
+ * Backward accumulates (+=) into dinp, dgamma, dbeta, with a caller-owned workspace of
+ * groupnorm_ws_doubles() doubles (two row sums per sample and channel). groupnorm_silu_backward
+ * takes the gradient with respect to act (the SiLU output) and recomputes the GroupNorm output
+ * it needs.
  * Parallel over (sample, group) for dinp and over channels for dgamma/dbeta (samples in order):
  * thread-count independent.
  */
@@ -35,10 +37,12 @@ static inline void groupnorm_coef(float mean, float rstd, float gamma, float bet
 void groupnorm_forward(float *out, float *act, float *mean, float *rstd, const float *inp,
                        const float *gamma, const float *beta, size_t B, size_t C, size_t HW,
                        size_t G);
+/* doubles of workspace a backward over (B, C, *) needs */
+static inline size_t groupnorm_ws_doubles(size_t B, size_t C) { return 2 * B * C; }
 /* dout: gradient w.r.t. out */
 void groupnorm_backward(float *dinp, float *dgamma, float *dbeta, const float *dout,
                         const float *inp, const float *gamma, const float *mean, const float *rstd,
-                        size_t B, size_t C, size_t HW, size_t G);
+                        size_t B, size_t C, size_t HW, size_t G, double *ws);
 /* The forward's out and/or act from the statistics it saved (mean, rstd), the same bits: for
  * a backward that recomputes them instead of keeping them. */
 void groupnorm_apply(float *out, float *act, const float *inp, const float *gamma,
@@ -49,6 +53,6 @@ void groupnorm_apply(float *out, float *act, const float *inp, const float *gamm
 void groupnorm_silu_backward(float *dinp, float *dgamma, float *dbeta, float *dact,
                              const float *inp, const float *gamma, const float *beta,
                              const float *mean, const float *rstd, size_t B, size_t C, size_t HW,
-                             size_t G);
+                             size_t G, double *ws);
 
 #endif

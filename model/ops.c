@@ -7,6 +7,32 @@
 /* below this many elements a loop runs on the calling thread: a parallel region costs more */
 #define PAR_MIN 32768
 
+/* Sum of x[i] (sq = 0) or of (x[i] - m)^2 (sq = 1) in double over eight interleaved
+ * accumulators combined in a fixed order: the same bits whatever the thread count, and eight
+ * independent dependency chains the compiler can vectorise. */
+__attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) double
+sum8_f64(const float *x, size_t n, double m, int sq)
+{
+    double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    if (sq) {
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) {
+                double d = (double)x[i + (size_t)k] - m;
+                acc[k] += d * d;
+            }
+        for (; i < n; i++) {
+            double d = (double)x[i] - m;
+            acc[i & 7] += d * d;
+        }
+    } else {
+        for (; i + 8 <= n; i += 8)
+            for (int k = 0; k < 8; k++) acc[k] += (double)x[i + (size_t)k];
+        for (; i < n; i++) acc[i & 7] += (double)x[i];
+    }
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 void silu_forward(float *out, const float *inp, size_t N)
 {
 #pragma omp parallel for schedule(static) if (N > PAR_MIN)

@@ -57,6 +57,11 @@ static inline float silu_grad_f(float x)
 }
 
 /* out, inp: (N) */
+/* Sum in double of x[i] (sq = 0) or of (x[i] - m)^2 (sq = 1), i < n, over eight interleaved
+ * accumulators combined in a fixed order: the same bits in every build and for any thread
+ * count (GroupNorm statistics, bias gradients). */
+double sum8_f64(const float *x, size_t n, double m, int sq);
+
 void silu_forward(float *out, const float *inp, size_t N);
 void silu_backward(float *dinp, const float *dout, const float *inp, size_t N);
 

@@ -367,15 +367,19 @@ size_t unet_ws_floats(const Net *n, size_t B)
     } while (0)
     WS_MAX(conv2d_ws_floats(&u->conv_in.s, B, T));
     WS_MAX(conv2d_ws_floats(&u->conv_out.s, B, T));
+    WS_MAX(2 * groupnorm_ws_doubles(B, u->norm_out.C));
     for (size_t i = 0; i < u->n_blk; i++) {
         const Block *b = u->blk[i];
         switch (b->kind) {
         case BLK_RES:
+            WS_MAX(2 * groupnorm_ws_doubles(B, b->res.norm1.C));
+            WS_MAX(2 * groupnorm_ws_doubles(B, b->res.norm2.C));
             WS_MAX(conv2d_ws_floats(&b->res.conv1.s, B, T));
             WS_MAX(conv2d_ws_floats(&b->res.conv2.s, B, T));
             if (b->res.has_shortcut) WS_MAX(conv2d_ws_floats(&b->res.shortcut.s, B, T));
             break;
         case BLK_ATTN:
+            WS_MAX(2 * groupnorm_ws_doubles(B, b->attn.norm.C));
             WS_MAX(attn_ws_floats(b->HW, T));
             WS_MAX(conv2d_ws_floats(&b->attn.qkv.s, B, T));
             WS_MAX(conv2d_ws_floats(&b->attn.proj_out.s, B, T));
@@ -390,6 +394,11 @@ size_t unet_ws_floats(const Net *n, size_t B)
 }
 
 /* ---- blocks: forward and backward ------------------------------------------------------------ */
+
+/* A GroupNorm backward's row sums live in the network's workspace (sized for them by
+ * unet_ws_floats; the arena is allocated aligned for any type, and only one layer uses the
+ * workspace at a time). */
+#define GN_WS(n) ((double *)(void *)(n)->ws)
 
 /* out = conv(silu(norm(in))), statistics into stats (means then rstds). On the Winograd path
  * the convolution applies GroupNorm + SiLU as it reads its input and act is not written (the
@@ -464,7 +473,7 @@ static void res_backward(Net *n, Block *b, size_t B)
     /* act2 = silu(GN2(conv1_out)) */
     groupnorm_silu_backward(r->conv1_out->d, GG(r->norm2.g), GG(r->norm2.b), r->act2->d,
                             r->conv1_out->x, PP(r->norm2.g), PP(r->norm2.b), r->stats2->x,
-                            r->stats2->x + B * G, B, oc, HW, G);
+                            r->stats2->x + B * G, B, oc, HW, G, GN_WS(n));
     /* conv1_out = conv1(act1) + temb_proj(semb) broadcast */
     chan_add_backward(r->temb_out->d, r->conv1_out->d, B, oc, HW);
     linear_backward(n->temb.semb->d, GG(r->temb_proj.w), GG(r->temb_proj.b), r->temb_out->d,
@@ -474,7 +483,7 @@ static void res_backward(Net *n, Block *b, size_t B)
     /* act1 = silu(GN1(in)) */
     groupnorm_silu_backward(b->in->d, GG(r->norm1.g), GG(r->norm1.b), r->act1->d, b->in->x,
                             PP(r->norm1.g), PP(r->norm1.b), r->stats1->x, r->stats1->x + B * G,
-                            B, ic, HW, G);
+                            B, ic, HW, G, GN_WS(n));
 }
 
 static void attn_block_forward(Net *n, Block *b, size_t B)
@@ -504,7 +513,7 @@ static void attn_block_backward(Net *n, Block *b, size_t B)
     conv2d_backward(a->norm_out->d, GG(a->qkv.w), GG(a->qkv.b), a->qkv_out->d, a->norm_out->x,
                     PP(a->qkv.w), &a->qkv.s, B, n->ws);
     groupnorm_backward(b->in->d, GG(a->norm.g), GG(a->norm.b), a->norm_out->d, b->in->x,
-                       PP(a->norm.g), a->stats->x, a->stats->x + B * G, B, C, HW, G);
+                       PP(a->norm.g), a->stats->x, a->stats->x + B * G, B, C, HW, G, GN_WS(n));
 }
 
 static void block_forward(Net *n, Block *b, size_t B)
@@ -584,7 +593,7 @@ void unet_backward(Net *n, size_t B)
                     u->head_act->x, PP(u->conv_out.w), &u->conv_out.s, B, n->ws);
     groupnorm_silu_backward(h->d, GG(u->norm_out.g), GG(u->norm_out.b), u->head_act->d, h->x,
                             PP(u->norm_out.g), PP(u->norm_out.b), u->head_stats->x,
-                            u->head_stats->x + B * G, B, C, HW, G);
+                            u->head_stats->x + B * G, B, C, HW, G, GN_WS(n));
     grad_ready(n, u->norm_out.g);
     for (size_t i = u->n_blk; i-- > 0;) {
         Block *b = u->blk[i];

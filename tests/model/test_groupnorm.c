@@ -28,6 +28,7 @@ static void check_gn(int silu)
     const size_t N = B * C * HW;
     float x[B * C * HW], g[C], b[C], r[B * C * HW], out[B * C * HW], act[B * C * HW];
     float mean[B * G], rstd[B * G], tmp[B * C * HW];
+    double gws[2 * B * C]; /* groupnorm_ws_doubles(B, C) */
     float dx[B * C * HW] = {0}, dg[C] = {0}, db[C] = {0};
     fill_uniform(x, N, 2.0f, 11);
     for (size_t i = 0; i < N; i++) x[i] += 0.5f; /* nonzero mean */
@@ -51,9 +52,9 @@ static void check_gn(int silu)
         cr_assert(memcmp(out2, out, sizeof out2) == 0 && memcmp(act3, act, sizeof act3) == 0,
                   "groupnorm_apply differs from the forward");
         memcpy(tmp, r, sizeof tmp); /* dact is scratch */
-        groupnorm_silu_backward(dx, dg, db, tmp, x, g, b, mean, rstd, B, C, HW, G);
+        groupnorm_silu_backward(dx, dg, db, tmp, x, g, b, mean, rstd, B, C, HW, G, gws);
     } else {
-        groupnorm_backward(dx, dg, db, r, x, g, mean, rstd, B, C, HW, G);
+        groupnorm_backward(dx, dg, db, r, x, g, mean, rstd, B, C, HW, G, gws);
     }
     double ex = fd_check(gn_loss, &c, c.x, dx, N, 1e-5);
     double eg = fd_check(gn_loss, &c, c.g, dg, C, 1e-5);
