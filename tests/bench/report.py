@@ -106,18 +106,34 @@ def main():
         res = {}
         for eng in ("dfm", "torch"):
             for th in (1, 2):
-                txt = read(os.path.join(raw, f"model-{eng}-{th}.txt"))
-                m = grab(rf"^threads {th}: forward ([\d.]+) images/s.*?train step ([\d.]+) "
-                         rf"images/s.*?median of (\d+), timer (\w+)", txt, f"{eng} result")
-                reps = re.findall(r"^rep threads \d+: .*step wall ([\d.]+) cpu ([\d.]+)",
-                                  txt, re.M)
-                steps = [float(c if th == 1 else w) for w, c in reps]
-                busy = statistics.median(float(c) / float(w) for w, c in reps) if reps else 0
-                tm = read(os.path.join(raw, f"model-{eng}-{th}.time"))
-                rss = int(grab(r"maxrss_kb (\d+)", tm, "peak RSS").group(1))
-                res[eng, th] = dict(fwd=float(m.group(1)), step=float(m.group(2)),
-                                    reps=int(m.group(3)), timer=m.group(4), rss=rss,
-                                    step_s=steps, busy=busy)
+                # the rounds' processes (engines taking turns), repetitions pooled
+                names = sorted(os.path.basename(f)[:-4] for f in
+                               glob.glob(os.path.join(raw, f"model-{eng}-{th}-r*.txt")))
+                if not names:
+                    raise Missing(f"no model-{eng}-{th}-r*.txt in {raw}")
+                fwd, steps, busy, rss, per_round, timer = [], [], [], 0, [], None
+                for name in names:
+                    txt = read(os.path.join(raw, f"{name}.txt"))
+                    m = grab(rf"^threads {th}: forward .*?timer (\w+)", txt, f"{name} result")
+                    timer = m.group(1)
+                    if timer != ("cpu" if th == 1 else "wall"):
+                        raise Missing(f"{name}.txt was timed by {timer} time")
+                    reps = re.findall(r"^rep threads \d+: forward wall ([\d.]+) cpu ([\d.]+) s, "
+                                      r"step wall ([\d.]+) cpu ([\d.]+)", txt, re.M)
+                    if not reps:
+                        raise Missing(f"no repetitions in {name}.txt")
+                    k = 1 if th == 1 else 0  # 1 thread: CPU time; 2 threads: wall time
+                    fwd += [float(r[k]) for r in reps]
+                    st = [float(r[2 + k]) for r in reps]
+                    steps += st
+                    per_round.append(statistics.median(st))
+                    busy += [float(r[3]) / float(r[2]) for r in reps]
+                    tm = read(os.path.join(raw, f"{name}.time"))
+                    rss = max(rss, int(grab(r"maxrss_kb (\d+)", tm, "peak RSS").group(1)))
+                res[eng, th] = dict(fwd=a.model_batch / statistics.median(fwd),
+                                    step=a.model_batch / statistics.median(steps),
+                                    reps=len(steps), rounds=len(names), timer=timer, rss=rss,
+                                    step_s=per_round, busy=statistics.median(busy))
         rows = []
         for th in (1, 2):
             d, t = res["dfm", th], res["torch", th]
@@ -135,8 +151,10 @@ def main():
                          f"{opeak[th]:.1f}", f"{peak[th]:.1f}", f"{dpeak[th]:.1f}",
                          f"{gflop * d['fwd'] / kpeak[th] * 100:.0f}%", "", "", ""])
         emit(f"fmnist-small U-Net ({head1.lstrip('# ').replace('model: ', '')}), batch "
-             f"{a.model_batch}. images/s = median of {res['dfm', 1]['reps']} repetitions after a "
-             "warm-up; 1 thread timed by process CPU time, 2 threads by wall time. GFLOP/s "
+             f"{a.model_batch}. images/s = batch / median of {res['dfm', 1]['reps']} repetitions: "
+             f"{res['dfm', 1]['rounds']} round(s) in which the engines take turns (the first to "
+             "run alternates), each process warmed up once; 1 thread timed by process CPU time, "
+             "2 threads by wall time. GFLOP/s "
              f"counts {gflop:.3f} GFLOP per image forward (`dfm validate`) and 3x that for a "
              "training step (forward + backward, the usual convention; Adam's O(params) work is "
              "not counted). GEMM ceiling = each engine's best median GFLOP/s over the fmnist-small "
@@ -146,7 +164,7 @@ def main():
         emit(table(["threads", "what", "dfm img/s", "PyTorch img/s", "dfm/PyTorch",
                     "dfm GFLOP/s", "PyTorch GFLOP/s", "own GEMM GFLOP/s", "OpenBLAS GEMM GFLOP/s",
                     "oneDNN GEMM GFLOP/s", "dfm % of ceiling",
-                    "dfm s/step (reps)", "PyTorch s/step (reps)",
+                    "dfm s/step (median by round)", "PyTorch s/step (median by round)",
                     "cores busy, dfm / PyTorch"], rows))
         emit()
         emit("cores busy = median CPU seconds / wall seconds of a training step: about 2.0 for a "
@@ -173,8 +191,9 @@ def main():
                    [[th, f"{res['dfm', th]['rss'] / 1024:.0f} MiB",
                      f"{res['torch', th]['rss'] / 1024:.0f} MiB"] for th in (1, 2)]))
         emit()
-        emit("(peak RSS of the whole process: each engine and thread count ran alone in its "
-             "own process; PyTorch's includes the Python interpreter and libtorch, ~300 MiB.)")
+        emit("(peak RSS of the whole process, the largest over the rounds: each engine and thread "
+             "count ran alone in its own process; PyTorch's includes the Python interpreter and "
+             "libtorch, ~300 MiB.)")
         summary["step_ratio_2"] = res["dfm", 2]["step"] / res["torch", 2]["step"]
         summary["step_ratio_1"] = res["dfm", 1]["step"] / res["torch", 1]["step"]
         summary["busy_2"] = (res["dfm", 2]["busy"], res["torch", 2]["busy"])

@@ -9,7 +9,9 @@
 #   1. model: fmnist-small U-Net, batch 64: train step (forward + backward + Adam) and forward
 #      images/s at 1 and 2 threads, dfm (bin/bench/bench_model) and PyTorch
 #      (tests/bench/bench_torch.py), each engine and thread count in its own process so that
-#      the peak RSS (/usr/bin/time %M) is its own; dfm's GFLOP/s next to the GEMM ceilings of
+#      the peak RSS (/usr/bin/time %M) is its own, in MODEL_ROUNDS rounds (3; quick 1) in which
+#      the engines take turns (the first to run alternates), so that a slow spell of this
+#      shared machine falls on both; images/s from the median over every round's repetitions; dfm's GFLOP/s next to the GEMM ceilings of
 #      every engine (dfm's own kernels, OpenBLAS, oneDNN) on the fmnist-small convolution shapes,
 #      and which engine and kernel dfm's layers use (bin/bench/bench_sgemm).
 #   large: the CIFAR-10 DDPM U-Net (jobs/cifar10-ddpm.yaml, 35.7M parameters) at batch
@@ -54,7 +56,7 @@ if [ "$(id -u)" = 0 ]; then
 fi
 
 if [ "$QUICK" = 1 ]; then
-    MODEL_B=16 MODEL_REPS=2 SGEMM_REPS=3
+    MODEL_B=16 MODEL_REPS=2 MODEL_ROUNDS=1 SGEMM_REPS=3
     LARGE_B=${BENCH_LARGE_BATCH:-2} LARGE_REPS=1
     SCALE_B="16 32" SCALE_CH="32 64" SCALE_IMG="28 32" SCALE_FIX_B=16 SCALE_REPS=1
     SDP_STEPS=3
@@ -62,7 +64,7 @@ if [ "$QUICK" = 1 ]; then
     P_STEPS=40 P_LAST=20 P_WARMUP=20 P_SEEDS=1
     S_N=16 S_STEPS=4 S_B=16
 else
-    MODEL_B=64 MODEL_REPS=3 SGEMM_REPS=7
+    MODEL_B=64 MODEL_REPS=3 MODEL_ROUNDS=3 SGEMM_REPS=7
     LARGE_B=${BENCH_LARGE_BATCH:-16} LARGE_REPS=2
     SCALE_B="16 32 64 128" SCALE_CH="32 64 128" SCALE_IMG="28 32 64" SCALE_FIX_B=32 SCALE_REPS=2
     SDP_STEPS=4
@@ -124,10 +126,21 @@ note "torch: $("$PY" -c 'import torch; print(torch.__version__)')"
 note "model: $(head -1 "$RAW/bench-resolved.yaml" | sed 's/^# model: //')"
 
 if want model; then
-echo "== 1. model throughput (batch $MODEL_B, median of $MODEL_REPS after a warm-up)"
-for th in 1 2; do
-    OMP_NUM_THREADS=$th run model-dfm-$th "$DFM_BIN/bench/bench_model" "$MODEL_B" "$th" "$MODEL_REPS"
-    OMP_NUM_THREADS=$th run model-torch-$th "$PY" tests/bench/bench_torch.py "$MODEL_B" "$th" "$MODEL_REPS"
+echo "== 1. model throughput (batch $MODEL_B, $MODEL_ROUNDS round(s) of $MODEL_REPS repetitions after a warm-up, engines taking turns)"
+model_run() { # ENGINE THREADS ROUND
+    if [ "$1" = dfm ]; then
+        OMP_NUM_THREADS=$2 run model-dfm-$2-r$3 "$DFM_BIN/bench/bench_model" "$MODEL_B" "$2" "$MODEL_REPS"
+    else
+        OMP_NUM_THREADS=$2 run model-torch-$2-r$3 "$PY" tests/bench/bench_torch.py "$MODEL_B" "$2" "$MODEL_REPS"
+    fi
+}
+r=1
+while [ "$r" -le "$MODEL_ROUNDS" ]; do
+    if [ $((r % 2)) = 1 ]; then order="dfm torch"; else order="torch dfm"; fi
+    for th in 1 2; do
+        for e in $order; do model_run "$e" "$th" "$r"; done
+    done
+    r=$((r + 1))
 done
 run sgemm "$DFM_BIN/bench/bench_sgemm" 1,2 fmnist "$SGEMM_REPS"
 fi
