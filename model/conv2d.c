@@ -385,6 +385,13 @@ __attribute__((target("avx512f"))) static inline __m512 wino_act_v(__m512 v, __m
     return _mm512_maskz_mov_ps(m, wino_silu(_mm512_add_ps(_mm512_mul_ps(v, sc), sh)));
 }
 
+/* The same row of the next channel, before it is needed: each channel's plane starts on a page
+ * the hardware prefetcher has not reached */
+static inline void wino_prefetch_row(const float *row, int W)
+{
+    for (int k = 0; k < W; k += WINO_V) _mm_prefetch((const char *)(row + k), _MM_HINT_T0);
+}
+
 /* Every split row and every row of t is stored and read back as whole aligned vectors, and the
  * shifts by one column are made in registers (valignd): a load that straddles two recent stores
  * waits until both retire (no store-to-load forwarding), and the first version, which stored the
@@ -434,9 +441,7 @@ __attribute__((target("avx512f"))) static void wino_input_avx512(float *V, const
                     continue;
                 }
                 const float *row = xc + (size_t)yy * W;
-                if (c + 1 < C) /* the same row of the next channel, before it is needed */
-                    for (int k = 0; k < W; k += WINO_V)
-                        _mm_prefetch((const char *)(row + (size_t)H * W + k), _MM_HINT_T0);
+                if (c + 1 < C) wino_prefetch_row(row + (size_t)H * W, W);
                 __m512 prev = zero; /* row[2j + 1] of the previous 16 j */
                 for (int j = 0; j < NE; j += WINO_V) {
                     __mmask16 ml = wino_mask(W - 2 * j), mh = wino_mask(W - 2 * j - WINO_V);
@@ -727,8 +732,7 @@ wino4_output_c(float *out, const float *M, const float *bias, size_t O, int H, i
 /* The F(4x4) transforms in AVX-512: 16 tiles per instruction with masked ends (a 28x28 map's
  * row of tiles is 7). WINO4_BT and WINO4_AT are the portable code's expressions, here on
  * vectors (GCC's vector arithmetic, no contraction into FMA): every value has its bits. The
- * split of a row by column mod 4 and the interleaving of the 4x4 results stay scalar. */
-#define WINO4_ROW (4 * WINO4_NE + 2 * WINO_V)
+ * split of a row by column mod 4 and the interleaving of the 4x4 results are permutes. */
 
 /* As for F(2x2): every array is read only in whole aligned vectors that were stored as such,
  * and the shifts (by one column in the split, by one tile along t) are made in registers. */
@@ -771,9 +775,7 @@ __attribute__((target("avx512f"))) static void wino4_input_avx512(float *V, cons
                     continue;
                 }
                 const float *row = xc + (size_t)yy * W;
-                if (c + 1 < C) /* the same row of the next channel, before it is needed */
-                    for (int k = 0; k < W; k += WINO_V)
-                        _mm_prefetch((const char *)(row + (size_t)H * W + k), _MM_HINT_T0);
+                if (c + 1 < C) wino_prefetch_row(row + (size_t)H * W, W);
                 __m512 prev3 = zero; /* x[4m + 2] of the previous 16 m: padded column 4m + 3 */
                 for (int mb = 0; mb < NB; mb++) { /* 16 m at a time: x[64 mb .. 64 mb + 63] */
                     __m512 a[4];
@@ -924,6 +926,9 @@ typedef void (*WinoInFn)(float *V, const float *x, size_t C, int H, int W, size_
                          size_t st, const WinoAct *act);
 typedef void (*WinoOutFn)(float *out, const float *M, const float *bias, size_t O, int H, int W,
                           size_t T, int accumulate);
+/* Mg[e][o][...] of dout (O, H, W) for the weight gradient, laid out as V */
+typedef void (*WinoDoutFn)(float *Mg, const float *dy, size_t O, int H, int W, size_t ld,
+                           size_t st);
 
 /* the input and output transforms of F(2x2) (f4 = 0) or F(4x4): AVX-512 where the CPU has it
  * (out may be NULL) */
@@ -1252,7 +1257,7 @@ static void wino_conv_dw(float *dw, const float *dout, const float *inp, const C
     memset(dU, 0, NE * O * I * sizeof(float));
     WinoInFn tin;
     wino_pick(f4, &tin, NULL);
-    void (*tdout)(float *, const float *, size_t, int, int, size_t, size_t) = f4 ? wino4_dout_c : wino_dout_c;
+    WinoDoutFn tdout = f4 ? wino4_dout_c : wino_dout_c;
 #if WINO_X86
     if (wino_has_avx512()) tdout = f4 ? wino4_dout_avx512 : wino_dout_avx512;
 #endif
