@@ -96,9 +96,9 @@ Test(conv2d, winograd4_28x28_many_channels) { check_conv(conv2d_shape(24, 16, 3,
 /* Winograd weight gradient over more than one group of samples */
 Test(conv2d, winograd_many_samples) { check_conv(conv2d_shape(3, 5, 3, 1, 1, 10, 10), 34); }
 
-/* forward and all gradients bitwise identical for 1 and 2 threads (isa = 0), or with and
+/* forward and all gradients bitwise identical for 1 and nt threads (isa = 0), or with and
  * without the AVX-512 Winograd transforms (isa = 1, 1 thread), over several sample groups */
-static void conv_compare(Conv2dShape s, size_t B, int isa)
+static void conv_compare(Conv2dShape s, size_t B, int isa, int nt)
 {
     size_t nx = B * (size_t)s.IC * s.H * s.W, nw = (size_t)s.OC * s.IC * s.K * s.K;
     size_t no = B * (size_t)s.OC * s.OH * s.OW;
@@ -108,9 +108,9 @@ static void conv_compare(Conv2dShape s, size_t B, int isa)
     fill_uniform(w, nw, 0.5f, 6);
     fill_uniform(b, (size_t)s.OC, 0.5f, 7);
     fill_uniform(r, no, 1.0f, 8);
-    float *ws = xalloc_aligned((conv2d_ws_floats(&s, B, 2) + 1) * 4);
+    float *ws = xalloc_aligned((conv2d_ws_floats(&s, B, nt) + 1) * 4);
     for (int t = 0; t < 2; t++) {
-        omp_set_num_threads(isa ? 1 : t + 1);
+        omp_set_num_threads(isa || t == 0 ? 1 : nt);
         conv2d_allow_avx512(isa ? t : 1);
         out[t] = malloc(no * 4);
         dx[t] = calloc(nx, 4), dw[t] = calloc(nw, 4), db[t] = calloc((size_t)s.OC, 4);
@@ -127,7 +127,7 @@ static void conv_compare(Conv2dShape s, size_t B, int isa)
     xfree_aligned(ws);
 }
 
-static void conv_threads(Conv2dShape s, size_t B) { conv_compare(s, B, 0); }
+static void conv_threads(Conv2dShape s, size_t B) { conv_compare(s, B, 0, 2); }
 
 Test(conv2d, bitwise_identical_for_1_and_2_threads)
 {
@@ -138,17 +138,29 @@ Test(conv2d, bitwise_identical_for_1_and_2_threads)
     conv_threads(conv2d_shape(6, 40, 1, 1, 0, 5, 5), 37);    /* pointwise */
 }
 
+/* The Winograd weight gradient runs its chains of groups as the threads' tasks when there are at
+ * least as many chains as threads, else one chain after another, each group split among the
+ * threads: the same sums either way. 12x12 (3 samples per group) at batch 3 has one chain, at
+ * batch 6 two, at batch 9 three; 25x30 F(4x4) (2 per group) at batch 5 three. */
+Test(conv2d, bitwise_identical_with_fewer_weight_gradient_chains_than_threads)
+{
+    conv_compare(conv2d_shape(4, 6, 3, 1, 1, 12, 12), 3, 0, 2);
+    conv_compare(conv2d_shape(4, 6, 3, 1, 1, 12, 12), 6, 0, 3);
+    conv_compare(conv2d_shape(4, 6, 3, 1, 1, 12, 12), 9, 0, 2);
+    conv_compare(conv2d_shape(3, 5, 3, 1, 1, 25, 30), 5, 0, 4);
+}
+
 /* The AVX-512 Winograd transforms (where the CPU has them) give the portable code's bits: rows
  * of one vector with a masked end (14, 7 tiles), of several vectors (37 columns), odd sizes. A
  * mixed cluster therefore trains the same weights on every node. */
 Test(conv2d, winograd_avx512_transforms_equal_the_portable_ones)
 {
-    conv_compare(conv2d_shape(3, 5, 3, 1, 1, 28, 28), 3, 1);
-    conv_compare(conv2d_shape(2, 3, 3, 1, 1, 25, 70), 2, 1);
-    conv_compare(conv2d_shape(4, 6, 3, 1, 1, 14, 14), 3, 1);
-    conv_compare(conv2d_shape(2, 3, 3, 1, 1, 11, 13), 2, 1);
-    conv_compare(conv2d_shape(2, 3, 3, 1, 1, 9, 37), 2, 1);
-    conv_compare(conv2d_shape(2, 3, 3, 1, 1, 4, 70), 2, 1);
+    conv_compare(conv2d_shape(3, 5, 3, 1, 1, 28, 28), 3, 1, 1);
+    conv_compare(conv2d_shape(2, 3, 3, 1, 1, 25, 70), 2, 1, 1);
+    conv_compare(conv2d_shape(4, 6, 3, 1, 1, 14, 14), 3, 1, 1);
+    conv_compare(conv2d_shape(2, 3, 3, 1, 1, 11, 13), 2, 1, 1);
+    conv_compare(conv2d_shape(2, 3, 3, 1, 1, 9, 37), 2, 1, 1);
+    conv_compare(conv2d_shape(2, 3, 3, 1, 1, 4, 70), 2, 1, 1);
 }
 /* The weight gradient summed over a whole batch of tiles (two groups of samples, 64 channels,
  * 28x28: F(4x4), and 14x14: F(2x2)) against the exact sum in double. Measured when written:
