@@ -8,11 +8,12 @@
  * forward, the input gradient and the weight gradient F(4x4, 3x3) when both sides are >= 24 (4x
  * fewer multiplications), F(2x2, 3x3) otherwise (2.25x fewer); the others use per-sample im2col
  * + one sgemm (1x1 stride-1 convolutions skip the im2col). The forward and the input gradient
- * are parallel over samples; the weight gradient is summed over the batch in sample order, in
- * pieces whose size depends on the shape alone (a few samples per GEMM on the Winograd path,
- * groups of CONV2D_DW_GROUP samples on the im2col path), with its work split in fixed pieces.
- * No split depends on the thread count, so results are bitwise identical for any number of
- * threads, and a sample's output never depends on the other samples in the batch.
+ * are parallel over samples. The weight gradient is summed over the batch in pieces fixed by the
+ * shape and the batch size: on the im2col path groups of CONV2D_DW_GROUP samples in sample order;
+ * on the Winograd path a few samples per GEMM, group k added into chain k mod 8 (each chain in
+ * group order, one thread per chain), the chains added in order at the end. No split depends on
+ * the thread count, so results are bitwise identical for any number of threads, and a sample's
+ * output never depends on the other samples in the batch.
  *
  * Backward accumulates (+=) into dinp, dw and dbias; any of them may be NULL to skip it.
  * Every call needs a workspace of conv2d_ws_floats() floats (caller-owned, reused).
