@@ -283,12 +283,24 @@ static void arena_layout(Net *n, Layout lay, size_t B)
     n->layout_B = B;
 }
 
+/* p[0..n) = 0, split among the threads in fixed chunks: the gradient buffers are tens of MB,
+ * and one thread clearing them while the others wait was 3-5% of a 2-thread training step */
+static void zero_floats(float *p, size_t n)
+{
+    const size_t chunk = (size_t)1 << 16, nc = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static) if (nc > 1)
+    for (size_t c = 0; c < nc; c++) {
+        const size_t lo = c * chunk, m = n - lo < chunk ? n - lo : chunk;
+        memset(p + lo, 0, m * sizeof(float));
+    }
+}
+
 void net_backward_step_begin(Net *n, int s)
 {
     const Plan *p = &n->plan[LAYOUT_TRAIN];
     for (int k = 0; k < p->n_zero_at[s]; k++) {
         const Act *a = n->acts[p->zero_at[s][k]];
-        memset(a->d, 0, n->B * a->n * sizeof(float));
+        zero_floats(a->d, n->B * a->n);
     }
 }
 
