@@ -1330,6 +1330,7 @@ static void wino_conv_dw(float *dw, const float *dout, const float *inp, const C
     const size_t nch = wino_dw_chains(B, SUB), nU = NE * O * I, gbuf = NE * SUB * T * (I + O);
     const int inner = (size_t)omp_get_max_threads() > nch;
     float *dU = ws, *bufs = ws + nch * nU;
+    if (!nch) return; /* no samples: dw unchanged */
 #pragma omp parallel for schedule(dynamic) if (!inner)
     for (size_t c = 0; c < nch; c++) {
         float *buf = bufs + (inner ? 0 : (size_t)omp_get_thread_num() * gbuf);
