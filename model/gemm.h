@@ -6,9 +6,9 @@
  * not depend on the thread count. That is what makes every result bitwise identical for any
  * number of threads.
  *
- * Engines: OpenBLAS's cblas_sgemm (the default), dfm's own kernels (model/sgemm.h: AVX-512 or
- * AVX2+FMA microkernels chosen at run time from cpuid; about as fast as OpenBLAS on this
- * project's test machine, not faster, so not yet the default) and oneDNN's dnnl_sgemm. DFM_GEMM=own|openblas|onednn in the environment, or
+ * Engines: dfm's own kernels (model/sgemm.h: AVX-512 or AVX2+FMA microkernels chosen at run
+ * time from cpuid; the default wherever one of them runs), OpenBLAS's cblas_sgemm (the default
+ * on a CPU without FMA) and oneDNN's dnnl_sgemm. DFM_GEMM=own|openblas|onednn in the environment, or
  * gemm_set_engine, selects one. Each gives results that depend only on the call's arguments
  * (one thread, fixed blocking). The own engine promises more (gemm_exact): every element is one
  * fma chain over k in order, so its bits depend only on its row of op(A), its column of op(B),

@@ -118,6 +118,16 @@ Test(sgemm, element_independent_of_the_rest_of_the_call)
     free(S);
 }
 
+/* Without DFM_GEMM the layers use the own kernels wherever a vector kernel runs (their bits do
+ * not depend on the CPU), OpenBLAS where only the slow reference would */
+Test(sgemm, default_engine_is_own_where_a_vector_kernel_runs)
+{
+    unsetenv("DFM_GEMM");
+    GemmEngine want = sgemm_kernel_best() == SGEMM_REF ? GEMM_OPENBLAS : GEMM_OWN;
+    cr_assert_eq(gemm_engine(), want);
+    cr_assert_eq(gemm_exact(), want == GEMM_OWN);
+}
+
 /* gemm() with the own engine is sgemm_own with the CPU's best kernel, and that engine says
  * it is exact */
 Test(sgemm, engine_own_routes_to_the_kernels)
