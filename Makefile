@@ -110,6 +110,15 @@ $(BUILD)/%.o: %.c
 	$(call say,CC,$<)
 	$(Q)$(CC) $(CPPFLAGS) $(CFLAGS) -c $< -o $@
 
+# In the sanitizer builds the GEMM kernels (model/sgemm.c) are built as the optimised build
+# builds them, uninstrumented, as OpenBLAS is: instrumented at -O1 every training step's GEMMs
+# ran several times slower and the sanitizer pass took CI past its time budget (t_evaluator.sh
+# alone 184 s). Their results are checked bit for bit against the plain C reference by
+# tests/model/test_sgemm.c.
+ifneq ($(SANITIZER),)
+$(BUILD)/model/sgemm.o: CFLAGS := $(filter-out -O1 -fsanitize=% -fno-sanitize-recover=%,$(CFLAGS)) -O3
+endif
+
 # The batch-script template is compiled into dfm, one C string per line ('?' escaped: no
 # trigraphs).
 $(GEN)/sbatch_template.h: slurm/job.sbatch.in
