@@ -174,7 +174,9 @@ deps:
 	@sh .ci/deps
 
 # ---- tests ---------------------------------------------------------------------------------
-# Each stage prints "N passed, N failed"; any failure stops make with a non-zero status.
+# Each stage prints "N passed, N failed"; any failure stops make with a non-zero status. The
+# Slurm tests mostly wait on the daemons and libFuzzer runs for fixed times on one core: the two
+# run side by side, each one's output printed whole when it ends.
 export OMPI_ALLOW_RUN_AS_ROOT := 1
 export OMPI_ALLOW_RUN_AS_ROOT_CONFIRM := 1
 export OMPI_MCA_rmaps_base_oversubscribe := 1
@@ -182,7 +184,8 @@ export OMPI_MCA_rmaps_base_oversubscribe := 1
 test: deps
 	@$(MAKE) --no-print-directory lint
 	@$(MAKE) -j2 --no-print-directory $(DFM) $(UNIT) $(MPI_TESTS) $(TOOLS) $(FUZZ_BIN)
-	@$(MAKE) --no-print-directory test-unit test-cli test-mpi test-slurm test-fuzz
+	@$(MAKE) --no-print-directory test-unit test-cli test-mpi
+	@$(MAKE) -j2 --output-sync=target --no-print-directory test-slurm test-fuzz
 
 # The unit tests start bin/tools/httpd (the fetcher tests): build the tools too, so that
 # `make test-unit` alone never runs a stale tool.
