@@ -165,14 +165,14 @@ static size_t wino2_tiles(int H, int W) { return (size_t)((H + 1) / 2) * (size_t
 
 static size_t wino_tiles(const Conv2dShape *s) { return wino2_tiles(s->H, s->W); }
 
-/* U[e][o][i] (16, O, I) = G g G^T of g = w[o][i] (3x3); flip: use w[i][o] rotated 180 degrees
- * (the kernel of the input gradient), w then being (I, O, 3, 3). Sixteen i at a time: their
- * kernels copied into lanes, the transform on whole rows of lanes (vectorised), each U[e] row
- * stored contiguously. */
+/* U[e][o][i] (16, O, I) = G g G^T of g = w[o][i] (3x3), or U[e][i][o] (16, I, O) with tr;
+ * flip: use w[i][o] rotated 180 degrees (the kernel of the input gradient), w then being
+ * (I, O, 3, 3). Sixteen i at a time: their kernels copied into lanes, the transform on whole
+ * rows of lanes (vectorised), each U[e] row stored contiguously (a column, with tr). */
 #define WINO_WL 16
 
 __attribute__((target_clones("default", "arch=x86-64-v3", "avx512f"))) static void
-wino_weights_row(float *U, const float *w, size_t O, size_t I, size_t o, int flip)
+wino_weights_row(float *U, const float *w, size_t O, size_t I, size_t o, int flip, int tr)
 {
     for (size_t i0 = 0; i0 < I; i0 += WINO_WL) {
         const size_t n = I - i0 < WINO_WL ? I - i0 : WINO_WL;
@@ -199,16 +199,20 @@ wino_weights_row(float *U, const float *w, size_t O, size_t I, size_t o, int fli
                 u[4 * r + 3][l] = c;
             }
         for (int e = 0; e < 16; e++) {
+            if (tr) {
+                for (size_t l = 0; l < n; l++) U[((size_t)e * I + i0 + l) * O + o] = u[e][l];
+                continue;
+            }
             float *dst = U + ((size_t)e * O + o) * I + i0;
             for (size_t l = 0; l < n; l++) dst[l] = u[e][l];
         }
     }
 }
 
-static void wino_weights(float *U, const float *w, size_t O, size_t I, int flip)
+static void wino_weights(float *U, const float *w, size_t O, size_t I, int flip, int tr)
 {
 #pragma omp parallel for schedule(static)
-    for (size_t o = 0; o < O; o++) wino_weights_row(U, w, O, I, o, flip);
+    for (size_t o = 0; o < O; o++) wino_weights_row(U, w, O, I, o, flip, tr);
 }
 
 /* GroupNorm + SiLU applied while the input is read (conv2d_forward_gn_silu): the statistics of
@@ -595,8 +599,9 @@ static inline void wino4_g(float a, float b, float c, float *y, int st)
     y[5 * st] = c;
 }
 
-/* U[e][o][i] (36, O, I) = G g G^T of g = w[o][i]; flip as for wino_weights */
-static void wino4_weights(float *U, const float *w, size_t O, size_t I, int flip)
+/* U[e][o][i] (36, O, I) = G g G^T of g = w[o][i] (U[e][i][o] with tr); flip as for
+ * wino_weights */
+static void wino4_weights(float *U, const float *w, size_t O, size_t I, int flip, int tr)
 {
 #pragma omp parallel for schedule(static)
     for (size_t o = 0; o < O; o++) {
@@ -606,7 +611,8 @@ static void wino4_weights(float *U, const float *w, size_t O, size_t I, int flip
             for (int k = 0; k < 9; k++) g[k] = flip ? src[8 - k] : src[k];
             for (int c = 0; c < 3; c++) wino4_g(g[c], g[3 + c], g[6 + c], t + c, 3); /* (6, 3) */
             for (int r = 0; r < 6; r++) wino4_g(t[3 * r], t[3 * r + 1], t[3 * r + 2], u + 6 * r, 1);
-            for (int e = 0; e < 36; e++) U[((size_t)e * O + o) * I + i] = u[e];
+            for (int e = 0; e < 36; e++)
+                U[tr ? ((size_t)e * I + i) * O + o : ((size_t)e * O + o) * I + i] = u[e];
         }
     }
 }
@@ -960,7 +966,12 @@ static void wino_conv(float *out, const float *inp, const Conv2dGnSilu *gn, cons
     const size_t T = f4 ? wino4_tiles(H, W) : wino2_tiles(H, W);
     const size_t per = NE * T * (I + O);
     float *U = ws;
-    (f4 ? wino4_weights : wino_weights)(U, w, O, I, flip);
+    /* The own engine computes these narrow products (49 or 16 columns) transposed
+     * (model/sgemm.c), reading op(A)^T along its rows: stored as (NE, I, O), the weights are
+     * read in place, where as (NE, O, I) the kernels packed them again for every sample (about
+     * 5% of a 1-thread training step). The same products in the same order: the same bits. */
+    const int tr = gemm_exact();
+    (f4 ? wino4_weights : wino_weights)(U, w, O, I, flip, tr);
     ws += NE * O * I;
     WinoInFn tin;
     WinoOutFn tout;
@@ -975,7 +986,8 @@ static void wino_conv(float *out, const float *inp, const Conv2dGnSilu *gn, cons
         }
         tin(V, inp + b * I * HW, I, H, W, T, I * T, gn ? &a : NULL);
         for (size_t e = 0; e < NE; e++)
-            gemm(0, 0, O, T, I, 1.0f, U + e * O * I, I, V + e * I * T, T, 0.0f, M + e * O * T, T);
+            gemm(tr, 0, O, T, I, 1.0f, U + e * O * I, tr ? O : I, V + e * I * T, T, 0.0f,
+                 M + e * O * T, T);
         tout(out + b * O * HW, M, bias, O, H, W, T, accumulate);
     }
 }
