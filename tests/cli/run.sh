@@ -27,25 +27,25 @@ for t in "$here"/t_*.sh; do
     n=$(basename "$t" .sh)
     case " $names " in *" $n "*) ;; *) names="$names $n" ;; esac
 done
-todo=
+queue=
 for n in $names; do
     case " ${CLI_SKIP:-} " in *" $n "*) echo "cli: $n.sh: skipped (CLI_SKIP)"; continue ;; esac
-    todo="$todo $n"
+    queue="$queue $n"
 done
 
 # one script: its output to $out/NAME.out, then "rc seconds" to $out/NAME.rc
 export here out
-printf '%s\n' $todo | xargs -P "$jobs" -I{} sh -c '
+printf '%s\n' $queue | xargs -P "$jobs" -I{} sh -c '
     t0=$(date +%s)
     sh "$here/$1.sh" > "$out/$1.out" 2>&1
     echo "$? $(($(date +%s) - t0))" > "$out/$1.rc"' sh {}
 
 pass=0
 fail=0
-for n in $(printf '%s\n' $todo | sort); do
+for n in $(printf '%s\n' $queue | sort); do
     set -- $(cat "$out/$n.rc" 2>/dev/null || echo "127 0")
     rc=$1 secs=$2
-    printf '%s\n' "$(cat "$out/$n.out")" | grep '^not ok ' || true
+    grep '^not ok ' "$out/$n.out" || true
     p=$(grep -c '^ok ' "$out/$n.out")
     f=$(grep -c '^not ok ' "$out/$n.out")
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
