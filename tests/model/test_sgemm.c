@@ -19,11 +19,12 @@ typedef struct {
 } Dims;
 
 /* small odd shapes, M = 1 (the dense layers), K over several KC blocks, N over several NC
- * blocks, the widths of the U-Net's 7x7 level, and few columns under many rows (computed
- * transposed) */
-static const Dims SHAPES[] = {{1, 1, 1},   {7, 5, 3},     {1, 300, 257}, {13, 67, 259},
+ * blocks, the widths of the U-Net's 7x7 level, few columns under many rows (computed
+ * transposed), and a last partial vector of columns (49 = 3 * 16 + 1, 67 = 4 * 16 + 3: with
+ * op(A) transposed those columns are computed apart, transposed; 1400 of them take the heap) */
+static const Dims SHAPES[] = {{1, 1, 1},     {7, 5, 3},     {1, 300, 257}, {13, 67, 259},
                               {37, 600, 70}, {65, 49, 513}, {6, 64, 9},    {17, 33, 600},
-                              {128, 49, 37}, {100, 9, 300}};
+                              {128, 49, 37}, {100, 9, 300}, {64, 49, 64},  {1400, 35, 20}};
 static const float AB[][2] = {{1.0f, 0.0f}, {1.0f, 1.0f}, {0.37f, -0.5f}};
 
 static int kernel_runs(SgemmKernel k) { return k <= sgemm_kernel_best(); }
