@@ -15,7 +15,8 @@
 #define WINO_X86 0
 #endif
 
-/* rows of the weight gradient handled by one task (fixed, independent of the thread count) */
+/* rows of the weight gradient handled by one task with engines other than the own (fixed,
+ * independent of the thread count) */
 #define DW_ROW_CHUNK 32
 
 static int use_winograd(const Conv2dShape *s);
@@ -1409,7 +1410,17 @@ void conv2d_backward(float *dinp, float *dw, float *dbias, const float *dout, co
     const size_t KK = (size_t)s->IC * s->K * s->K, OHW = (size_t)s->OH * s->OW;
     const size_t HW = (size_t)s->H * s->W, OC = (size_t)s->OC;
     const int pw = is_pointwise(s);
-    const size_t nchunk = (OC + DW_ROW_CHUNK - 1) / DW_ROW_CHUNK;
+    /* The weight gradient's rows in chunks, one per thread: each chunk's product packs the
+     * transposed input again (a 1x1 layer of 128 outputs packed it 4 times per sample in chunks
+     * of 32, 1% of a 1-thread training step). With the own engine every element is the same fma
+     * chain whatever M (model/sgemm.h), so the chunks follow the thread count; other engines keep
+     * fixed chunks of DW_ROW_CHUNK rows, which keep their bits independent of it. */
+    size_t rows = DW_ROW_CHUNK;
+    if (gemm_exact()) {
+        const size_t nt = (size_t)omp_get_max_threads();
+        rows = ((OC + nt - 1) / nt + 7) / 8 * 8;
+    }
+    const size_t nchunk = (OC + rows - 1) / rows;
 
     /* bias gradient: per output channel, samples in order, in double */
     if (dbias) {
@@ -1425,10 +1436,10 @@ void conv2d_backward(float *dinp, float *dw, float *dbias, const float *dout, co
     if (dw && use_winograd(s)) {
         wino_conv_dw(dw, dout, inp, s, B, ws);
     } else if (dw && pw) {
-        /* col_b is the input itself: accumulate sample by sample, rows split in fixed chunks */
+        /* col_b is the input itself: accumulate sample by sample, rows split in chunks */
 #pragma omp parallel for schedule(static)
         for (size_t ch = 0; ch < nchunk; ch++) {
-            size_t r0 = ch * DW_ROW_CHUNK, nr = OC - r0 < DW_ROW_CHUNK ? OC - r0 : DW_ROW_CHUNK;
+            size_t r0 = ch * rows, nr = OC - r0 < rows ? OC - r0 : rows;
             for (size_t b = 0; b < B; b++)
                 gemm(0, 1, nr, KK, OHW, 1.0f, dout + (b * OC + r0) * OHW, OHW,
                      inp + b * s->IC * HW, HW, 1.0f, dw + r0 * KK, KK);
@@ -1448,7 +1459,7 @@ void conv2d_backward(float *dinp, float *dw, float *dbias, const float *dout, co
             }
 #pragma omp parallel for schedule(static)
             for (size_t ch = 0; ch < nchunk; ch++) {
-                size_t r0 = ch * DW_ROW_CHUNK, nr = OC - r0 < DW_ROW_CHUNK ? OC - r0 : DW_ROW_CHUNK;
+                size_t r0 = ch * rows, nr = OC - r0 < rows ? OC - r0 : rows;
                 gemm(0, 1, nr, KK, ld, 1.0f, dt + r0 * ld, ld, col, ld, 1.0f, dw + r0 * KK, KK);
             }
         }
