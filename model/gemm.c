@@ -34,8 +34,11 @@ void gemm_single_thread(void)
 /* The own kernels wherever they have a vector kernel: their bits do not depend on the CPU, and
  * they run AVX-512 where OpenBLAS is pinned to its AVX2 (Haswell) kernels. On a Zen 5 core,
  * whose 512-bit FMAs issue at full rate, that made the fmnist-small training step 1.3x faster
- * (tests/bench/bench_model); on a Zen 4 core, which splits them in two, it was as fast. Without
- * FMA the reference kernel would be slow: OpenBLAS then. */
+ * (tests/bench/bench_model). On a Zen 4 core, which splits them in two, OpenBLAS's own AVX-512
+ * (Cooperlake) kernels were about 10% faster until the own ones handled the U-Net's narrow
+ * products better (model/sgemm.c); since then the own are about 5% faster there too
+ * (DFM_GEMM=openblas|own bench_model 64 1 2, 3 alternating pairs). Without FMA the reference
+ * kernel would be slow: OpenBLAS then. */
 static GemmEngine engine_default(void)
 {
     return own_kernel() == SGEMM_REF ? GEMM_OPENBLAS : GEMM_OWN;

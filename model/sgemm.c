@@ -158,8 +158,8 @@ static void pack_b(float *restrict bp, const float *B, size_t ldb, int tb, size_
 
 /* ---- microkernels -------------------------------------------------------------------------- */
 /* A tile of MR rows and nr columns of C, over kc values of k:
- *   op(A)[i][k] = a[i][k * sk], a[i] = a0 + min(i, mr - 1) * sa (rows past mr repeat the last
- *                 real row, which keeps every read inside A; their sums are never stored),
+ *   op(A)[i][k] = a[i][k * sk], a[i] = a0 + i * sa for the mr (1..MR) rows the instance computes
+ *                 (sa = 1 when unit),
  *   op(B)[k][j] = b[k * sb + j], read with masks past column nr,
  * c: the tile's top-left element. first: start from zero (else from the running sums in c);
  * last: apply alpha and beta (else store the running sums). */
@@ -170,9 +170,9 @@ static void pack_b(float *restrict bp, const float *B, size_t ldb, int tb, size_
 
 AVX512 __mmask16 mask16(int n) { return n >= 16 ? (__mmask16)0xFFFF : n <= 0 ? 0 : (__mmask16)((1u << n) - 1); }
 
-AVX512 void ukr512(const int nv, const int mr, const int unit, size_t kc, const float *a0, size_t sa, size_t sk,
-                   const float *b, size_t sb, float *c, size_t ldc, int nr, int first, int last,
-                   float alpha, float beta)
+AVX512 void ukr512(const int nv, const int mr, const int unit, size_t kc, const float *a0,
+                   size_t sa, size_t sk, const float *b, size_t sb, float *c, size_t ldc, int nr,
+                   int first, int last, float alpha, float beta)
 {
     __m512 acc[MR512][NV512];
     __mmask16 m[NV512];
@@ -231,7 +231,8 @@ AVX512 void ukr512(const int nv, const int mr, const int unit, size_t kc, const 
  * 1) costs only its own rows, and per unit or general row stride of op(A): with unit stride (op(A)
  * transposed) the row pointers are one register plus constants, where otherwise the compiler ran
  * out of registers for them (1-vector panels ran at 70% of the 16-wide FMA rate, 80% after). */
-#define UKR512(NV, MRc) ukr512(NV, MRc, unit, kc, a0, sa, sk, b, sb, c, ldc, nr, first, last, alpha, beta)
+#define UKR512(NV, MRc)                                                                            \
+    ukr512(NV, MRc, unit, kc, a0, sa, sk, b, sb, c, ldc, nr, first, last, alpha, beta)
 #define UKR512_ROWS(NV)                                                                            \
     switch (mr) {                                                                                  \
     case 1: UKR512(NV, 1); break;                                                                  \
@@ -319,7 +320,8 @@ AVX2 void ukr256(const int nv, const int mr, const int unit, size_t kc, const fl
     }
 }
 
-#define UKR256(NV, MRc) ukr256(NV, MRc, unit, kc, a0, sa, sk, b, sb, c, ldc, nr, first, last, alpha, beta)
+#define UKR256(NV, MRc)                                                                            \
+    ukr256(NV, MRc, unit, kc, a0, sa, sk, b, sb, c, ldc, nr, first, last, alpha, beta)
 #define UKR256_ROWS(NV)                                                                            \
     switch (mr) {                                                                                  \
     case 1: UKR256(NV, 1); break;                                                                  \
