@@ -830,6 +830,7 @@ wino4_output_c(float *out, const float *M, const float *bias, size_t O, int H, i
 /* As for F(2x2): every array is read only in whole aligned vectors that were stored as such,
  * and the shifts (by one column in the split, by one tile along t) are made in registers. */
 #define WINO4_NB (WINO4_NE / WINO_V + 1)    /* vectors of tiles per row, at most */
+#define WINO4_PAIR_MAX_W 28                 /* rows of two channels per vector, up to this */
 #define WINO4_NEP ((WINO4_NB + 1) * WINO_V) /* one more, zero, for the shift */
 
 __attribute__((target("avx512f"))) static void wino4_input_avx512(float *V, const float *x,
@@ -848,15 +849,27 @@ __attribute__((target("avx512f"))) static void wino4_input_avx512(float *V, cons
     const __m512i stride4 =
         _mm512_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28, 0, 4, 8, 12, 16, 20, 24, 28);
     const __m512 zero = _mm512_setzero_ps();
+    /* A row of at most 28 columns (7 tiles) fills lanes 0..7 of col[q] from a[0], a[1]: a[2] and
+     * a[3] then take the same row of channel c + 1, whose values land in lanes 8..15 of every
+     * array, and the two channels are stored from the two halves (an odd last channel is paired
+     * with itself). Lane 8 of the shifted column is column 30 of channel c, zero as past the
+     * row's end; tile 7 (lane 7), which reads lane 8, is never stored. The same operations on
+     * every lane: the same bits. */
+    const int pair = NB == 1 && W <= WINO4_PAIR_MAX_W;
+    const size_t HW = (size_t)H * W;
     ASSERT(W <= WINO4_MAX_W);
-    for (size_t c = 0; c < C; c++) {
-        const float *xc = x + c * (size_t)H * W;
-        __m512 asc = zero, ash = zero;
+    for (size_t c = 0; c < C; c += pair ? 2 : 1) {
+        const size_t c1 = pair && c + 1 < C ? c + 1 : c;
+        const float *xc = x + c * HW, *xc1 = x + c1 * HW;
+        __m512 asc = zero, ash = zero, asc1 = zero, ash1 = zero;
         if (act) {
             float sc, sh;
             wino_act_coef(act, c, &sc, &sh);
             asc = _mm512_set1_ps(sc);
             ash = _mm512_set1_ps(sh);
+            wino_act_coef(act, c1, &sc, &sh);
+            asc1 = _mm512_set1_ps(sc);
+            ash1 = _mm512_set1_ps(sh);
         }
         int next = 0; /* the next padded row to read */
         for (int ty = 0; ty < TH; ty++) {
@@ -867,16 +880,23 @@ __attribute__((target("avx512f"))) static void wino4_input_avx512(float *V, cons
                     for (int k = 0; k < NP; k += WINO_V) _mm512_store_ps(d + k, zero);
                     continue;
                 }
-                const float *row = xc + (size_t)yy * W;
-                if (c + 1 < C) wino_prefetch_row(row + (size_t)H * W, W);
+                const float *row = xc + (size_t)yy * W, *row1 = xc1 + (size_t)yy * W;
+                if (pair && c + 2 < C) {
+                    wino_prefetch_row(row + 2 * HW, W);
+                    wino_prefetch_row(row1 + 2 * HW, W);
+                } else if (!pair && c + 1 < C) {
+                    wino_prefetch_row(row + HW, W);
+                }
                 __m512 prev3 = zero; /* x[4m + 2] of the previous 16 m: padded column 4m + 3 */
                 for (int mb = 0; mb < NB; mb++) { /* 16 m at a time: x[64 mb .. 64 mb + 63] */
                     __m512 a[4];
                     for (int k = 0; k < 4; k++) {
-                        const int s0 = 64 * mb + WINO_V * k;
+                        const int second = pair && k >= 2;
+                        const int s0 = second ? WINO_V * (k - 2) : 64 * mb + WINO_V * k;
                         __mmask16 m = wino_mask(W - s0);
-                        a[k] = _mm512_maskz_loadu_ps(m, row + s0);
-                        if (act && m) a[k] = wino_act_v(a[k], m, asc, ash); /* else zero */
+                        a[k] = _mm512_maskz_loadu_ps(m, (second ? row1 : row) + s0);
+                        if (act && m) /* else zero */
+                            a[k] = wino_act_v(a[k], m, second ? asc1 : asc, second ? ash1 : ash);
                     }
                     __m512 col[4]; /* col[q] lane l = x[64 mb + 4 l + q] */
                     for (int q = 0; q < 4; q++) {
@@ -913,7 +933,7 @@ __attribute__((target("avx512f"))) static void wino4_input_avx512(float *V, cons
                 _mm512_store_ps(t[4] + k, y4);
                 _mm512_store_ps(t[5] + k, y5);
             }
-            float *v = V + c * ld + (size_t)ty * TW;
+            float *v = V + c * ld + (size_t)ty * TW, *v1 = V + c1 * ld + (size_t)ty * TW;
             for (int i = 0; i < 6; i++) { /* V = t B along the rows */
                 const float *p0 = t[i], *p1 = p0 + NEP, *p2 = p1 + NEP, *p3 = p2 + NEP;
                 float *v0 = v + (size_t)(6 * i) * ST;
@@ -935,6 +955,13 @@ __attribute__((target("avx512f"))) static void wino4_input_avx512(float *V, cons
                     _mm512_mask_storeu_ps(v0 + 3 * ST + tx, m, y3);
                     _mm512_mask_storeu_ps(v0 + 4 * ST + tx, m, y4);
                     _mm512_mask_storeu_ps(v0 + 5 * ST + tx, m, y5);
+                    if (pair) { /* tx is 0: channel c1 from lanes 8..15 */
+                        float *w0 = v1 + (size_t)(6 * i) * ST;
+                        const __m512 y[6] = {y0, y1, y2, y3, y4, y5};
+                        for (int q = 0; q < 6; q++)
+                            _mm512_mask_storeu_ps(w0 + (size_t)q * ST, m,
+                                                  _mm512_shuffle_f32x4(y[q], y[q], 0xEE));
+                    }
                 }
             }
         }

@@ -152,8 +152,8 @@ Test(conv2d, bitwise_identical_with_fewer_weight_gradient_chains_than_threads)
 
 /* The AVX-512 Winograd transforms (where the CPU has them) give the portable code's bits: rows
  * of one vector with a masked end (14, 7 tiles), of several vectors (37 columns), odd sizes, maps
- * of at most 14 columns, whose input transform takes two channels per vector, with odd channel
- * counts. A
+ * of at most 14 (F(2x2)) or 28 (F(4x4)) columns, whose input transforms take two channels per
+ * vector, with odd channel counts. A
  * mixed cluster therefore trains the same weights on every node. */
 Test(conv2d, winograd_avx512_transforms_equal_the_portable_ones)
 {
@@ -161,6 +161,7 @@ Test(conv2d, winograd_avx512_transforms_equal_the_portable_ones)
     conv_compare(conv2d_shape(2, 3, 3, 1, 1, 25, 70), 2, 1, 1);
     conv_compare(conv2d_shape(4, 6, 3, 1, 1, 14, 14), 3, 1, 1);
     conv_compare(conv2d_shape(3, 5, 3, 1, 1, 7, 7), 2, 1, 1); /* odd channel counts, paired */
+    conv_compare(conv2d_shape(3, 5, 3, 1, 1, 24, 27), 2, 1, 1); /* the same with F(4x4) */
     conv_compare(conv2d_shape(2, 3, 3, 1, 1, 11, 13), 2, 1, 1);
     conv_compare(conv2d_shape(2, 3, 3, 1, 1, 9, 37), 2, 1, 1);
     conv_compare(conv2d_shape(2, 3, 3, 1, 1, 4, 70), 2, 1, 1);
@@ -269,6 +270,7 @@ Test(conv2d, groupnorm_silu_fused_into_the_winograd_input)
     gn_fused(conv2d_shape(4, 3, 3, 1, 1, 25, 30), 2, 2);
     gn_fused(conv2d_shape(6, 4, 3, 1, 1, 14, 14), 3, 3);
     gn_fused(conv2d_shape(5, 3, 3, 1, 1, 7, 7), 2, 5);
+    gn_fused(conv2d_shape(3, 4, 3, 1, 1, 26, 24), 2, 3);
     gn_fused(conv2d_shape(4, 3, 3, 1, 1, 11, 13), 2, 2);
     gn_fused(conv2d_shape(2, 3, 3, 1, 1, 9, 37), 2, 1);
 }
