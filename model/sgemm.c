@@ -233,15 +233,17 @@ AVX512 void ukr512(const int nv, const int mr, const int unit, size_t kc, const 
  * out of registers for them (1-vector panels ran at 70% of the 16-wide FMA rate, 80% after). */
 #define UKR512(NV, MRc)                                                                            \
     ukr512(NV, MRc, unit, kc, a0, sa, sk, b, sb, c, ldc, nr, first, last, alpha, beta)
-#define UKR512_ROWS(NV)                                                                            \
+/* the instance for the strip's row count: UKR(NV, rows), rows 1 .. 5 or MRMAX (both kernels) */
+#define UKR_ROWS(UKR, NV, MRMAX)                                                                   \
     switch (mr) {                                                                                  \
-    case 1: UKR512(NV, 1); break;                                                                  \
-    case 2: UKR512(NV, 2); break;                                                                  \
-    case 3: UKR512(NV, 3); break;                                                                  \
-    case 4: UKR512(NV, 4); break;                                                                  \
-    case 5: UKR512(NV, 5); break;                                                                  \
-    default: UKR512(NV, MR512); break;                                                             \
+    case 1: UKR(NV, 1); break;                                                                     \
+    case 2: UKR(NV, 2); break;                                                                     \
+    case 3: UKR(NV, 3); break;                                                                     \
+    case 4: UKR(NV, 4); break;                                                                     \
+    case 5: UKR(NV, 5); break;                                                                     \
+    default: UKR(NV, MRMAX); break;                                                                \
     }
+#define UKR512_ROWS(NV) UKR_ROWS(UKR512, NV, MR512)
 __attribute__((target("avx512f"))) static void
 kernel512(int nv, size_t kc, const float *a0, size_t sa, size_t sk, int mr, const float *b,
           size_t sb, float *c, size_t ldc, int nr, int first, int last, float alpha, float beta)
@@ -322,15 +324,7 @@ AVX2 void ukr256(const int nv, const int mr, const int unit, size_t kc, const fl
 
 #define UKR256(NV, MRc)                                                                            \
     ukr256(NV, MRc, unit, kc, a0, sa, sk, b, sb, c, ldc, nr, first, last, alpha, beta)
-#define UKR256_ROWS(NV)                                                                            \
-    switch (mr) {                                                                                  \
-    case 1: UKR256(NV, 1); break;                                                                  \
-    case 2: UKR256(NV, 2); break;                                                                  \
-    case 3: UKR256(NV, 3); break;                                                                  \
-    case 4: UKR256(NV, 4); break;                                                                  \
-    case 5: UKR256(NV, 5); break;                                                                  \
-    default: UKR256(NV, MR256); break;                                                             \
-    }
+#define UKR256_ROWS(NV) UKR_ROWS(UKR256, NV, MR256)
 __attribute__((target("avx2,fma"))) static void
 kernel256(int nv, size_t kc, const float *a0, size_t sa, size_t sk, int mr, const float *b,
           size_t sb, float *c, size_t ldc, int nr, int first, int last, float alpha, float beta)
