@@ -19,7 +19,9 @@ static void validate_usage(FILE *f)
             "\n"
             "Check a job spec (strict schema: unknown keys, wrong types, out-of-range values,\n"
             "inconsistent settings) and print it fully resolved as YAML on stdout; the output is\n"
-            "itself a valid job spec that loads to the same settings.\n"
+            "itself a valid job spec that loads to the same settings. Comment lines before it give\n"
+            "the model's size and the memory a rank needs at the job's micro-batch, in all and by\n"
+            "category (parameters and gradients, optimizer state, activations, workspace).\n"
             "\n"
             "options:\n"
             "  --set KEY=VALUE   override one key after loading, e.g. --set train.lr=1e-4,\n"
@@ -46,8 +48,14 @@ int cmd_validate(int argc, char **argv)
     printf("# model: %s, %zu parameters, %.4g GFLOP per sample (forward)\n",
            nc.kind == NET_UNET ? "U-Net" : "MLP", nparams, net_flops_per_sample(&nc) / 1e9);
     NetMemory mem; /* parameters, optimizer state, activations, workspace: model/net.h */
-    if (net_memory_estimate(&nc, (size_t)js.train.micro_batch, js.train.threads, js.train.ema.decay > 0, &mem) == ERR_OK)
-        printf("# memory: needs about %.0f MiB per rank at micro-batch %d\n", (double)mem.total / 1048576.0, js.train.micro_batch);
+    if (net_memory_estimate(&nc, (size_t)js.train.micro_batch, js.train.threads, js.train.ema.decay > 0, &mem) == ERR_OK) {
+        const double MiB = 1048576.0;
+        printf("# memory: needs about %.0f MiB per rank at micro-batch %d\n", (double)mem.total / MiB, js.train.micro_batch);
+        printf("# memory by category: parameters and gradients %.1f MiB, optimizer state %.1f MiB, "
+               "activations %.1f MiB, workspace %.1f MiB\n",
+               (double)mem.params / MiB, (double)mem.optimizer / MiB, (double)mem.activations / MiB,
+               (double)mem.workspace / MiB);
+    }
     rc = jobspec_emit(&js, stdout);
     jobspec_free(&js);
     if (rc == ERR_OK && fflush(stdout) != 0) rc = ERR(ERR_IO, "cannot write the resolved spec to stdout: %s", strerror(errno));
