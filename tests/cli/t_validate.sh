@@ -113,11 +113,12 @@ else notok "--set cross-field error" "exit $rc: $(cat "$TMP/err")"; fi
 
 # the memory line: the arena's plan, growing with the micro-batch
 m8=$("$DFM" validate jobs/bench-fmnist-small.yaml --set train.micro_batch=8 2>&1 | sed -n 's/^# memory: needs about \([0-9]*\) MiB per rank at micro-batch 8$/\1/p')
-m16=$("$DFM" validate jobs/bench-fmnist-small.yaml --set train.micro_batch=16 2>&1 | sed -n 's/^# memory: needs about \([0-9]*\) MiB per rank at micro-batch 16$/\1/p')
+"$DFM" validate jobs/bench-fmnist-small.yaml --set train.micro_batch=16 > "$TMP/mem16" 2>&1
+m16=$(sed -n 's/^# memory: needs about \([0-9]*\) MiB per rank at micro-batch 16$/\1/p' "$TMP/mem16")
 if [ -n "$m8" ] && [ -n "$m16" ] && [ "$m16" -gt "$m8" ]; then ok "memory estimate per rank ($m8, $m16 MiB)"
 else notok "memory estimate per rank" "micro-batch 8: '$m8', 16: '$m16'"; fi
 # and its categories, which add up to it (each rounded to 0.1 MiB, the total to 1)
-cat=$("$DFM" validate jobs/bench-fmnist-small.yaml --set train.micro_batch=16 2>&1 | sed -n 's/^# memory by category: parameters and gradients \([0-9.]*\) MiB, optimizer state \([0-9.]*\) MiB, activations \([0-9.]*\) MiB, workspace \([0-9.]*\) MiB$/\1 \2 \3 \4/p')
+cat=$(sed -n 's/^# memory by category: parameters and gradients \([0-9.]*\) MiB, optimizer state \([0-9.]*\) MiB, activations \([0-9.]*\) MiB, workspace \([0-9.]*\) MiB$/\1 \2 \3 \4/p' "$TMP/mem16")
 if [ -n "$cat" ] && [ -n "$m16" ] && echo "$cat $m16" | awk '{ s = $1 + $2 + $3 + $4; d = s - $5; exit !(d < 1 && d > -1 && $1 > 0 && $2 > 0 && $3 > 0) }'
 then ok "memory by category adds up ($cat MiB; $m16 in all)"
 else notok "memory by category" "'$cat' against '$m16'"; fi
